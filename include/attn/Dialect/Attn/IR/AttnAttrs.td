@@ -1,0 +1,171 @@
+//===- AttnAttrs.td - attn attributes ----------------------*- tablegen -*-===//
+
+#ifndef ATTN_DIALECT_ATTN_IR_ATTNATTRS_TD
+#define ATTN_DIALECT_ATTN_IR_ATTNATTRS_TD
+
+include "attn/Dialect/Attn/IR/AttnDialect.td"
+include "attn/Dialect/Attn/IR/AttnEnums.td"
+include "attn/Dialect/Attn/IR/AttnInterfaces.td"
+include "mlir/IR/AttrTypeBase.td"
+
+//===----------------------------------------------------------------------===//
+// Enum attributes
+//===----------------------------------------------------------------------===//
+
+class Attn_EnumAttr<EnumAttrInfo info, string name>
+    : EnumAttr<Attn_Dialect, info, name> {
+  let assemblyFormat = "`<` $value `>`";
+}
+
+def Attn_ScoreKindAttr : Attn_EnumAttr<Attn_ScoreKind, "score_kind">;
+def Attn_FeatureMapAttr : Attn_EnumAttr<Attn_FeatureMap, "feature_map">;
+def Attn_NormalizationAttr
+    : Attn_EnumAttr<Attn_Normalization, "normalization">;
+
+//===----------------------------------------------------------------------===//
+// Mask attributes
+//===----------------------------------------------------------------------===//
+
+class Attn_MaskAttr<string name, string attrMnemonic, bit local>
+    : AttrDef<Attn_Dialect, name,
+              [Attn_MaskAttrInterface]> {
+  let mnemonic = attrMnemonic;
+  let extraClassDeclaration = "bool isLocal() const { return "
+      # !if(local, "true", "false") # "; }";
+}
+
+def Attn_AlignmentParameter : EnumParameter<Attn_Alignment> {
+  let defaultValue = "::mlir::attn::Alignment::top_left";
+}
+
+def Attn_CausalAttr : Attn_MaskAttr<"Causal", "causal", 0> {
+  let summary = "key j is visible to query i iff j <= pos(i)";
+  let description = [{
+    `pos(i)` is `i` (`top_left`) or `i + Sk - Sq` (`bottom_right`).
+    ```mlir
+    #attn.causal
+    #attn.causal<bottom_right>
+    ```
+  }];
+  let parameters = (ins DefaultValuedParameter<"::mlir::attn::Alignment",
+      "::mlir::attn::Alignment::top_left">:$alignment);
+  let assemblyFormat = "(`<` $alignment^ `>`)?";
+}
+
+def Attn_SlidingWindowAttr
+    : Attn_MaskAttr<"SlidingWindow", "sliding_window", 1> {
+  let summary = "pos(i) - left <= j <= pos(i) + right";
+  let description = [{
+    A band around the (aligned) diagonal. `left = 0, right = 0` keeps the
+    diagonal only. Together with `#attn.causal` it is the usual causal sliding
+    window; `left = 1, right = -1` is not allowed (use `right = 0` with
+    causal for "previous tokens only").
+    ```mlir
+    #attn.sliding_window<left = 1024, right = 0>
+    ```
+  }];
+  let parameters = (ins "int64_t":$left,
+      DefaultValuedParameter<"int64_t", "0">:$right,
+      DefaultValuedParameter<"::mlir::attn::Alignment",
+          "::mlir::attn::Alignment::top_left">:$alignment);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def Attn_SinkTokensAttr : Attn_MaskAttr<"SinkTokens", "sink_tokens", 0> {
+  let summary = "the first `count` keys stay visible through local masks";
+  let description = [{
+    StreamingLLM's attention sinks: keys `j < count` are visible whatever the
+    local masks (window, chunk, neighborhood) say; global masks (causal,
+    document, prefix-LM, the mask region) still apply.
+    ```mlir
+    mask = [#attn.causal, #attn.sink_tokens<count = 4>,
+            #attn.sliding_window<left = 1024>]
+    ```
+  }];
+  let parameters = (ins "int64_t":$count);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def Attn_ChunkedAttr : Attn_MaskAttr<"Chunked", "chunked", 1> {
+  let summary = "pos(i) / size == j / size";
+  let description = [{
+    Chunked (block-local) attention as in Llama 4: queries see the keys of
+    their own chunk of `size` positions.
+    ```mlir
+    #attn.chunked<size = 8192>
+    ```
+  }];
+  let parameters = (ins "int64_t":$size);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def Attn_Neighborhood1DAttr
+    : Attn_MaskAttr<"Neighborhood1D", "neighborhood_1d", 1> {
+  let summary = "1-D neighborhood attention (NATTEN) with dilation";
+  let description = [{
+    Positions split into `dilation` interleaved groups (`i mod dilation`).
+    Inside its group, query `i` sees the `kernel` group members centred on it,
+    the window shifted inward at the sequence ends so that every query sees
+    exactly `kernel` keys. `kernel` is odd; requires `Sq == Sk` and
+    `kernel * dilation <= Sk`.
+    ```mlir
+    #attn.neighborhood_1d<kernel = 7, dilation = 2>
+    ```
+  }];
+  let parameters = (ins "int64_t":$kernel,
+                        DefaultValuedParameter<"int64_t", "1">:$dilation);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def Attn_Neighborhood2DAttr
+    : Attn_MaskAttr<"Neighborhood2D", "neighborhood_2d", 1> {
+  let summary = "2-D neighborhood attention over a row-major token grid";
+  let description = [{
+    Tokens are the cells of a `height x width` grid in row-major order
+    (`Sq == Sk == height * width`). Query `(r, c)` sees key `(r', c')` iff
+    `r'` is in the 1-D neighborhood of `r` (kernel `kernel_h`, dilation
+    `dilation_h`, over `height`) and `c'` in that of `c` (over `width`).
+    ```mlir
+    #attn.neighborhood_2d<height = 16, width = 16, kernel_h = 5,
+                          kernel_w = 5, dilation_h = 2, dilation_w = 2>
+    ```
+  }];
+  let parameters = (ins "int64_t":$height, "int64_t":$width,
+      "int64_t":$kernel_h, "int64_t":$kernel_w,
+      DefaultValuedParameter<"int64_t", "1">:$dilation_h,
+      DefaultValuedParameter<"int64_t", "1">:$dilation_w);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def Attn_DocumentAttr : Attn_MaskAttr<"Document", "document", 0> {
+  let summary = "document masking from captured segment ids";
+  let description = [{
+    Key `j` is visible to query `i` iff
+    `captures[q_segments][b, i] == captures[kv_segments][b, j]`; the captures
+    are `tensor<B x Sq x i32>` and `tensor<B x Sk x i32>` (one capture serves
+    both when `Sq == Sk`).
+    ```mlir
+    #attn.document<q_segments = 0, kv_segments = 0>
+    ```
+  }];
+  let parameters = (ins "int64_t":$q_segments, "int64_t":$kv_segments);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def Attn_PrefixLMAttr : Attn_MaskAttr<"PrefixLM", "prefix_lm", 0> {
+  let summary = "bidirectional prefix, causal after it";
+  let description = [{
+    Key `j` is visible to query `i` iff `j < prefix` or `j <= pos(i)`.
+    It implies causality past the prefix, so it does not combine with
+    `#attn.causal`.
+    ```mlir
+    #attn.prefix_lm<prefix = 64>
+    ```
+  }];
+  let parameters = (ins "int64_t":$prefix,
+      DefaultValuedParameter<"::mlir::attn::Alignment",
+          "::mlir::attn::Alignment::top_left">:$alignment);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+#endif // ATTN_DIALECT_ATTN_IR_ATTNATTRS_TD

@@ -1,0 +1,562 @@
+//===- AttnOps.cpp - attn operations ----------------------------*- C++ -*-===//
+//
+// Verifiers of attn.variant, attn.attention and attn.yield. Every rule reports
+// on the op and names the operand, attribute or region at fault.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/SmallPtrSet.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+
+#include "attn/Dialect/Attn/IR/AttnOpInterfaces.cpp.inc"
+
+#define GET_OP_CLASSES
+#include "attn/Dialect/Attn/IR/AttnOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Helpers
+//===----------------------------------------------------------------------===//
+
+bool mlir::attn::isSoftmaxFamily(Normalization norm) {
+  return norm == Normalization::softmax || norm == Normalization::softmax1 ||
+         norm == Normalization::scalable_softmax;
+}
+
+bool mlir::attn::isShiftInvariant(VariantSpecOpInterface spec,
+                                  bool hasSinkLogits) {
+  Normalization norm = spec.getNormalization();
+  if (norm != Normalization::softmax &&
+      norm != Normalization::scalable_softmax)
+    return false;
+  return !hasSinkLogits && spec.getScoreMod().empty();
+}
+
+double mlir::attn::getEffectiveScale(VariantSpecOpInterface spec,
+                                     int64_t headDim) {
+  if (std::optional<APFloat> scale = spec.getScale())
+    return scale->convertToDouble();
+  return 1.0 / std::sqrt(static_cast<double>(headDim));
+}
+
+double mlir::attn::getEffectiveGamma(VariantSpecOpInterface spec,
+                                     int64_t headDim) {
+  if (std::optional<APFloat> gamma = spec.getGamma())
+    return gamma->convertToDouble();
+  return 0.5 / std::sqrt(static_cast<double>(headDim));
+}
+
+/// Two sizes disagree only when both are static.
+static bool sizesDiffer(int64_t a, int64_t b) {
+  return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
+}
+
+static std::string formatShape(ArrayRef<int64_t> shape) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << "[";
+  llvm::interleaveComma(shape, os, [&](int64_t d) {
+    if (ShapedType::isDynamic(d))
+      os << "?";
+    else
+      os << d;
+  });
+  os << "]";
+  return s;
+}
+
+/// A region argument of type `declared` accepts an operand of type `actual`
+/// when ranks and element types agree and every static size of `declared`
+/// matches.
+static bool isCompatibleCapture(Type declared, Type actual) {
+  auto d = dyn_cast<RankedTensorType>(declared);
+  auto a = dyn_cast<RankedTensorType>(actual);
+  if (!d || !a || d.getRank() != a.getRank() ||
+      d.getElementType() != a.getElementType())
+    return false;
+  for (auto [x, y] : llvm::zip(d.getShape(), a.getShape()))
+    if (sizesDiffer(x, y))
+      return false;
+  return true;
+}
+
+static std::string maskName(Attribute mask) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  mask.print(os);
+  return s;
+}
+
+//===----------------------------------------------------------------------===//
+// Variant specification
+//===----------------------------------------------------------------------===//
+
+/// Checks a region that must be empty or one block ending in attn.yield of
+/// `yieldType`, with `fixedTypes` leading arguments and ranked tensors after.
+static LogicalResult verifyModRegion(Operation *op, Region &region,
+                                     StringRef name, ArrayRef<Type> fixedTypes,
+                                     StringRef fixedDoc, Type yieldType) {
+  if (region.empty())
+    return success();
+  if (!region.hasOneBlock())
+    return op->emitOpError() << "'" << name << "' region must have one block";
+  Block &block = region.front();
+  if (block.getNumArguments() < fixedTypes.size())
+    return op->emitOpError()
+           << "'" << name << "' region must have at least "
+           << fixedTypes.size() << " arguments " << fixedDoc << ", got "
+           << block.getNumArguments();
+  for (auto [idx, type] : llvm::enumerate(fixedTypes))
+    if (block.getArgument(idx).getType() != type)
+      return op->emitOpError()
+             << "'" << name << "' region argument #" << idx << " must be "
+             << type << " " << fixedDoc << ", got "
+             << block.getArgument(idx).getType();
+  for (unsigned idx = fixedTypes.size(); idx < block.getNumArguments(); ++idx)
+    if (!isa<RankedTensorType>(block.getArgument(idx).getType()))
+      return op->emitOpError()
+             << "'" << name << "' region argument #" << idx
+             << " (a captured operand) must be a ranked tensor, got "
+             << block.getArgument(idx).getType();
+  auto yield = dyn_cast<YieldOp>(block.getTerminator());
+  if (!yield)
+    return op->emitOpError()
+           << "'" << name << "' region must end with attn.yield";
+  if (yield.getValue().getType() != yieldType)
+    return op->emitOpError()
+           << "'" << name << "' region must yield " << yieldType << ", got "
+           << yield.getValue().getType();
+  return success();
+}
+
+static LogicalResult verifyPositive(Operation *op, Attribute mask,
+                                    StringRef param, int64_t value,
+                                    int64_t minimum = 1) {
+  if (value >= minimum)
+    return success();
+  return op->emitOpError() << "mask " << maskName(mask) << ": '" << param
+                           << "' must be at least " << minimum << ", got "
+                           << value;
+}
+
+static LogicalResult verifyKernel(Operation *op, Attribute mask,
+                                  StringRef param, int64_t kernel) {
+  if (kernel >= 1 && kernel % 2 == 1)
+    return success();
+  return op->emitOpError() << "mask " << maskName(mask) << ": '" << param
+                           << "' must be a positive odd number, got "
+                           << kernel;
+}
+
+/// Shape-independent rules of one mask attribute.
+static LogicalResult verifyMaskParams(Operation *op, Attribute mask) {
+  return TypeSwitch<Attribute, LogicalResult>(mask)
+      .Case([&](SlidingWindowAttr w) -> LogicalResult {
+        if (failed(verifyPositive(op, w, "left", w.getLeft(), 0)) ||
+            failed(verifyPositive(op, w, "right", w.getRight(), 0)))
+          return failure();
+        return success();
+      })
+      .Case([&](SinkTokensAttr s) -> LogicalResult {
+        return verifyPositive(op, s, "count", s.getCount());
+      })
+      .Case([&](ChunkedAttr c) -> LogicalResult {
+        return verifyPositive(op, c, "size", c.getSize());
+      })
+      .Case([&](Neighborhood1DAttr n) -> LogicalResult {
+        if (failed(verifyKernel(op, n, "kernel", n.getKernel())) ||
+            failed(verifyPositive(op, n, "dilation", n.getDilation())))
+          return failure();
+        return success();
+      })
+      .Case([&](Neighborhood2DAttr n) -> LogicalResult {
+        if (failed(verifyPositive(op, n, "height", n.getHeight())) ||
+            failed(verifyPositive(op, n, "width", n.getWidth())) ||
+            failed(verifyKernel(op, n, "kernel_h", n.getKernelH())) ||
+            failed(verifyKernel(op, n, "kernel_w", n.getKernelW())) ||
+            failed(verifyPositive(op, n, "dilation_h", n.getDilationH())) ||
+            failed(verifyPositive(op, n, "dilation_w", n.getDilationW())))
+          return failure();
+        if (n.getKernelH() * n.getDilationH() > n.getHeight())
+          return op->emitOpError()
+                 << "mask " << maskName(n) << ": kernel_h * dilation_h ("
+                 << n.getKernelH() * n.getDilationH()
+                 << ") exceeds the grid height (" << n.getHeight() << ")";
+        if (n.getKernelW() * n.getDilationW() > n.getWidth())
+          return op->emitOpError()
+                 << "mask " << maskName(n) << ": kernel_w * dilation_w ("
+                 << n.getKernelW() * n.getDilationW()
+                 << ") exceeds the grid width (" << n.getWidth() << ")";
+        return success();
+      })
+      .Case([&](DocumentAttr d) -> LogicalResult {
+        if (failed(verifyPositive(op, d, "q_segments", d.getQSegments(), 0)) ||
+            failed(verifyPositive(op, d, "kv_segments", d.getKvSegments(), 0)))
+          return failure();
+        return success();
+      })
+      .Case([&](PrefixLMAttr p) -> LogicalResult {
+        return verifyPositive(op, p, "prefix", p.getPrefix(), 0);
+      })
+      .Default([](Attribute) { return success(); });
+}
+
+LogicalResult mlir::attn::verifyVariantSpec(Operation *op,
+                                            VariantSpecOpInterface spec) {
+  bool isRbf = spec.getScore() == ScoreKind::rbf;
+  if (std::optional<APFloat> scale = spec.getScale()) {
+    if (isRbf)
+      return op->emitOpError("'scale' applies to score<dot>; score<rbf> "
+                             "takes 'gamma'");
+    double s = scale->convertToDouble();
+    if (!std::isfinite(s) || s == 0.0)
+      return op->emitOpError() << "'scale' must be finite and non-zero, got "
+                               << s;
+  }
+  if (std::optional<APFloat> gamma = spec.getGamma()) {
+    if (!isRbf)
+      return op->emitOpError("'gamma' applies only to score<rbf>");
+    double g = gamma->convertToDouble();
+    if (!std::isfinite(g) || g <= 0.0)
+      return op->emitOpError() << "'gamma' must be positive and finite, got "
+                               << g;
+  }
+  Normalization norm = spec.getNormalization();
+  if (std::optional<APFloat> bias = spec.getBias()) {
+    if (norm != Normalization::sigmoid)
+      return op->emitOpError("'bias' applies only to normalize<sigmoid>");
+    if (!std::isfinite(bias->convertToDouble()))
+      return op->emitOpError("'bias' must be finite");
+  }
+  if (std::optional<APFloat> ls = spec.getLengthScale()) {
+    if (norm != Normalization::scalable_softmax)
+      return op->emitOpError(
+          "'length_scale' applies only to normalize<scalable_softmax>");
+    double s = ls->convertToDouble();
+    if (!std::isfinite(s) || s <= 0.0)
+      return op->emitOpError()
+             << "'length_scale' must be positive and finite, got " << s;
+  }
+
+  // Masks.
+  bool hasLocal = false, hasSinkTokens = false, hasCausal = false,
+       hasPrefix = false;
+  llvm::SmallPtrSet<TypeID, 8> seenKinds;
+  if (std::optional<ArrayAttr> masks = spec.getMasks()) {
+    for (auto [idx, element] : llvm::enumerate(*masks)) {
+      Attribute attr = element;
+      auto mask = dyn_cast<MaskAttrInterface>(attr);
+      if (!mask)
+        return op->emitOpError() << "'mask' element #" << idx << " (" << attr
+                                 << ") is not a mask attribute";
+      if (!seenKinds.insert(attr.getTypeID()).second)
+        return op->emitOpError() << "'mask' holds more than one "
+                                 << maskName(attr) << "-kind mask; each kind "
+                                 << "may appear once";
+      if (failed(verifyMaskParams(op, attr)))
+        return failure();
+      hasLocal |= mask.isLocal();
+      hasSinkTokens |= isa<SinkTokensAttr>(attr);
+      hasCausal |= isa<CausalAttr>(attr);
+      hasPrefix |= isa<PrefixLMAttr>(attr);
+    }
+  }
+  if (hasSinkTokens && !hasLocal)
+    return op->emitOpError(
+        "mask #attn.sink_tokens has no effect without a local mask "
+        "(sliding_window, chunked or a neighborhood)");
+  if (hasPrefix && hasCausal)
+    return op->emitOpError("mask #attn.prefix_lm already implies causality "
+                           "past the prefix; drop #attn.causal");
+
+  // Regions.
+  Builder b(op->getContext());
+  Type idx = b.getIndexType();
+  if (failed(verifyModRegion(op, spec.getScoreMod(), "score_mod",
+                             {b.getF32Type(), idx, idx, idx, idx},
+                             "(score, b, h, q_idx, kv_idx)", b.getF32Type())) ||
+      failed(verifyModRegion(op, spec.getMaskMod(), "mask_mod",
+                             {idx, idx, idx, idx}, "(b, h, q_idx, kv_idx)",
+                             b.getI1Type())))
+    return failure();
+  if (!spec.getScoreMod().empty() && norm == Normalization::mean)
+    return op->emitOpError("'score_mod' has no effect under normalize<mean>, "
+                           "which ignores scores");
+  if (!spec.getScoreMod().empty() && !spec.getMaskMod().empty()) {
+    auto scoreCaps = llvm::drop_begin(spec.getScoreMod().getArgumentTypes(), kScoreModFixedArgs);
+    auto maskCaps =
+        llvm::drop_begin(spec.getMaskMod().getArgumentTypes(), kMaskModFixedArgs);
+    if (!llvm::equal(scoreCaps, maskCaps))
+      return op->emitOpError("'score_mod' and 'mask_mod' regions must take "
+                             "the same captured operand types");
+  }
+  return success();
+}
+
+/// The captured-operand types that the spec's regions declare, if any region
+/// is present.
+static std::optional<SmallVector<Type>>
+getDeclaredCaptureTypes(VariantSpecOpInterface spec) {
+  if (!spec.getScoreMod().empty())
+    return llvm::to_vector(
+        llvm::drop_begin(spec.getScoreMod().getArgumentTypes(), kScoreModFixedArgs));
+  if (!spec.getMaskMod().empty())
+    return llvm::to_vector(
+        llvm::drop_begin(spec.getMaskMod().getArgumentTypes(), kMaskModFixedArgs));
+  return std::nullopt;
+}
+
+//===----------------------------------------------------------------------===//
+// VariantOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult VariantOp::verify() { return success(); }
+
+LogicalResult VariantOp::verifyRegions() {
+  return verifyVariantSpec(*this, cast<VariantSpecOpInterface>(**this));
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+VariantSpecOpInterface AttentionOp::getSpec(SymbolTableCollection *tables) {
+  FlatSymbolRefAttr ref = getVariantAttr();
+  if (!ref)
+    return cast<VariantSpecOpInterface>(getOperation());
+  Operation *target =
+      tables ? tables->lookupNearestSymbolFrom(getOperation(), ref)
+             : SymbolTable::lookupNearestSymbolFrom(getOperation(), ref);
+  return dyn_cast_or_null<VariantOp>(target);
+}
+
+/// Whether any specification attribute or region is given inline.
+static bool hasInlineSpec(AttentionOp op) {
+  return (op.getScoreAttr() &&
+          op.getScore() != ScoreKind::dot) ||
+         op.getScaleAttr() || op.getGammaAttr() ||
+         (op.getQMapAttr() && op.getQMap() != FeatureMap::identity) ||
+         (op.getKMapAttr() && op.getKMap() != FeatureMap::identity) ||
+         op.getMasksAttr() ||
+         (op.getNormalizationAttr() &&
+          op.getNormalization() != Normalization::softmax) ||
+         op.getBiasAttr() || op.getLengthScaleAttr() ||
+         !op.getScoreMod().empty() || !op.getMaskMod().empty();
+}
+
+static LogicalResult verifyRank4(Operation *op, StringRef name,
+                                 RankedTensorType type, StringRef layout) {
+  if (type.getRank() == 4)
+    return success();
+  return op->emitOpError() << "'" << name << "' must have rank 4 " << layout
+                           << ", got " << type;
+}
+
+LogicalResult AttentionOp::verify() {
+  auto qTy = getQuery().getType();
+  auto kTy = getKey().getType();
+  auto vTy = getValue().getType();
+  if (failed(verifyRank4(*this, "query", qTy, "[B, Hq, Sq, Dqk]")) ||
+      failed(verifyRank4(*this, "key", kTy, "[B, Hkv, Sk, Dqk]")) ||
+      failed(verifyRank4(*this, "value", vTy, "[B, Hkv, Sk, Dv]")))
+    return failure();
+  Type elt = qTy.getElementType();
+  if (kTy.getElementType() != elt)
+    return emitOpError() << "'key' element type " << kTy.getElementType()
+                         << " differs from the 'query' element type " << elt;
+  if (vTy.getElementType() != elt)
+    return emitOpError() << "'value' element type " << vTy.getElementType()
+                         << " differs from the 'query' element type " << elt;
+  ArrayRef<int64_t> q = qTy.getShape(), k = kTy.getShape(),
+                    v = vTy.getShape();
+  if (sizesDiffer(q[0], k[0]) || sizesDiffer(q[0], v[0]))
+    return emitOpError() << "batch sizes differ: 'query' " << formatShape(q)
+                         << ", 'key' " << formatShape(k) << ", 'value' "
+                         << formatShape(v);
+  if (sizesDiffer(k[1], v[1]))
+    return emitOpError() << "'key' has " << k[1] << " heads but 'value' has "
+                         << v[1];
+  if (!ShapedType::isDynamic(q[1]) && !ShapedType::isDynamic(k[1]) &&
+      (k[1] == 0 || q[1] % k[1] != 0))
+    return emitOpError() << "query heads (" << q[1]
+                         << ") must be a multiple of key/value heads ("
+                         << k[1] << ")";
+  if (sizesDiffer(q[3], k[3]))
+    return emitOpError() << "'query' head dim " << q[3]
+                         << " differs from the 'key' head dim " << k[3];
+  if (sizesDiffer(k[2], v[2]))
+    return emitOpError() << "'key' has " << k[2]
+                         << " positions but 'value' has " << v[2];
+
+  auto oTy = getOutput().getType();
+  SmallVector<int64_t> expectO = {q[0], q[1], q[2], v[3]};
+  if (oTy.getRank() != 4 ||
+      llvm::any_of(llvm::zip(oTy.getShape(), expectO), [](auto p) {
+        return sizesDiffer(std::get<0>(p), std::get<1>(p));
+      }))
+    return emitOpError() << "'output' must have shape [B, Hq, Sq, Dv] = "
+                         << formatShape(expectO) << ", got " << oTy;
+  if (oTy.getElementType() != elt)
+    return emitOpError() << "'output' element type " << oTy.getElementType()
+                         << " differs from the 'query' element type " << elt;
+  if (Value lse = getLse()) {
+    auto lTy = cast<RankedTensorType>(lse.getType());
+    SmallVector<int64_t> expectL = {q[0], q[1], q[2]};
+    if (lTy.getRank() != 3 ||
+        llvm::any_of(llvm::zip(lTy.getShape(), expectL), [](auto p) {
+          return sizesDiffer(std::get<0>(p), std::get<1>(p));
+        }))
+      return emitOpError() << "'lse' must have shape [B, Hq, Sq] = "
+                           << formatShape(expectL) << ", got " << lTy;
+  }
+  if (Value sl = getSinkLogits()) {
+    auto sTy = cast<RankedTensorType>(sl.getType());
+    if (sTy.getRank() != 1 || sizesDiffer(sTy.getDimSize(0), q[1]))
+      return emitOpError() << "'sink_logits' must have shape [Hq] = ["
+                           << q[1] << "], got " << sTy;
+  }
+  if (bool(getSinkKey()) != bool(getSinkValue()))
+    return emitOpError("'sink_rows' needs both 'sink_key' and 'sink_value'");
+  if (Value sk = getSinkKey()) {
+    auto skTy = cast<RankedTensorType>(sk.getType());
+    auto svTy = cast<RankedTensorType>(getSinkValue().getType());
+    if (skTy.getElementType() != elt || svTy.getElementType() != elt)
+      return emitOpError() << "'sink_key' and 'sink_value' must have the "
+                           << "'query' element type " << elt;
+    if (skTy.getRank() != 3 || sizesDiffer(skTy.getDimSize(0), k[1]) ||
+        sizesDiffer(skTy.getDimSize(2), k[3]))
+      return emitOpError() << "'sink_key' must have shape [Hkv, Ns, Dqk] "
+                           << "with Hkv = " << k[1] << " and Dqk = " << k[3]
+                           << ", got " << skTy;
+    if (svTy.getRank() != 3 || sizesDiffer(svTy.getDimSize(0), v[1]) ||
+        sizesDiffer(svTy.getDimSize(2), v[3]))
+      return emitOpError() << "'sink_value' must have shape [Hkv, Ns, Dv] "
+                           << "with Hkv = " << v[1] << " and Dv = " << v[3]
+                           << ", got " << svTy;
+    if (sizesDiffer(skTy.getDimSize(1), svTy.getDimSize(1)))
+      return emitOpError() << "'sink_key' has " << skTy.getDimSize(1)
+                           << " rows but 'sink_value' has "
+                           << svTy.getDimSize(1);
+  }
+  if (getVariantAttr() && hasInlineSpec(*this))
+    return emitOpError() << "references variant " << getVariantAttr()
+                         << " and also gives a specification inline; "
+                         << "give one or the other";
+  return success();
+}
+
+/// Rules that tie a specification to this op's operands and results.
+static LogicalResult verifySpecAgainstOperands(AttentionOp op,
+                                               VariantSpecOpInterface spec,
+                                               StringRef origin) {
+  Normalization norm = spec.getNormalization();
+  if (op.getLse() && !isSoftmaxFamily(norm) && norm != Normalization::mean)
+    return op.emitOpError() << "'lse' result needs a softmax-family or mean "
+                            << "normalization, but the " << origin
+                            << " normalizes with "
+                            << stringifyNormalization(norm);
+  if (op.getSinkLogits() && !isSoftmaxFamily(norm))
+    return op.emitOpError() << "'sink_logits' has no use under normalize<"
+                            << stringifyNormalization(norm)
+                            << ">; they join a softmax denominator";
+
+  ArrayRef<int64_t> q = op.getQuery().getType().getShape();
+  ArrayRef<int64_t> k = op.getKey().getType().getShape();
+  int64_t sq = q[2], sk = k[2];
+  if (std::optional<ArrayAttr> masks = spec.getMasks()) {
+    for (Attribute attr : *masks) {
+      bool neighborhood = isa<Neighborhood1DAttr, Neighborhood2DAttr>(attr);
+      if (neighborhood && sizesDiffer(sq, sk))
+        return op.emitOpError()
+               << "mask " << maskName(attr) << " needs Sq == Sk, got Sq = "
+               << sq << " and Sk = " << sk;
+      if (auto n = dyn_cast<Neighborhood1DAttr>(attr)) {
+        if (!ShapedType::isDynamic(sk) &&
+            n.getKernel() * n.getDilation() > sk)
+          return op.emitOpError()
+                 << "mask " << maskName(attr) << ": kernel * dilation ("
+                 << n.getKernel() * n.getDilation()
+                 << ") exceeds the sequence length (" << sk << ")";
+      }
+      if (auto n = dyn_cast<Neighborhood2DAttr>(attr)) {
+        if (!ShapedType::isDynamic(sk) && n.getHeight() * n.getWidth() != sk)
+          return op.emitOpError()
+                 << "mask " << maskName(attr) << ": the grid holds "
+                 << n.getHeight() * n.getWidth() << " tokens but Sk = " << sk;
+      }
+      if (auto d = dyn_cast<DocumentAttr>(attr)) {
+        unsigned numCaps = op.getCaptures().size();
+        for (auto [name, index, len] :
+             {std::make_tuple("q_segments", d.getQSegments(), sq),
+              std::make_tuple("kv_segments", d.getKvSegments(), sk)}) {
+          if (index >= numCaps)
+            return op.emitOpError()
+                   << "mask " << maskName(attr) << ": '" << name
+                   << "' names capture #" << index << " but the op has "
+                   << numCaps << " captures";
+          auto ty = cast<RankedTensorType>(op.getCaptures()[index].getType());
+          if (ty.getRank() != 2 || !ty.getElementType().isInteger(32) ||
+              sizesDiffer(ty.getDimSize(0), q[0]) ||
+              sizesDiffer(ty.getDimSize(1), len))
+            return op.emitOpError()
+                   << "mask " << maskName(attr) << ": '" << name
+                   << "' capture #" << index << " must be tensor<" << q[0]
+                   << "x" << len << "xi32> ([B, S] segment ids), got " << ty;
+        }
+      }
+    }
+  }
+
+  if (std::optional<SmallVector<Type>> declared =
+          getDeclaredCaptureTypes(spec)) {
+    if (declared->size() != op.getCaptures().size())
+      return op.emitOpError()
+             << "the " << origin << " regions take " << declared->size()
+             << " captured operands but the op passes "
+             << op.getCaptures().size();
+    for (auto [idx, pair] :
+         llvm::enumerate(llvm::zip(*declared, op.getCaptures().getTypes())))
+      if (!isCompatibleCapture(std::get<0>(pair), std::get<1>(pair)))
+        return op.emitOpError()
+               << "captured operand #" << idx << " has type "
+               << std::get<1>(pair) << " but the " << origin
+               << " regions expect " << std::get<0>(pair);
+  }
+  return success();
+}
+
+LogicalResult AttentionOp::verifyRegions() {
+  if (getVariantAttr())
+    return success(); // Checked in verifySymbolUses.
+  auto spec = cast<VariantSpecOpInterface>(getOperation());
+  if (failed(verifyVariantSpec(*this, spec)))
+    return failure();
+  return verifySpecAgainstOperands(*this, spec, "op's");
+}
+
+LogicalResult
+AttentionOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  FlatSymbolRefAttr ref = getVariantAttr();
+  if (!ref)
+    return success();
+  Operation *target = symbolTable.lookupNearestSymbolFrom(*this, ref);
+  if (!target)
+    return emitOpError() << "'variant' references " << ref
+                         << ", which does not exist";
+  auto variant = dyn_cast<VariantOp>(target);
+  if (!variant)
+    return emitOpError() << "'variant' references " << ref << ", which is a '"
+                         << target->getName() << "', not an attn.variant";
+  return verifySpecAgainstOperands(
+      *this, cast<VariantSpecOpInterface>(variant.getOperation()),
+      ("variant " + ref.getValue() + "'s").str());
+}

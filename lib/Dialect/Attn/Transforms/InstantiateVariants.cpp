@@ -1,0 +1,70 @@
+//===- InstantiateVariants.cpp - inline attn.variant references -*- C++ -*-===//
+
+#include "attn/Dialect/Attn/Transforms/Passes.h"
+
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/SymbolTable.h"
+
+#define DEBUG_TYPE "attn-instantiate-variants"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNINSTANTIATEVARIANTSPASS
+#include "attn/Dialect/Attn/Transforms/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+
+namespace {
+
+/// Copies the specification of `variant` onto `op` and drops the reference.
+void instantiate(AttentionOp op, VariantOp variant) {
+  op.setScore(variant.getScore());
+  op.setScaleAttr(variant.getScaleAttr());
+  op.setGammaAttr(variant.getGammaAttr());
+  op.setQMap(variant.getQMap());
+  op.setKMap(variant.getKMap());
+  op.setMasksAttr(variant.getMasksAttr());
+  op.setNormalization(variant.getNormalization());
+  op.setBiasAttr(variant.getBiasAttr());
+  op.setLengthScaleAttr(variant.getLengthScaleAttr());
+  IRMapping mapping;
+  variant.getScoreMod().cloneInto(&op.getScoreMod(), mapping);
+  variant.getMaskMod().cloneInto(&op.getMaskMod(), mapping);
+  op.removeVariantAttr();
+}
+
+struct AttnInstantiateVariantsPass final
+    : attn::impl::AttnInstantiateVariantsPassBase<AttnInstantiateVariantsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SymbolTableCollection tables;
+    WalkResult result = module.walk([&](AttentionOp op) {
+      FlatSymbolRefAttr ref = op.getVariantAttr();
+      if (!ref)
+        return WalkResult::advance();
+      auto variant = dyn_cast_or_null<VariantOp>(
+          tables.lookupNearestSymbolFrom(op, ref));
+      if (!variant) {
+        op.emitOpError() << "'variant' references " << ref
+                         << ", which is not an attn.variant in scope";
+        return WalkResult::interrupt();
+      }
+      instantiate(op, variant);
+      return WalkResult::advance();
+    });
+    if (result.wasInterrupted())
+      return signalPassFailure();
+    if (!eraseVariants)
+      return;
+    SymbolUserMap users(tables, module);
+    for (auto variant :
+         llvm::make_early_inc_range(module.getOps<VariantOp>()))
+      if (users.useEmpty(variant))
+        variant.erase();
+  }
+};
+
+} // namespace
