@@ -3,7 +3,9 @@
 #include "attn/InitAttn.h"
 
 #include "attn/Dialect/Attn/IR/AttnDialect.h"
+#include "attn/Conversion/Passes.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Pipelines/Pipelines.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -94,6 +96,8 @@ void mlir::attn::registerAllAttnDialects(DialectRegistry &registry) {
 
 void mlir::attn::registerAllAttnPasses() {
   attn::registerAttnPasses();
+  attn::registerAttnConversionPasses();
+  attn::registerAttnPipelines();
   // Upstream passes the pipelines are built from.
   registerTransformsPasses();
   registerConversionPasses();

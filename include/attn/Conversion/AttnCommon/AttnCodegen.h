@@ -1,0 +1,129 @@
+//===- AttnCodegen.h - scalar code for attn lowerings -----------*- C++ -*-===//
+//
+// The pieces of an attn.attention that every lowering emits the same way, at
+// the level of one (b, h, q_idx, kv_idx) element: feature maps, the score
+// kernel, the score and mask regions, the structured masks and the visible
+// KV range of a block of queries. AttnToLoops and AttnToFlash build on them.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_CONVERSION_ATTNCOMMON_ATTNCODEGEN_H
+#define ATTN_CONVERSION_ATTNCOMMON_ATTNCODEGEN_H
+
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+namespace mlir::attn {
+
+/// The sizes and operands of one attn.attention, as index values, plus the
+/// resolved specification.
+struct AttnOpInfo {
+  mutable AttentionOp op;
+  mutable VariantSpecOpInterface spec;
+  Value query, key, value;
+  SmallVector<Value> captures;
+  Value sinkLogits, sinkKey, sinkValue;
+  Value batch, qHeads, kvHeads, group, qLen, kvLen, headDimQK, headDimV,
+      numSinkRows;
+  Type elementType;
+  double scale = 1.0; ///< The dot-product scale.
+  double gamma = 1.0; ///< The RBF bandwidth.
+
+  /// Reads the sizes of `op` (tensor.dim for dynamic ones). The op must not
+  /// reference a variant.
+  static AttnOpInfo get(ImplicitLocOpBuilder &b, AttentionOp op);
+};
+
+/// Small helpers to emit scalar arithmetic.
+struct ScalarEmitter {
+  ImplicitLocOpBuilder &b;
+
+  Value f32(double v);
+  Value index(int64_t v);
+  Value i1(bool v);
+  /// Reads `tensor[indices]` and widens it to f32.
+  Value loadF32(Value tensor, ValueRange indices);
+  Value add(Value x, Value y);
+  Value sub(Value x, Value y);
+  Value mul(Value x, Value y);
+  Value div(Value x, Value y);
+  Value maxF(Value x, Value y);
+  Value exp(Value x);
+  Value log(Value x);
+  Value select(Value c, Value x, Value y);
+  Value andI(Value x, Value y);
+  Value orI(Value x, Value y);
+  Value cmpF(arith::CmpFPredicate p, Value x, Value y);
+  Value cmpI(arith::CmpIPredicate p, Value x, Value y);
+  Value addI(Value x, Value y);
+  Value subI(Value x, Value y);
+  Value mulI(Value x, Value y);
+  Value divI(Value x, Value y);
+  Value remI(Value x, Value y);
+  Value minI(Value x, Value y);
+  Value maxI(Value x, Value y);
+  /// Converts an index to f32.
+  Value indexToF32(Value x);
+  /// An elementwise feature map.
+  Value featureMap(Value x, FeatureMap kind);
+
+  /// Builds `scf.for iv = lb to ub` carrying `inits`; `body` returns the
+  /// values to yield.
+  ValueRange forLoop(
+      Value lb, Value ub, ValueRange inits,
+      function_ref<SmallVector<Value>(Value iv, ValueRange args)> body);
+};
+
+/// Query position among the keys: `i` or `i + Sk - Sq`.
+Value alignedPosition(ScalarEmitter &e, const AttnOpInfo &info, Value i,
+                      Alignment alignment);
+
+/// The dot-product scale and the RBF bandwidth as f32 values (from the
+/// run-time head dim when it is dynamic and the spec gives none).
+Value emitScale(ScalarEmitter &e, const AttnOpInfo &info);
+Value emitGamma(ScalarEmitter &e, const AttnOpInfo &info);
+
+/// The score of query `(b, h, i)` against key row `keyIndices` of `keys`
+/// (the key tensor or the sink-key tensor) by the spec's kernel, before the
+/// score region.
+Value emitKernelScore(ScalarEmitter &e, const AttnOpInfo &info, Value b,
+                      Value h, Value i, Value keys, ValueRange keyRow);
+
+/// Applies the score region (if any) to `score`.
+Value emitScoreMod(ScalarEmitter &e, const AttnOpInfo &info, Value score,
+                   Value b, Value h, Value i, Value j);
+
+/// Whether key `j` is visible to query `(b, h, i)`: all structured masks and
+/// the mask region.
+Value emitVisible(ScalarEmitter &e, const AttnOpInfo &info, Value b, Value h,
+                  Value i, Value j);
+
+/// Whether the spec has any mask (structured or region).
+bool hasAnyMask(const AttnOpInfo &info);
+
+/// A half-open KV interval of positions, clipped to [0, Sk).
+struct KVInterval {
+  Value lo, hi;
+};
+
+/// The keys that queries [i0, i1) can see, from the structured masks: the
+/// interval of the local/global kinds, plus the sink-token prefix [0, n)
+/// when sink tokens re-admit keys outside it. Keys outside both are masked
+/// for every query of the block; keys inside may still be masked.
+struct KVRange {
+  KVInterval main;
+  /// Present when the spec has sink tokens: [0, count) clipped to Sk.
+  std::optional<KVInterval> sinks;
+};
+KVRange emitKVRange(ScalarEmitter &e, const AttnOpInfo &info, Value i0,
+                    Value i1);
+
+/// Whether every key of [j0, j1) is visible to every query of [i0, i1),
+/// decided from the structured masks alone (false whenever a kind cannot be
+/// decided in closed form: neighborhoods, documents, the mask region).
+Value emitBlockFullyVisible(ScalarEmitter &e, const AttnOpInfo &info,
+                            Value i0, Value i1, Value j0, Value j1);
+
+} // namespace mlir::attn
+
+#endif // ATTN_CONVERSION_ATTNCOMMON_ATTNCODEGEN_H

@@ -1,0 +1,41 @@
+//===- Pipelines.h - attn pass pipelines ------------------------*- C++ -*-===//
+
+#ifndef ATTN_PIPELINES_PIPELINES_H
+#define ATTN_PIPELINES_PIPELINES_H
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
+
+namespace mlir::attn {
+
+/// Options of `attn-to-cpu`.
+struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
+  PassOptions::Option<std::string> lowering{
+      *this, "lowering",
+      llvm::cl::desc("Which lowering of attn.attention: 'loops' (the naive "
+                     "reference) or 'flash' (the tiled online form)"),
+      llvm::cl::init("flash")};
+  PassOptions::Option<int64_t> qTile{
+      *this, "q-tile", llvm::cl::desc("Query rows per tile (flash)"),
+      llvm::cl::init(16)};
+  PassOptions::Option<int64_t> kvTile{
+      *this, "kv-tile", llvm::cl::desc("Keys per KV tile (flash)"),
+      llvm::cl::init(32)};
+};
+
+/// attn-to-cpu: from attn.attention on tensors (variants may be referenced)
+/// to the LLVM dialect, ready for MLIR's ExecutionEngine.
+///
+/// Before: a module of func.func on tensors holding attn ops.
+/// After: only llvm dialect ops; every function that returned tensors takes
+/// its results as trailing memref out-parameters (static shapes: the caller
+/// allocates them), and functions marked `llvm.emit_c_interface` have their
+/// `_mlir_ciface_` wrapper.
+void buildAttnToCPUPipeline(OpPassManager &pm, const AttnToCPUOptions &options);
+
+/// Registers attn-to-cpu (and, as they come, the other attn pipelines).
+void registerAttnPipelines();
+
+} // namespace mlir::attn
+
+#endif // ATTN_PIPELINES_PIPELINES_H

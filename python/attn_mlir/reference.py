@@ -1,0 +1,715 @@
+"""Float64 numpy reference of ``attn.attention``.
+
+Written directly from ``docs/semantics.md`` (the normative definition), never
+from compiler output.  Every function states the formula it implements; the
+section numbers (``§1`` ... ``§5``) refer to ``docs/semantics.md``.
+
+Conventions
+-----------
+* ``q [B, Hq, Sq, Dqk]``, ``k [B, Hkv, Sk, Dqk]``, ``v [B, Hkv, Sk, Dv]``;
+  ``G = Hq / Hkv`` and query head ``h`` reads key/value head ``hk = h // G``.
+* Everything is widened to float64 first; results are float64 (the compiled
+  op rounds ``O`` to the input type, the reference does not).
+* Masks are plain dicts, one per mask attribute of the dialect, e.g.
+  ``{"kind": "causal", "alignment": "bottom_right"}``.  Missing optional
+  keys take the dialect defaults (``alignment = top_left``, ``right = 0``,
+  ``dilation = 1``).  The helper constructors at the bottom of the "masks"
+  section (``causal()``, ``sliding_window()``, ...) build such dicts.
+* ``score_mod(s, b, h, i, j, *captures) -> s'`` and
+  ``mask_mod(b, h, i, j, *captures) -> bool`` are vectorised Python
+  callables: ``s`` is the float64 score array ``[B, Hq, Sq, Sk]`` and
+  ``b, h, i, j`` are int64 index arrays of shapes ``[B,1,1,1]``,
+  ``[1,Hq,1,1]``, ``[1,1,Sq,1]``, ``[1,1,1,Sk]``; their results are
+  broadcast to ``[B, Hq, Sq, Sk]``.
+
+Numerics: softmax-family normalizers subtract the row maximum taken over the
+visible scores, the sink-row scores, the sink logit and (softmax1) the
+implicit ``0`` logit of the ``1 +`` term, so rows whose scores are all near
+``-1e6`` are still normalized exactly; the RBF distance is accumulated from
+the differences ``qf - kf`` (never via ``|q|^2 + |k|^2 - 2 q.k``).  A query
+that sees nothing gets ``O = 0`` and never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+__all__ = [
+    "FEATURE_MAPS",
+    "SCORE_KINDS",
+    "NORMALIZATIONS",
+    "SOFTMAX_FAMILY",
+    "LSE_NORMALIZATIONS",
+    "GLOBAL_MASKS",
+    "LOCAL_MASKS",
+    "MASK_KINDS",
+    "feature_map",
+    "kv_head_index",
+    "default_scale",
+    "default_gamma",
+    "dot_scores",
+    "rbf_scores",
+    "scores",
+    "query_positions",
+    "natten_1d",
+    "canonical_mask",
+    "mask_visibility",
+    "visibility",
+    "normalize",
+    "attention",
+    "causal",
+    "prefix_lm",
+    "document",
+    "sliding_window",
+    "chunked",
+    "neighborhood_1d",
+    "neighborhood_2d",
+    "sink_tokens",
+]
+
+FEATURE_MAPS = ("identity", "elu_plus_one", "relu")
+SCORE_KINDS = ("dot", "rbf")
+NORMALIZATIONS = ("softmax", "softmax1", "scalable_softmax", "sigmoid", "relu",
+                  "relu2", "none", "mean")
+SOFTMAX_FAMILY = ("softmax", "softmax1", "scalable_softmax")
+#: Normalizations that define an ``lse`` result (§5 table, ``lse`` column).
+LSE_NORMALIZATIONS = SOFTMAX_FAMILY + ("mean",)
+ALIGNMENTS = ("top_left", "bottom_right")
+
+GLOBAL_MASKS = ("causal", "prefix_lm", "document")
+LOCAL_MASKS = ("sliding_window", "chunked", "neighborhood_1d",
+               "neighborhood_2d")
+MASK_KINDS = GLOBAL_MASKS + LOCAL_MASKS + ("sink_tokens",)
+
+# kind -> (required parameters, optional parameters with their defaults).
+# `chunked` has no alignment in the dialect (AttnAttrs.td); the optional
+# "alignment" key accepted here is an extension, defaulting to the dialect's
+# behaviour (pos = i).  See the note in `mask_visibility`.
+_MASK_PARAMS = {
+    "causal": ((), {"alignment": "top_left"}),
+    "prefix_lm": (("prefix",), {"alignment": "top_left"}),
+    "document": (("q_segments", "kv_segments"), {}),
+    "sliding_window": (("left",), {"right": 0, "alignment": "top_left"}),
+    "chunked": (("size",), {"alignment": "top_left"}),
+    "neighborhood_1d": (("kernel",), {"dilation": 1}),
+    "neighborhood_2d": (("height", "width", "kernel_h", "kernel_w"),
+                        {"dilation_h": 1, "dilation_w": 1}),
+    "sink_tokens": (("count",), {}),
+}
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------
+
+def _f64(x) -> np.ndarray:
+    """Widen any float array (f16, bf16, f32, f64, ...) to a float64 array."""
+    return np.asarray(x).astype(np.float64)
+
+
+def _capture(c) -> np.ndarray:
+    """A captured operand as seen by the regions: integer tensors as int64,
+    booleans as bool, every other (float) tensor widened to float64."""
+    a = np.asarray(c)
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)
+    if a.dtype.kind == "b":
+        return a
+    return a.astype(np.float64)
+
+
+def _index_grids(B: int, Hq: int, Sq: int, Sk: int):
+    """The broadcastable index arrays ``b [B,1,1,1]``, ``h [1,Hq,1,1]``,
+    ``i [1,1,Sq,1]``, ``j [1,1,1,Sk]`` (int64) handed to the regions."""
+    return (np.arange(B, dtype=np.int64).reshape(B, 1, 1, 1),
+            np.arange(Hq, dtype=np.int64).reshape(1, Hq, 1, 1),
+            np.arange(Sq, dtype=np.int64).reshape(1, 1, Sq, 1),
+            np.arange(Sk, dtype=np.int64).reshape(1, 1, 1, Sk))
+
+
+def kv_head_index(Hq: int, Hkv: int) -> np.ndarray:
+    """``hk[h] = h // G`` with ``G = Hq / Hkv`` (MHA: G = 1, GQA, MQA: Hkv = 1).
+
+    Query heads ``0..G-1`` share kv head 0, heads ``G..2G-1`` kv head 1, etc.
+    ``Hq`` must be a multiple of ``Hkv``.
+    """
+    if Hkv <= 0 or Hq % Hkv != 0:
+        raise ValueError(f"Hq = {Hq} is not a multiple of Hkv = {Hkv}")
+    return np.arange(Hq, dtype=np.int64) // (Hq // Hkv)
+
+
+# ---------------------------------------------------------------------------
+# §1 Feature maps
+# ---------------------------------------------------------------------------
+
+def feature_map(x, kind: str = "identity") -> np.ndarray:
+    """Elementwise feature map ``phi`` (§1), in float64.
+
+    * ``identity``:     ``phi(x) = x``
+    * ``elu_plus_one``: ``phi(x) = x + 1`` if ``x > 0`` else ``exp(x)``
+      (``= elu(x) + 1``; continuous at 0 where both branches give 1)
+    * ``relu``:         ``phi(x) = max(x, 0)``
+    """
+    x = _f64(x)
+    if kind == "identity":
+        return x
+    if kind == "elu_plus_one":
+        # exp only of the non-positive part, so the unused branch never
+        # overflows for large positive x.
+        return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))
+    if kind == "relu":
+        return np.maximum(x, 0.0)
+    raise ValueError(f"unknown feature map {kind!r}; expected one of "
+                     f"{FEATURE_MAPS}")
+
+
+# ---------------------------------------------------------------------------
+# §2 Score kernels
+# ---------------------------------------------------------------------------
+
+def default_scale(Dqk: int) -> float:
+    """Default dot-product scale ``1 / sqrt(Dqk)``."""
+    return 1.0 / math.sqrt(Dqk)
+
+
+def default_gamma(Dqk: int) -> float:
+    """Default RBF bandwidth ``1 / (2 * sqrt(Dqk))``."""
+    return 1.0 / (2.0 * math.sqrt(Dqk))
+
+
+def dot_scores(qf, kf, scale: float) -> np.ndarray:
+    """``s[..., i, j] = scale * sum_d qf[..., i, d] * kf[..., j, d]``.
+
+    ``qf [..., Sq, D]`` and ``kf [..., N, D]`` (leading dims broadcast);
+    returns ``[..., Sq, N]``.
+    """
+    qf = _f64(qf)
+    kf = _f64(kf)
+    return float(scale) * np.matmul(qf, np.swapaxes(kf, -1, -2))
+
+
+def rbf_scores(qf, kf, gamma: float) -> np.ndarray:
+    """``s[..., i, j] = -gamma * sum_d (qf[..., i, d] - kf[..., j, d])^2``.
+
+    Accumulated one feature at a time from the differences themselves (no
+    ``|q|^2 + |k|^2 - 2 q.k`` expansion, which cancels catastrophically for
+    large norms), so memory stays at the size of the score array.
+    ``qf [..., Sq, D]``, ``kf [..., N, D]``; returns ``[..., Sq, N]``.
+    """
+    qf = _f64(qf)
+    kf = _f64(kf)
+    D = qf.shape[-1]
+    if kf.shape[-1] != D:
+        raise ValueError(f"feature sizes differ: {qf.shape} vs {kf.shape}")
+    acc = None
+    for d in range(D):
+        diff = qf[..., :, None, d] - kf[..., None, :, d]
+        acc = diff * diff if acc is None else acc + diff * diff
+    if acc is None:  # D == 0
+        acc = np.zeros(np.broadcast_shapes(qf.shape[:-1] + (1,),
+                                           kf.shape[:-2] + (1, kf.shape[-2])))
+    return -float(gamma) * acc
+
+
+def scores(qf, kf, score: str = "dot", *, scale: Optional[float] = None,
+           gamma: Optional[float] = None) -> np.ndarray:
+    """Score kernel of §2 on feature-mapped ``qf [..., Sq, D]`` and
+    ``kf [..., N, D]``.
+
+    * ``dot``: ``scale * qf . kf``, ``scale`` defaults to ``1/sqrt(D)``
+    * ``rbf``: ``-gamma * |qf - kf|^2``, ``gamma`` defaults to
+      ``1/(2*sqrt(D))``
+    """
+    D = np.shape(qf)[-1]
+    if score == "dot":
+        if gamma is not None:
+            raise ValueError("'gamma' applies only to score 'rbf'")
+        return dot_scores(qf, kf, default_scale(D) if scale is None else scale)
+    if score == "rbf":
+        if scale is not None:
+            raise ValueError("'scale' applies to score 'dot'; 'rbf' takes "
+                             "'gamma'")
+        return rbf_scores(qf, kf, default_gamma(D) if gamma is None else gamma)
+    raise ValueError(f"unknown score kind {score!r}; expected one of "
+                     f"{SCORE_KINDS}")
+
+
+# ---------------------------------------------------------------------------
+# §4 Visibility
+# ---------------------------------------------------------------------------
+
+def query_positions(Sq: int, Sk: int, alignment: str = "top_left") -> np.ndarray:
+    """The aligned query position ``pos(i)`` for ``i = 0..Sq-1`` (int64).
+
+    * ``top_left``:     ``pos = i``
+    * ``bottom_right``: ``pos = i + Sk - Sq`` (the last query lines up with
+      the last key; negative when ``Sq > Sk``)
+    """
+    i = np.arange(Sq, dtype=np.int64)
+    if alignment == "top_left":
+        return i
+    if alignment == "bottom_right":
+        return i + (Sk - Sq)
+    raise ValueError(f"unknown alignment {alignment!r}; expected one of "
+                     f"{ALIGNMENTS}")
+
+
+def natten_1d(i, j, L: int, K: int, D: int = 1) -> np.ndarray:
+    """NATTEN's 1-D neighborhood with dilation, ``nat(i, j, L, K, D)`` (§4).
+
+    Vectorised over broadcastable integer arrays ``i`` (query) and ``j``
+    (key), both in ``0..L-1``:
+
+    * same dilation group: ``g = i mod D`` and ``j mod D == g``;
+    * the group has ``Lg = ceil((L - g) / D)`` members, ``i`` is member
+      ``ig = i div D``;
+    * ``start = clamp(ig - K div 2, 0, Lg - K)``; if ``Lg < K``,
+      ``start = 0`` (the window is the whole group);
+    * visible iff ``start <= j div D < start + K``.
+    """
+    if K < 1 or D < 1:
+        raise ValueError(f"neighborhood needs kernel >= 1 and dilation >= 1, "
+                         f"got kernel = {K}, dilation = {D}")
+    i = np.asarray(i, dtype=np.int64)
+    j = np.asarray(j, dtype=np.int64)
+    g = i % D
+    Lg = -((g - L) // D)                       # ceil((L - g) / D)
+    ig = i // D
+    # clamp(x, 0, Lg - K) with the lower bound winning when Lg < K.
+    start = np.maximum(np.minimum(ig - K // 2, Lg - K), 0)
+    jg = j // D
+    return (j % D == g) & (start <= jg) & (jg < start + K)
+
+
+def canonical_mask(mask: Mapping) -> dict:
+    """A mask dict with its kind checked and every optional key filled in
+    with the dialect default; unknown kinds or keys raise ``ValueError``."""
+    if not isinstance(mask, Mapping) or "kind" not in mask:
+        raise ValueError(f"a mask is a dict with a 'kind' key, got {mask!r}")
+    kind = mask["kind"]
+    if kind not in _MASK_PARAMS:
+        raise ValueError(f"unknown mask kind {kind!r}; expected one of "
+                         f"{MASK_KINDS}")
+    required, optional = _MASK_PARAMS[kind]
+    allowed = set(required) | set(optional) | {"kind"}
+    unknown = set(mask) - allowed
+    if unknown:
+        raise ValueError(f"mask {kind!r} has unknown keys {sorted(unknown)}; "
+                         f"allowed: {sorted(allowed)}")
+    missing = [p for p in required if p not in mask]
+    if missing:
+        raise ValueError(f"mask {kind!r} lacks {missing}")
+    out = {"kind": kind}
+    out.update(optional)
+    out.update({key: val for key, val in mask.items() if key != "kind"})
+    if "alignment" in out and out["alignment"] not in ALIGNMENTS:
+        raise ValueError(f"mask {kind!r}: unknown alignment "
+                         f"{out['alignment']!r}")
+    return out
+
+
+def mask_visibility(mask: Mapping, B: int, Hq: int, Sq: int, Sk: int,
+                    captures: Sequence = ()) -> np.ndarray:
+    """Visibility of one global or local mask kind (the §4 table).
+
+    Returns a bool array broadcastable to ``[B, Hq, Sq, Sk]``; ``pos`` is
+    ``query_positions(Sq, Sk, alignment)`` of the mask's own alignment.
+
+    * ``causal``:          ``j <= pos``
+    * ``prefix_lm<P>``:    ``j < P  or  j <= pos``
+    * ``document<a, c>``:  ``captures[a][b, i] == captures[c][b, j]``
+    * ``sliding_window<L, R>``: ``pos - L <= j <= pos + R``
+    * ``chunked<C>``:      ``pos >= 0 and floor(pos / C) == floor(j / C)``
+      (a negative ``pos`` sees nothing).  The dialect's chunked mask has no
+      alignment, so ``pos = i`` unless the dict carries the (extension) key
+      ``alignment``.
+    * ``neighborhood_1d<K, D>``: ``nat(i, j, Sk, K, D)`` (needs Sq == Sk)
+    * ``neighborhood_2d<H, W, Kh, Kw, Dh, Dw>``:
+      ``nat(i div W, j div W, H, Kh, Dh) and nat(i mod W, j mod W, W, Kw, Dw)``
+      (needs Sq == Sk == H * W)
+
+    ``sink_tokens`` is not a visibility of its own; see ``visibility``.
+    """
+    m = canonical_mask(mask)
+    kind = m["kind"]
+    i = np.arange(Sq, dtype=np.int64).reshape(1, 1, Sq, 1)
+    j = np.arange(Sk, dtype=np.int64).reshape(1, 1, 1, Sk)
+    if "alignment" in m:
+        pos = query_positions(Sq, Sk, m["alignment"]).reshape(1, 1, Sq, 1)
+    if kind == "causal":
+        return j <= pos
+    if kind == "prefix_lm":
+        return (j < int(m["prefix"])) | (j <= pos)
+    if kind == "document":
+        caps = [np.asarray(c) for c in captures]
+        a, c = int(m["q_segments"]), int(m["kv_segments"])
+        if not (0 <= a < len(caps) and 0 <= c < len(caps)):
+            raise ValueError(f"document mask names captures #{a} and #{c} "
+                             f"but {len(caps)} captures were given")
+        qa, kc = caps[a], caps[c]
+        if qa.shape != (B, Sq):
+            raise ValueError(f"document q_segments capture #{a} must be "
+                             f"[B, Sq] = [{B}, {Sq}], got {qa.shape}")
+        if kc.shape != (B, Sk):
+            raise ValueError(f"document kv_segments capture #{c} must be "
+                             f"[B, Sk] = [{B}, {Sk}], got {kc.shape}")
+        qs = qa.reshape(B, 1, Sq, 1)
+        ks = kc.reshape(B, 1, 1, Sk)
+        return qs == ks
+    if kind == "sliding_window":
+        left, right = int(m["left"]), int(m["right"])
+        return (pos - left <= j) & (j <= pos + right)
+    if kind == "chunked":
+        size = int(m["size"])
+        if size < 1:
+            raise ValueError(f"chunked mask needs size >= 1, got {size}")
+        # floor division of a negative pos never happens: such rows see
+        # nothing, by the explicit `pos >= 0` condition.
+        return (pos >= 0) & (np.maximum(pos, 0) // size == j // size)
+    if kind == "neighborhood_1d":
+        if Sq != Sk:
+            raise ValueError(f"neighborhood_1d needs Sq == Sk, got {Sq}, {Sk}")
+        return natten_1d(i, j, Sk, int(m["kernel"]), int(m["dilation"]))
+    if kind == "neighborhood_2d":
+        H, W = int(m["height"]), int(m["width"])
+        if not (Sq == Sk == H * W):
+            raise ValueError(f"neighborhood_2d needs Sq == Sk == height * "
+                             f"width = {H * W}, got Sq = {Sq}, Sk = {Sk}")
+        rows = natten_1d(i // W, j // W, H, int(m["kernel_h"]),
+                         int(m["dilation_h"]))
+        cols = natten_1d(i % W, j % W, W, int(m["kernel_w"]),
+                         int(m["dilation_w"]))
+        return rows & cols
+    if kind == "sink_tokens":
+        raise ValueError("sink_tokens has no visibility of its own; use "
+                         "visibility()")
+    raise AssertionError(kind)
+
+
+def visibility(B: int, Hq: int, Sq: int, Sk: int, masks: Sequence = (),
+               captures: Sequence = (),
+               mask_mod: Optional[Callable] = None) -> np.ndarray:
+    """Which regular keys each query sees (§4): bool ``[B, Hq, Sq, Sk]``.
+
+    ``visible(b,h,i,j) = AND(global kinds) and (AND(local kinds) or j < N)``
+
+    with the global kinds ``causal``, ``prefix_lm``, ``document`` and the
+    ``mask_mod`` region (``mask_mod(b, h, i, j, *captures)``), the local kinds
+    ``sliding_window``, ``chunked``, ``neighborhood_1d``, ``neighborhood_2d``,
+    an empty AND being true, and ``N`` the ``sink_tokens`` count (``j < N``
+    is false without ``sink_tokens``).  Sink rows are not keys here; they
+    are always visible.  Each mask kind may appear once (as in the dialect).
+    """
+    shape = (B, Hq, Sq, Sk)
+    glob = np.ones(shape, dtype=bool)
+    local = np.ones(shape, dtype=bool)
+    caps = tuple(_capture(c) for c in captures)
+    n_sink = None
+    seen = set()
+    for mask in masks:
+        m = canonical_mask(mask)
+        kind = m["kind"]
+        if kind in seen:
+            raise ValueError(f"mask kind {kind!r} appears more than once")
+        seen.add(kind)
+        if kind == "sink_tokens":
+            n_sink = int(m["count"])
+        elif kind in GLOBAL_MASKS:
+            glob &= mask_visibility(m, B, Hq, Sq, Sk, caps)
+        else:
+            local &= mask_visibility(m, B, Hq, Sq, Sk, caps)
+    if mask_mod is not None:
+        b, h, i, j = _index_grids(B, Hq, Sq, Sk)
+        glob &= np.broadcast_to(np.asarray(mask_mod(b, h, i, j, *caps),
+                                           dtype=bool), shape)
+    j = np.arange(Sk, dtype=np.int64).reshape(1, 1, 1, Sk)
+    is_sink_token = (j < n_sink) if n_sink is not None else np.zeros_like(j,
+                                                                          bool)
+    return glob & (local | is_sink_token)
+
+
+# ---------------------------------------------------------------------------
+# §5 Normalization
+# ---------------------------------------------------------------------------
+
+def normalize(s, valid, normalization: str = "softmax", *,
+              bias: Optional[float] = None,
+              length_scale: Optional[float] = None,
+              sink_logit=None):
+    """Weights ``p`` over the last axis and the row's ``lse`` (§5).
+
+    ``s [..., N]`` holds the scores of every candidate of a row (regular keys
+    and sink rows side by side), ``valid`` (broadcastable bool) marks the
+    visible ones (sink rows: always), ``n = count(valid)`` per row and
+    ``c = sink_logit`` (broadcastable to ``s.shape[:-1]``) the per-row sink
+    logit if given.  Invalid entries get ``p = 0`` whatever their score.
+
+    * ``softmax``:  ``p = exp(s) / Z``, ``Z = sum exp(s) + exp(c)``;
+      ``lse = log Z``
+    * ``softmax1``: ``p = exp(s) / Z``, ``Z = 1 + sum exp(s) + exp(c)``;
+      ``lse = log Z``
+    * ``scalable_softmax``: ``s <- s * length_scale * log(n)``
+      (``length_scale`` defaults to 1), then ``softmax``; ``lse`` is
+      ``log Z`` of the scaled scores.  With ``n = 1`` the factor is 0 and the
+      single score becomes exactly 0.  The sink logit ``c`` is *not* scaled.
+    * ``sigmoid``:  ``p = 1 / (1 + exp(-(s + bias)))`` (``bias`` defaults to 0)
+    * ``relu``:     ``p = max(s, 0)``
+    * ``relu2``:    ``p = max(s, 0)^2``
+    * ``none``:     ``p = s``
+    * ``mean``:     ``p = 1 / n``; ``lse = log n``
+
+    (``exp(c)`` terms are absent without a sink logit.)  The softmax family
+    is evaluated as ``m + log(sum exp(t - m))`` with ``m`` the maximum over
+    the valid scores, ``c`` and (softmax1) the ``0`` logit of the ``1``
+    term, so no term overflows and the largest term is exactly 1.  A row
+    whose ``Z`` is 0 (nothing visible, no sink logit, no ``1`` term; also a
+    row whose visible scores are all ``-inf``) gets ``p = 0`` and
+    ``lse = -inf``; rows with ``n = 0`` get ``p = 0`` under every kind.
+
+    Returns ``(p, lse)``: ``p`` float64 like ``s``, ``lse`` float64
+    ``[...]`` for the kinds in ``LSE_NORMALIZATIONS`` and ``None`` otherwise.
+    ``bias`` / ``length_scale`` / ``sink_logit`` given to a kind that does
+    not use them raise ``ValueError`` (the dialect rejects them too).
+    """
+    s = _f64(s)
+    valid = np.broadcast_to(np.asarray(valid, dtype=bool), s.shape)
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}; expected "
+                         f"one of {NORMALIZATIONS}")
+    if bias is not None and normalization != "sigmoid":
+        raise ValueError("'bias' applies only to the sigmoid normalization")
+    if length_scale is not None and normalization != "scalable_softmax":
+        raise ValueError("'length_scale' applies only to scalable_softmax")
+    if sink_logit is not None and normalization not in SOFTMAX_FAMILY:
+        raise ValueError("sink logits join a softmax denominator; they have "
+                         f"no use under {normalization!r}")
+    n = valid.sum(axis=-1)                      # int, shape s.shape[:-1]
+    zeros = np.zeros_like(s)
+
+    with np.errstate(over="ignore", under="ignore", divide="ignore",
+                     invalid="ignore"):
+        if normalization in SOFTMAX_FAMILY:
+            if normalization == "scalable_softmax":
+                ls = 1.0 if length_scale is None else float(length_scale)
+                factor = (ls * np.log(np.maximum(n, 1)))[..., None]
+                # n = 1: log(1) = 0, the single score is exactly 0 (even if
+                # it was infinite); n = 0: nothing is valid anyway.
+                s = np.where(factor == 0.0, 0.0, s * factor)
+            x = np.where(valid, s, -np.inf)
+            if x.shape[-1] > 0:
+                m = x.max(axis=-1)
+            else:
+                m = np.full(x.shape[:-1], -np.inf)
+            c = None
+            if sink_logit is not None:
+                c = np.broadcast_to(_f64(sink_logit), x.shape[:-1])
+                m = np.maximum(m, c)
+            if normalization == "softmax1":
+                m = np.maximum(m, 0.0)
+            # m = -inf: every term is 0, so Z = 0 whatever the shift.
+            m_safe = np.where(np.isfinite(m), m, 0.0)
+            e = np.where(valid, np.exp(x - m_safe[..., None]), 0.0)
+            tot = e.sum(axis=-1)
+            if c is not None:
+                tot = tot + np.exp(c - m_safe)
+            if normalization == "softmax1":
+                tot = tot + np.exp(-m_safe)
+            p = np.where(tot[..., None] > 0.0, e / tot[..., None], 0.0)
+            lse = m_safe + np.log(tot)           # log(0) = -inf
+            return p, lse
+        if normalization == "sigmoid":
+            t = s + (0.0 if bias is None else float(bias))
+            e = np.exp(-np.abs(t))               # in (0, 1], never overflows
+            sig = np.where(t >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+            return np.where(valid, sig, zeros), None
+        if normalization == "relu":
+            return np.where(valid, np.maximum(s, 0.0), zeros), None
+        if normalization == "relu2":
+            r = np.maximum(s, 0.0)
+            return np.where(valid, r * r, zeros), None
+        if normalization == "none":
+            return np.where(valid, s, zeros), None
+        if normalization == "mean":
+            inv = np.where(n > 0, 1.0 / np.maximum(n, 1), 0.0)[..., None]
+            p = np.where(valid, inv, zeros)
+            lse = np.where(n > 0, np.log(np.maximum(n, 1).astype(np.float64)),
+                           -np.inf)
+            return p, lse
+    raise AssertionError(normalization)
+
+
+# ---------------------------------------------------------------------------
+# The whole op
+# ---------------------------------------------------------------------------
+
+def attention(q, k, v, *, score="dot", scale=None, gamma=None,
+              q_map="identity", k_map="identity", masks=(),
+              normalization="softmax", bias=None, length_scale=None,
+              sink_logits=None, sink_key=None, sink_value=None, captures=(),
+              score_mod=None, mask_mod=None, return_lse=False):
+    """``attn.attention`` in float64 (docs/semantics.md §1-§5).
+
+    q [B,Hq,Sq,D], k [B,Hkv,Sk,D], v [B,Hkv,Sk,Dv] (any float dtype; computed
+    in float64).  Returns O float64 [B,Hq,Sq,Dv] (and lse float64 [B,Hq,Sq] if
+    return_lse).
+
+    For every ``(b, h, i)`` with ``hk = h // (Hq / Hkv)``:
+
+    1. ``qf = phi_q(q[b,h,i,:])``, ``kf_j = phi_k(k[b,hk,j,:])``,
+       ``kf_r = phi_k(sink_key[hk,r,:])`` (``feature_map``).
+    2. ``s_j`` / ``s_r`` from the score kernel (``scores``): ``dot``
+       ``scale * qf . kf`` or ``rbf`` ``-gamma * |qf - kf|^2``.
+    3. ``s_j <- score_mod(s_j, b, h, i, j, *captures)`` for the ``Sk``
+       regular keys only (never for sink rows).
+    4. ``J = {j : visible(b,h,i,j)}`` (``visibility``); the ``Ns`` sink rows
+       ``R`` are always visible.
+    5. ``p = normalize(s over J and R)`` with ``c = sink_logits[h]``
+       (``normalize``), and
+       ``O[b,h,i,:] = sum_{j in J} p_j v[b,hk,j,:]
+       + sum_{r in R} p_r sink_value[hk,r,:]``.
+
+    ``sink_logits [Hq]``, ``sink_key [Hkv, Ns, D]``, ``sink_value
+    [Hkv, Ns, Dv]`` (both or neither).  ``captures`` are handed to
+    ``score_mod`` / ``mask_mod`` (float tensors as float64, integer tensors
+    as int64) and indexed by ``document`` masks.  ``lse`` exists for
+    ``LSE_NORMALIZATIONS`` only (``ValueError`` otherwise).  A query that
+    sees nothing gets ``O = 0`` (never NaN) and ``lse = log Z`` (``-inf``
+    when ``Z = 0``).
+    """
+    q, k, v = _f64(q), _f64(k), _f64(v)
+    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+        raise ValueError(f"q, k, v must have rank 4, got shapes {q.shape}, "
+                         f"{k.shape}, {v.shape}")
+    B, Hq, Sq, D = q.shape
+    Bk, Hkv, Sk, Dk = k.shape
+    if Bk != B or v.shape[0] != B:
+        raise ValueError(f"batch sizes differ: {q.shape}, {k.shape}, "
+                         f"{v.shape}")
+    if Dk != D:
+        raise ValueError(f"q head dim {D} != k head dim {Dk}")
+    if v.shape[1] != Hkv or v.shape[2] != Sk:
+        raise ValueError(f"v must be [B, Hkv, Sk, Dv] = [{B}, {Hkv}, {Sk}, "
+                         f"Dv], got {v.shape}")
+    Dv = v.shape[3]
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}")
+    if return_lse and normalization not in LSE_NORMALIZATIONS:
+        raise ValueError(f"'lse' is defined for {LSE_NORMALIZATIONS}, not "
+                         f"for {normalization!r}")
+    if (sink_key is None) != (sink_value is None):
+        raise ValueError("sink rows need both sink_key and sink_value")
+    hk = kv_head_index(Hq, Hkv)
+    caps = tuple(_capture(c) for c in captures)
+
+    # §1 feature maps; GQA: gather the kv head of every query head.
+    qf = feature_map(q, q_map)                       # [B, Hq, Sq, D]
+    kf = feature_map(k, k_map)[:, hk]                # [B, Hq, Sk, D]
+    vh = v[:, hk]                                    # [B, Hq, Sk, Dv]
+
+    # §2 score kernel on the regular keys.
+    s = scores(qf, kf, score, scale=scale, gamma=gamma)   # [B, Hq, Sq, Sk]
+
+    # §3 score region (regular keys only).
+    if score_mod is not None:
+        b_i, h_i, i_i, j_i = _index_grids(B, Hq, Sq, Sk)
+        s = np.broadcast_to(
+            np.asarray(score_mod(s.copy(), b_i, h_i, i_i, j_i, *caps),
+                       dtype=np.float64), s.shape)
+
+    # §4 visibility.
+    vis = visibility(B, Hq, Sq, Sk, masks, caps, mask_mod)
+
+    # Sink rows: score kernel (with phi_k), no score region, always visible.
+    if sink_key is not None:
+        sk = _f64(sink_key)
+        sv = _f64(sink_value)
+        if sk.ndim != 3 or sk.shape[0] != Hkv or sk.shape[2] != D:
+            raise ValueError(f"sink_key must be [Hkv, Ns, D] = [{Hkv}, Ns, "
+                             f"{D}], got {sk.shape}")
+        if sv.shape != (Hkv, sk.shape[1], Dv):
+            raise ValueError(f"sink_value must be [Hkv, Ns, Dv] = [{Hkv}, "
+                             f"{sk.shape[1]}, {Dv}], got {sv.shape}")
+        skf = feature_map(sk, k_map)[hk][None]       # [1, Hq, Ns, D]
+        svh = sv[hk]                                 # [Hq, Ns, Dv]
+        s_sink = scores(qf, skf, score, scale=scale, gamma=gamma)
+        s_all = np.concatenate([s, s_sink], axis=-1)
+        valid = np.concatenate(
+            [vis, np.ones(s_sink.shape, dtype=bool)], axis=-1)
+    else:
+        svh = None
+        s_all, valid = s, vis
+
+    c = None
+    if sink_logits is not None:
+        sl = _f64(sink_logits)
+        if sl.shape != (Hq,):
+            raise ValueError(f"sink_logits must be [Hq] = [{Hq}], got "
+                             f"{sl.shape}")
+        c = np.broadcast_to(sl.reshape(1, Hq, 1), (B, Hq, Sq))
+
+    # §5 normalization and aggregation.
+    p, lse = normalize(s_all, valid, normalization, bias=bias,
+                       length_scale=length_scale, sink_logit=c)
+    out = np.matmul(p[..., :Sk], vh)                 # [B, Hq, Sq, Dv]
+    if svh is not None:
+        out = out + np.matmul(p[..., Sk:], svh[None])
+    if return_lse:
+        return out, lse
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Mask dict constructors (convenience for tests and callers)
+# ---------------------------------------------------------------------------
+
+def causal(alignment: str = "top_left") -> dict:
+    """``#attn.causal<alignment>``: ``j <= pos(i)``."""
+    return {"kind": "causal", "alignment": alignment}
+
+
+def prefix_lm(prefix: int, alignment: str = "top_left") -> dict:
+    """``#attn.prefix_lm<prefix = P>``: ``j < P or j <= pos(i)``."""
+    return {"kind": "prefix_lm", "prefix": prefix, "alignment": alignment}
+
+
+def document(q_segments: int = 0, kv_segments: int = 0) -> dict:
+    """``#attn.document<q_segments = a, kv_segments = c>``:
+    ``captures[a][b, i] == captures[c][b, j]``."""
+    return {"kind": "document", "q_segments": q_segments,
+            "kv_segments": kv_segments}
+
+
+def sliding_window(left: int, right: int = 0,
+                   alignment: str = "top_left") -> dict:
+    """``#attn.sliding_window<left = L, right = R>``:
+    ``pos - L <= j <= pos + R``."""
+    return {"kind": "sliding_window", "left": left, "right": right,
+            "alignment": alignment}
+
+
+def chunked(size: int) -> dict:
+    """``#attn.chunked<size = C>``: ``floor(i / C) == floor(j / C)``."""
+    return {"kind": "chunked", "size": size}
+
+
+def neighborhood_1d(kernel: int, dilation: int = 1) -> dict:
+    """``#attn.neighborhood_1d<kernel = K, dilation = D>``:
+    ``nat(i, j, Sk, K, D)``."""
+    return {"kind": "neighborhood_1d", "kernel": kernel, "dilation": dilation}
+
+
+def neighborhood_2d(height: int, width: int, kernel_h: int, kernel_w: int,
+                    dilation_h: int = 1, dilation_w: int = 1) -> dict:
+    """``#attn.neighborhood_2d<...>``: 1-D neighborhoods on the row and the
+    column of a row-major ``height x width`` grid."""
+    return {"kind": "neighborhood_2d", "height": height, "width": width,
+            "kernel_h": kernel_h, "kernel_w": kernel_w,
+            "dilation_h": dilation_h, "dilation_w": dilation_w}
+
+
+def sink_tokens(count: int) -> dict:
+    """``#attn.sink_tokens<count = N>``: keys ``j < N`` pass the local masks."""
+    return {"kind": "sink_tokens", "count": count}
