@@ -173,8 +173,8 @@ Value mlir::attn::alignedPosition(ScalarEmitter &e, const AttnOpInfo &info,
 Value mlir::attn::emitKernelScore(ScalarEmitter &e, const AttnOpInfo &info,
                                   Value b, Value h, Value i, Value keys,
                                   ValueRange keyRow) {
-  FeatureMap qMap = info.spec.getQMap(), kMap = info.spec.getKMap();
-  bool rbf = info.spec.getScore() == ScoreKind::rbf;
+  FeatureMap qMap = info.spec.getQFeatureMap(), kMap = info.spec.getKFeatureMap();
+  bool rbf = info.spec.getScoreKind() == ScoreKind::rbf;
   Value acc = e.forLoop(
       e.index(0), info.headDimQK, {e.f32(0.0)},
       [&](Value d, ValueRange args) -> SmallVector<Value> {

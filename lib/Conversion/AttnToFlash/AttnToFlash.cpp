@@ -45,8 +45,8 @@ public:
   FlashLowering(ImplicitLocOpBuilder &b, AttentionOp op, int64_t qTile,
                 int64_t kvTile)
       : b(b), e{b}, info(AttnOpInfo::get(b, op)),
-        norm(info.spec.getNormalization()), qTile(qTile), kvTile(kvTile) {
-    rbf = info.spec.getScore() == ScoreKind::rbf;
+        norm(info.spec.getNormalizationKind()), qTile(qTile), kvTile(kvTile) {
+    rbf = info.spec.getScoreKind() == ScoreKind::rbf;
     dropQueryNorm = rbf && isShiftInvariant(info.spec, bool(info.sinkLogits));
   }
 
@@ -127,7 +127,7 @@ Value FlashLowering::emitScore(KeySource source, Value i, Value j,
   } else {
     // -gamma|q - k|^2 = 2 gamma q.k - gamma |k|^2 - gamma |q|^2, with the
     // key norm from the tile and the query norm from the q-tile.
-    FeatureMap qMap = info.spec.getQMap(), kMap = info.spec.getKMap();
+    FeatureMap qMap = info.spec.getQFeatureMap(), kMap = info.spec.getKFeatureMap();
     Value dot = e.forLoop(
         e.index(0), info.headDimQK, {e.f32(0.0)},
         [&](Value d, ValueRange a) -> SmallVector<Value> {
@@ -169,7 +169,7 @@ TileState FlashLowering::emitKVTile(TileState state, KeySource source,
                 Value x = e.featureMap(
                     sink ? e.loadF32(keys, {hk, j, d})
                          : e.loadF32(keys, {bIdx, hk, j, d}),
-                    info.spec.getKMap());
+                    info.spec.getKFeatureMap());
                 return {e.add(s[0], e.mul(x, x))};
               })[0];
           Value n = e.mul(emitGamma(e, info), sq);
@@ -308,7 +308,7 @@ SmallVector<Value> FlashLowering::emitQueryTile(Value bi, Value hi,
               [&](Value d, ValueRange s) -> SmallVector<Value> {
                 Value x = e.featureMap(
                     e.loadF32(info.query, {bIdx, h, e.addI(i0, r), d}),
-                    info.spec.getQMap());
+                    info.spec.getQFeatureMap());
                 return {e.add(s[0], e.mul(x, x))};
               })[0];
           return {tensor::InsertOp::create(

@@ -34,7 +34,7 @@ class ReferenceLowering {
 public:
   ReferenceLowering(ImplicitLocOpBuilder &b, AttentionOp op)
       : b(b), e{b}, info(AttnOpInfo::get(b, op)),
-        norm(info.spec.getNormalization()) {}
+        norm(info.spec.getNormalizationKind()) {}
 
   SmallVector<Value> emit();
 

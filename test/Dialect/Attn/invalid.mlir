@@ -281,7 +281,7 @@ func.func @sink_rows_count(%q: tensor<1x4x16x32xf32>, %sk: tensor<4x3x32xf32>,
 //===----------------------------------------------------------------------===//
 
 func.func @lse_with_sigmoid(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
-  // expected-error @+1 {{'lse' result needs a softmax-family or mean normalization, but the op's normalizes with sigmoid}}
+  // expected-error @+1 {{'lse' result needs a softmax-family or mean normalization, but the op has normalize<sigmoid>}}
   %o, %lse = attn.attention %q, %q, %q normalize<sigmoid>
       : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
       -> tensor<1x4x16x32xf32>, tensor<1x4x16xf32>
@@ -517,7 +517,7 @@ func.func @neighborhood_2d_zero_dilation(%q: tensor<1x4x16x32xf32>) -> tensor<1x
 // -----
 
 func.func @neighborhood_2d_kernel_h_too_large(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
-  // expected-error @+1 {{kernel_h * dilation_h (6) exceeds the grid height (4)}}
+  // expected-error @+1 {{kernel_h * dilation_h exceeds the grid height (4)}}
   %o = attn.attention %q, %q, %q
       mask = [#attn.neighborhood_2d<height = 4, width = 4, kernel_h = 3, kernel_w = 3,
                                     dilation_h = 2>]
@@ -529,7 +529,7 @@ func.func @neighborhood_2d_kernel_h_too_large(%q: tensor<1x4x16x32xf32>) -> tens
 // -----
 
 func.func @neighborhood_2d_kernel_w_too_large(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
-  // expected-error @+1 {{kernel_w * dilation_w (5) exceeds the grid width (4)}}
+  // expected-error @+1 {{kernel_w * dilation_w exceeds the grid width (4)}}
   %o = attn.attention %q, %q, %q
       mask = [#attn.neighborhood_2d<height = 4, width = 4, kernel_h = 3, kernel_w = 5>]
       : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
@@ -587,7 +587,7 @@ func.func @neighborhood_needs_square(%q: tensor<1x4x8x32xf32>, %k: tensor<1x4x16
 // -----
 
 func.func @neighborhood_1d_too_large(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
-  // expected-error @+1 {{mask #attn.neighborhood_1d<kernel = 9, dilation = 2>: kernel * dilation (18) exceeds the sequence length (16)}}
+  // expected-error @+1 {{mask #attn.neighborhood_1d<kernel = 9, dilation = 2>: kernel * dilation exceeds the sequence length (16)}}
   %o = attn.attention %q, %q, %q mask = [#attn.neighborhood_1d<kernel = 9, dilation = 2>]
       : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
       -> tensor<1x4x16x32xf32>
@@ -774,7 +774,7 @@ func.func @region_captures_disagree(%q: tensor<1x4x16x32xf32>, %c: tensor<4xf32>
 
 func.func @capture_count(%q: tensor<1x4x16x32xf32>, %c: tensor<4xf32>)
     -> tensor<1x4x16x32xf32> {
-  // expected-error @+1 {{the op's regions take 2 captured operands but the op passes 1}}
+  // expected-error @+1 {{the op regions take 2 captured operands but the op passes 1}}
   %o = attn.attention %q, %q, %q captures(%c : tensor<4xf32>)
       : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
       -> tensor<1x4x16x32xf32>
@@ -791,7 +791,7 @@ func.func @capture_count(%q: tensor<1x4x16x32xf32>, %c: tensor<4xf32>)
 // A static size in the region must match the capture.
 func.func @capture_type(%q: tensor<1x4x16x32xf32>, %c: tensor<8xf32>)
     -> tensor<1x4x16x32xf32> {
-  // expected-error @+1 {{captured operand #0 has type 'tensor<8xf32>' but the op's regions expect 'tensor<4xf32>'}}
+  // expected-error @+1 {{captured operand #0 has type 'tensor<8xf32>' but the op regions expect 'tensor<4xf32>'}}
   %o = attn.attention %q, %q, %q captures(%c : tensor<8xf32>)
       : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
       -> tensor<1x4x16x32xf32>
@@ -847,7 +847,7 @@ func.func @variant_and_inline_spec(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x3
 attn.variant @sig normalize<sigmoid>
 
 func.func @lse_through_variant(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
-  // expected-error @+1 {{'lse' result needs a softmax-family or mean normalization, but the variant sig's normalizes with sigmoid}}
+  // expected-error @+1 {{'lse' result needs a softmax-family or mean normalization, but the variant @sig has normalize<sigmoid>}}
   %o, %lse = attn.attention %q, %q, %q variant @sig
       : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
       -> tensor<1x4x16x32xf32>, tensor<1x4x16xf32>
@@ -864,7 +864,7 @@ attn.variant @alibi score_mod {
 }
 
 func.func @captures_through_variant(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
-  // expected-error @+1 {{the variant alibi's regions take 1 captured operands but the op passes 0}}
+  // expected-error @+1 {{the variant @alibi regions take 1 captured operands but the op passes 0}}
   %o = attn.attention %q, %q, %q variant @alibi
       : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
       -> tensor<1x4x16x32xf32>
@@ -905,4 +905,42 @@ func.func @variant_not_in_symbol_table() {
   // expected-error @+1 {{'attn.variant' op symbol's parent must have the SymbolTable trait}}
   attn.variant @nested mask = [#attn.causal]
   return
+}
+
+// -----
+
+attn.variant @sig normalize<sigmoid>
+
+func.func @variant_with_explicit_default(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
+  // expected-error @+1 {{references variant @sig and also gives a specification inline}}
+  %o = attn.attention %q, %q, %q variant @sig normalize<softmax>
+      : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32> -> tensor<1x4x16x32xf32>
+  return %o : tensor<1x4x16x32xf32>
+}
+
+// -----
+
+func.func @neighborhood_dilation_overflow(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
+  // expected-error @+1 {{kernel * dilation exceeds the sequence length (16)}}
+  %o = attn.attention %q, %q, %q mask = [#attn.neighborhood_1d<kernel = 3, dilation = 6148914691236517206>]
+      : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32> -> tensor<1x4x16x32xf32>
+  return %o : tensor<1x4x16x32xf32>
+}
+
+// -----
+
+func.func @kv_batch_mismatch_dynamic_q(%q: tensor<?x4x16x32xf32>, %k: tensor<2x4x16x32xf32>, %v: tensor<3x4x16x32xf32>) -> tensor<?x4x16x32xf32> {
+  // expected-error @+1 {{batch sizes differ}}
+  %o = attn.attention %q, %k, %v
+      : tensor<?x4x16x32xf32>, tensor<2x4x16x32xf32>, tensor<3x4x16x32xf32> -> tensor<?x4x16x32xf32>
+  return %o : tensor<?x4x16x32xf32>
+}
+
+// -----
+
+func.func @sink_key_dim_vs_query(%q: tensor<1x4x16x32xf32>, %k: tensor<1x4x16x?xf32>, %v: tensor<1x4x16x32xf32>, %sk: tensor<4x2x64xf32>, %sv: tensor<4x2x32xf32>) -> tensor<1x4x16x32xf32> {
+  // expected-error @+1 {{'sink_key' must have shape [Hkv, Ns, Dqk] with Hkv = 4 and Dqk = 32}}
+  %o = attn.attention %q, %k, %v sink_rows(%sk, %sv : tensor<4x2x64xf32>, tensor<4x2x32xf32>)
+      : tensor<1x4x16x32xf32>, tensor<1x4x16x?xf32>, tensor<1x4x16x32xf32> -> tensor<1x4x16x32xf32>
+  return %o : tensor<1x4x16x32xf32>
 }

@@ -5,8 +5,9 @@
 // Round trip of every attn kind in the pretty form. The specification prints
 // in a fixed order: score, scale, gamma, q_map, k_map, mask, normalize, bias,
 // length_scale, attr-dict, types, then the score_mod / mask_mod regions.
-// Default values (score<dot>, q_map/k_map<identity>, normalize<softmax>)
-// are elided.
+// Specification attributes print only when given: an explicit default
+// (score<dot>, q_map<identity>, normalize<softmax>) is kept, so that it is
+// never confused with "not given" next to a variant reference.
 
 //===----------------------------------------------------------------------===//
 // Variants
@@ -69,7 +70,7 @@ attn.variant @even_keys normalize<relu> mask_mod {
 
 // CHECK-LABEL: func.func @score_dot_scale
 // CHECK-SAME: (%[[Q:.+]]: tensor<1x4x16x32xf32>, %[[K:.+]]: tensor<1x4x16x32xf32>, %[[V:.+]]: tensor<1x4x16x32xf32>)
-// CHECK: attn.attention %[[Q]], %[[K]], %[[V]] scale = 1.250000e-01 :
+// CHECK: attn.attention %[[Q]], %[[K]], %[[V]] score<dot> scale = 1.250000e-01 :
 // CHECK-SAME: tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32> -> tensor<1x4x16x32xf32>{{$}}
 func.func @score_dot_scale(%q: tensor<1x4x16x32xf32>, %k: tensor<1x4x16x32xf32>,
                            %v: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {

@@ -34,7 +34,7 @@ bool mlir::attn::isSoftmaxFamily(Normalization norm) {
 
 bool mlir::attn::isShiftInvariant(VariantSpecOpInterface spec,
                                   bool hasSinkLogits) {
-  Normalization norm = spec.getNormalization();
+  Normalization norm = spec.getNormalizationKind();
   if (norm != Normalization::softmax &&
       norm != Normalization::scalable_softmax)
     return false;
@@ -58,6 +58,19 @@ double mlir::attn::getEffectiveGamma(VariantSpecOpInterface spec,
 /// Two sizes disagree only when both are static.
 static bool sizesDiffer(int64_t a, int64_t b) {
   return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
+}
+
+/// A size for messages: the number, or '?' when dynamic.
+static std::string dimStr(int64_t d) {
+  return ShapedType::isDynamic(d) ? "?" : std::to_string(d);
+}
+
+/// `a * b`, or nullopt when it overflows int64.
+static std::optional<int64_t> checkedProduct(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r))
+    return std::nullopt;
+  return r;
 }
 
 static std::string formatShape(ArrayRef<int64_t> shape) {
@@ -186,16 +199,23 @@ static LogicalResult verifyMaskParams(Operation *op, Attribute mask) {
             failed(verifyPositive(op, n, "dilation_h", n.getDilationH())) ||
             failed(verifyPositive(op, n, "dilation_w", n.getDilationW())))
           return failure();
-        if (n.getKernelH() * n.getDilationH() > n.getHeight())
+        std::optional<int64_t> spanH =
+            checkedProduct(n.getKernelH(), n.getDilationH());
+        if (!spanH || *spanH > n.getHeight())
           return op->emitOpError()
-                 << "mask " << maskName(n) << ": kernel_h * dilation_h ("
-                 << n.getKernelH() * n.getDilationH()
-                 << ") exceeds the grid height (" << n.getHeight() << ")";
-        if (n.getKernelW() * n.getDilationW() > n.getWidth())
+                 << "mask " << maskName(n)
+                 << ": kernel_h * dilation_h exceeds the grid height ("
+                 << n.getHeight() << ")";
+        std::optional<int64_t> spanW =
+            checkedProduct(n.getKernelW(), n.getDilationW());
+        if (!spanW || *spanW > n.getWidth())
           return op->emitOpError()
-                 << "mask " << maskName(n) << ": kernel_w * dilation_w ("
-                 << n.getKernelW() * n.getDilationW()
-                 << ") exceeds the grid width (" << n.getWidth() << ")";
+                 << "mask " << maskName(n)
+                 << ": kernel_w * dilation_w exceeds the grid width ("
+                 << n.getWidth() << ")";
+        if (!checkedProduct(n.getHeight(), n.getWidth()))
+          return op->emitOpError() << "mask " << maskName(n)
+                                   << ": height * width overflows";
         return success();
       })
       .Case([&](DocumentAttr d) -> LogicalResult {
@@ -212,7 +232,7 @@ static LogicalResult verifyMaskParams(Operation *op, Attribute mask) {
 
 LogicalResult mlir::attn::verifyVariantSpec(Operation *op,
                                             VariantSpecOpInterface spec) {
-  bool isRbf = spec.getScore() == ScoreKind::rbf;
+  bool isRbf = spec.getScoreKind() == ScoreKind::rbf;
   if (std::optional<APFloat> scale = spec.getScale()) {
     if (isRbf)
       return op->emitOpError("'scale' applies to score<dot>; score<rbf> "
@@ -230,7 +250,7 @@ LogicalResult mlir::attn::verifyVariantSpec(Operation *op,
       return op->emitOpError() << "'gamma' must be positive and finite, got "
                                << g;
   }
-  Normalization norm = spec.getNormalization();
+  Normalization norm = spec.getNormalizationKind();
   if (std::optional<APFloat> bias = spec.getBias()) {
     if (norm != Normalization::sigmoid)
       return op->emitOpError("'bias' applies only to normalize<sigmoid>");
@@ -295,9 +315,15 @@ LogicalResult mlir::attn::verifyVariantSpec(Operation *op,
     auto scoreCaps = llvm::drop_begin(spec.getScoreMod().getArgumentTypes(), kScoreModFixedArgs);
     auto maskCaps =
         llvm::drop_begin(spec.getMaskMod().getArgumentTypes(), kMaskModFixedArgs);
-    if (!llvm::equal(scoreCaps, maskCaps))
-      return op->emitOpError("'score_mod' and 'mask_mod' regions must take "
-                             "the same captured operand types");
+    if (!llvm::equal(scoreCaps, maskCaps)) {
+      InFlightDiagnostic diag = op->emitOpError(
+          "'score_mod' and 'mask_mod' regions must take the same captured "
+          "operand types, got (");
+      llvm::interleaveComma(scoreCaps, diag);
+      diag << ") and (";
+      llvm::interleaveComma(maskCaps, diag);
+      return diag << ")";
+    }
   }
   return success();
 }
@@ -341,15 +367,9 @@ VariantSpecOpInterface AttentionOp::getSpec(SymbolTableCollection *tables) {
 
 /// Whether any specification attribute or region is given inline.
 static bool hasInlineSpec(AttentionOp op) {
-  return (op.getScoreAttr() &&
-          op.getScore() != ScoreKind::dot) ||
-         op.getScaleAttr() || op.getGammaAttr() ||
-         (op.getQMapAttr() && op.getQMap() != FeatureMap::identity) ||
-         (op.getKMapAttr() && op.getKMap() != FeatureMap::identity) ||
-         op.getMasksAttr() ||
-         (op.getNormalizationAttr() &&
-          op.getNormalization() != Normalization::softmax) ||
-         op.getBiasAttr() || op.getLengthScaleAttr() ||
+  return op.getScoreAttr() || op.getScaleAttr() || op.getGammaAttr() ||
+         op.getQMapAttr() || op.getKMapAttr() || op.getMasksAttr() ||
+         op.getNormalizationAttr() || op.getBiasAttr() || op.getLengthScaleAttr() ||
          !op.getScoreMod().empty() || !op.getMaskMod().empty();
 }
 
@@ -378,7 +398,8 @@ LogicalResult AttentionOp::verify() {
                          << " differs from the 'query' element type " << elt;
   ArrayRef<int64_t> q = qTy.getShape(), k = kTy.getShape(),
                     v = vTy.getShape();
-  if (sizesDiffer(q[0], k[0]) || sizesDiffer(q[0], v[0]))
+  if (sizesDiffer(q[0], k[0]) || sizesDiffer(q[0], v[0]) ||
+      sizesDiffer(k[0], v[0]))
     return emitOpError() << "batch sizes differ: 'query' " << formatShape(q)
                          << ", 'key' " << formatShape(k) << ", 'value' "
                          << formatShape(v);
@@ -398,7 +419,8 @@ LogicalResult AttentionOp::verify() {
                          << " positions but 'value' has " << v[2];
 
   auto oTy = getOutput().getType();
-  SmallVector<int64_t> expectO = {q[0], q[1], q[2], v[3]};
+  int64_t batch = ShapedType::isDynamic(q[0]) ? k[0] : q[0];
+  SmallVector<int64_t> expectO = {batch, q[1], q[2], v[3]};
   if (oTy.getRank() != 4 ||
       llvm::any_of(llvm::zip(oTy.getShape(), expectO), [](auto p) {
         return sizesDiffer(std::get<0>(p), std::get<1>(p));
@@ -410,7 +432,7 @@ LogicalResult AttentionOp::verify() {
                          << " differs from the 'query' element type " << elt;
   if (Value lse = getLse()) {
     auto lTy = cast<RankedTensorType>(lse.getType());
-    SmallVector<int64_t> expectL = {q[0], q[1], q[2]};
+    SmallVector<int64_t> expectL = {batch, q[1], q[2]};
     if (lTy.getRank() != 3 ||
         llvm::any_of(llvm::zip(lTy.getShape(), expectL), [](auto p) {
           return sizesDiffer(std::get<0>(p), std::get<1>(p));
@@ -422,7 +444,7 @@ LogicalResult AttentionOp::verify() {
     auto sTy = cast<RankedTensorType>(sl.getType());
     if (sTy.getRank() != 1 || sizesDiffer(sTy.getDimSize(0), q[1]))
       return emitOpError() << "'sink_logits' must have shape [Hq] = ["
-                           << q[1] << "], got " << sTy;
+                           << dimStr(q[1]) << "], got " << sTy;
   }
   if (bool(getSinkKey()) != bool(getSinkValue()))
     return emitOpError("'sink_rows' needs both 'sink_key' and 'sink_value'");
@@ -432,15 +454,17 @@ LogicalResult AttentionOp::verify() {
     if (skTy.getElementType() != elt || svTy.getElementType() != elt)
       return emitOpError() << "'sink_key' and 'sink_value' must have the "
                            << "'query' element type " << elt;
+    int64_t dqk = ShapedType::isDynamic(q[3]) ? k[3] : q[3];
     if (skTy.getRank() != 3 || sizesDiffer(skTy.getDimSize(0), k[1]) ||
-        sizesDiffer(skTy.getDimSize(2), k[3]))
+        sizesDiffer(skTy.getDimSize(2), dqk))
       return emitOpError() << "'sink_key' must have shape [Hkv, Ns, Dqk] "
-                           << "with Hkv = " << k[1] << " and Dqk = " << k[3]
-                           << ", got " << skTy;
+                           << "with Hkv = " << dimStr(k[1]) << " and Dqk = "
+                           << dimStr(dqk) << ", got " << skTy;
     if (svTy.getRank() != 3 || sizesDiffer(svTy.getDimSize(0), v[1]) ||
         sizesDiffer(svTy.getDimSize(2), v[3]))
       return emitOpError() << "'sink_value' must have shape [Hkv, Ns, Dv] "
-                           << "with Hkv = " << v[1] << " and Dv = " << v[3]
+                           << "with Hkv = " << dimStr(v[1]) << " and Dv = "
+                           << dimStr(v[3])
                            << ", got " << svTy;
     if (sizesDiffer(skTy.getDimSize(1), svTy.getDimSize(1)))
       return emitOpError() << "'sink_key' has " << skTy.getDimSize(1)
@@ -458,12 +482,12 @@ LogicalResult AttentionOp::verify() {
 static LogicalResult verifySpecAgainstOperands(AttentionOp op,
                                                VariantSpecOpInterface spec,
                                                StringRef origin) {
-  Normalization norm = spec.getNormalization();
+  Normalization norm = spec.getNormalizationKind();
   if (op.getLse() && !isSoftmaxFamily(norm) && norm != Normalization::mean)
     return op.emitOpError() << "'lse' result needs a softmax-family or mean "
                             << "normalization, but the " << origin
-                            << " normalizes with "
-                            << stringifyNormalization(norm);
+                            << " has normalize<"
+                            << stringifyNormalization(norm) << ">";
   if (op.getSinkLogits() && !isSoftmaxFamily(norm))
     return op.emitOpError() << "'sink_logits' has no use under normalize<"
                             << stringifyNormalization(norm)
@@ -472,20 +496,22 @@ static LogicalResult verifySpecAgainstOperands(AttentionOp op,
   ArrayRef<int64_t> q = op.getQuery().getType().getShape();
   ArrayRef<int64_t> k = op.getKey().getType().getShape();
   int64_t sq = q[2], sk = k[2];
+  int64_t batch = ShapedType::isDynamic(q[0]) ? k[0] : q[0];
   if (std::optional<ArrayAttr> masks = spec.getMasks()) {
     for (Attribute attr : *masks) {
       bool neighborhood = isa<Neighborhood1DAttr, Neighborhood2DAttr>(attr);
       if (neighborhood && sizesDiffer(sq, sk))
         return op.emitOpError()
                << "mask " << maskName(attr) << " needs Sq == Sk, got Sq = "
-               << sq << " and Sk = " << sk;
+               << dimStr(sq) << " and Sk = " << dimStr(sk);
       if (auto n = dyn_cast<Neighborhood1DAttr>(attr)) {
-        if (!ShapedType::isDynamic(sk) &&
-            n.getKernel() * n.getDilation() > sk)
+        std::optional<int64_t> span =
+            checkedProduct(n.getKernel(), n.getDilation());
+        if (!span || (!ShapedType::isDynamic(sk) && *span > sk))
           return op.emitOpError()
-                 << "mask " << maskName(attr) << ": kernel * dilation ("
-                 << n.getKernel() * n.getDilation()
-                 << ") exceeds the sequence length (" << sk << ")";
+                 << "mask " << maskName(attr)
+                 << ": kernel * dilation exceeds the sequence length ("
+                 << dimStr(sk) << ")";
       }
       if (auto n = dyn_cast<Neighborhood2DAttr>(attr)) {
         if (!ShapedType::isDynamic(sk) && n.getHeight() * n.getWidth() != sk)
@@ -505,12 +531,13 @@ static LogicalResult verifySpecAgainstOperands(AttentionOp op,
                    << numCaps << " captures";
           auto ty = cast<RankedTensorType>(op.getCaptures()[index].getType());
           if (ty.getRank() != 2 || !ty.getElementType().isInteger(32) ||
-              sizesDiffer(ty.getDimSize(0), q[0]) ||
+              sizesDiffer(ty.getDimSize(0), batch) ||
               sizesDiffer(ty.getDimSize(1), len))
             return op.emitOpError()
                    << "mask " << maskName(attr) << ": '" << name
-                   << "' capture #" << index << " must be tensor<" << q[0]
-                   << "x" << len << "xi32> ([B, S] segment ids), got " << ty;
+                   << "' capture #" << index << " must be tensor<"
+                   << dimStr(batch) << "x" << dimStr(len)
+                   << "xi32> ([B, S] segment ids), got " << ty;
         }
       }
     }
@@ -540,7 +567,7 @@ LogicalResult AttentionOp::verifyRegions() {
   auto spec = cast<VariantSpecOpInterface>(getOperation());
   if (failed(verifyVariantSpec(*this, spec)))
     return failure();
-  return verifySpecAgainstOperands(*this, spec, "op's");
+  return verifySpecAgainstOperands(*this, spec, "op");
 }
 
 LogicalResult
@@ -558,5 +585,5 @@ AttentionOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
                          << target->getName() << "', not an attn.variant";
   return verifySpecAgainstOperands(
       *this, cast<VariantSpecOpInterface>(variant.getOperation()),
-      ("variant " + ref.getValue() + "'s").str());
+      ("variant @" + ref.getValue()).str());
 }

@@ -19,13 +19,13 @@ namespace {
 
 /// Copies the specification of `variant` onto `op` and drops the reference.
 void instantiate(AttentionOp op, VariantOp variant) {
-  op.setScore(variant.getScore());
+  op.setScoreAttr(variant.getScoreAttr());
   op.setScaleAttr(variant.getScaleAttr());
   op.setGammaAttr(variant.getGammaAttr());
-  op.setQMap(variant.getQMap());
-  op.setKMap(variant.getKMap());
+  op.setQMapAttr(variant.getQMapAttr());
+  op.setKMapAttr(variant.getKMapAttr());
   op.setMasksAttr(variant.getMasksAttr());
-  op.setNormalization(variant.getNormalization());
+  op.setNormalizationAttr(variant.getNormalizationAttr());
   op.setBiasAttr(variant.getBiasAttr());
   op.setLengthScaleAttr(variant.getLengthScaleAttr());
   IRMapping mapping;

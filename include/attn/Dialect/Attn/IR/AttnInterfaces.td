@@ -35,20 +35,29 @@ def Attn_VariantSpecOpInterface : OpInterface<"VariantSpecOpInterface"> {
     normalization and its parameters, and the score and mask regions.
   }];
   let methods = [
-    InterfaceMethod<"", "::mlir::attn::ScoreKind", "getScore", (ins),
-                    [{}], [{ return $_op.getScore(); }]>,
+    InterfaceMethod<"", "::mlir::attn::ScoreKind", "getScoreKind", (ins),
+                    [{}], [{
+      return $_op.getScore().value_or(::mlir::attn::ScoreKind::dot);
+    }]>,
     InterfaceMethod<"", "std::optional<::llvm::APFloat>", "getScale", (ins),
                     [{}], [{ return $_op.getScale(); }]>,
     InterfaceMethod<"", "std::optional<::llvm::APFloat>", "getGamma", (ins),
                     [{}], [{ return $_op.getGamma(); }]>,
-    InterfaceMethod<"", "::mlir::attn::FeatureMap", "getQMap", (ins),
-                    [{}], [{ return $_op.getQMap(); }]>,
-    InterfaceMethod<"", "::mlir::attn::FeatureMap", "getKMap", (ins),
-                    [{}], [{ return $_op.getKMap(); }]>,
+    InterfaceMethod<"", "::mlir::attn::FeatureMap", "getQFeatureMap", (ins),
+                    [{}], [{
+      return $_op.getQMap().value_or(::mlir::attn::FeatureMap::identity);
+    }]>,
+    InterfaceMethod<"", "::mlir::attn::FeatureMap", "getKFeatureMap", (ins),
+                    [{}], [{
+      return $_op.getKMap().value_or(::mlir::attn::FeatureMap::identity);
+    }]>,
     InterfaceMethod<"", "::std::optional<::mlir::ArrayAttr>", "getMasks",
                     (ins), [{}], [{ return $_op.getMasks(); }]>,
-    InterfaceMethod<"", "::mlir::attn::Normalization", "getNormalization",
-                    (ins), [{}], [{ return $_op.getNormalization(); }]>,
+    InterfaceMethod<"", "::mlir::attn::Normalization",
+                    "getNormalizationKind", (ins), [{}], [{
+      return $_op.getNormalization().value_or(
+          ::mlir::attn::Normalization::softmax);
+    }]>,
     InterfaceMethod<"", "std::optional<::llvm::APFloat>", "getBias", (ins),
                     [{}], [{ return $_op.getBias(); }]>,
     InterfaceMethod<"", "std::optional<::llvm::APFloat>", "getLengthScale",

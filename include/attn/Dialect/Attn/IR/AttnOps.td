@@ -12,16 +12,13 @@ def Attn_FloatTensor : RankedTensorOf<[F16, BF16, F32]>;
 
 /// The variant specification, shared by attn.variant and attn.attention.
 defvar Attn_VariantSpecArgs = (ins
-  DefaultValuedAttr<Attn_ScoreKindAttr, "::mlir::attn::ScoreKind::dot">:$score,
+  OptionalAttr<Attn_ScoreKindAttr>:$score,
   OptionalAttr<F64Attr>:$scale,
   OptionalAttr<F64Attr>:$gamma,
-  DefaultValuedAttr<Attn_FeatureMapAttr,
-                    "::mlir::attn::FeatureMap::identity">:$q_map,
-  DefaultValuedAttr<Attn_FeatureMapAttr,
-                    "::mlir::attn::FeatureMap::identity">:$k_map,
+  OptionalAttr<Attn_FeatureMapAttr>:$q_map,
+  OptionalAttr<Attn_FeatureMapAttr>:$k_map,
   OptionalAttr<ArrayAttr>:$masks,
-  DefaultValuedAttr<Attn_NormalizationAttr,
-                    "::mlir::attn::Normalization::softmax">:$normalization,
+  OptionalAttr<Attn_NormalizationAttr>:$normalization,
   OptionalAttr<F64Attr>:$bias,
   OptionalAttr<F64Attr>:$length_scale
 );
@@ -73,7 +70,7 @@ def Attn_VariantOp : Attn_Op<"variant", [
     sizes (`?`) there accept any size.
 
     ```mlir
-    attn.variant @alibi normalize<softmax> mask = [#attn.causal]
+    attn.variant @alibi mask = [#attn.causal] normalize<softmax>
         score_mod {
     ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index,
          %slopes: tensor<?xf32>):
@@ -127,7 +124,9 @@ def Attn_AttentionOp : Attn_Op<"attention", [
     Results: `O: [B, Hq, Sq, Dv]` in the input element type and, optionally,
     `lse: [B, Hq, Sq]` f32, the natural-log log-sum-exp of the normalizer
     (sinks included) for the softmax family and `log(n)` for `mean`. A query
-    with no visible key gets `O = 0` and `lse = -inf`.
+    with no visible key and no sink row gets `O = 0`, and `lse = -inf` unless
+    sink logits or softmax1's `+1` keep the normalizer positive (see
+    docs/semantics.md).
 
     The variant is given inline or by reference (`variant @name`), never both;
     `attn-instantiate-variants` inlines references.
