@@ -6,6 +6,7 @@
 #include "attn/Conversion/Passes.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
 #include "attn/Pipelines/Pipelines.h"
+#include "attn/Target/Bundle/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -97,6 +98,7 @@ void mlir::attn::registerAllAttnDialects(DialectRegistry &registry) {
 void mlir::attn::registerAllAttnPasses() {
   attn::registerAttnPasses();
   attn::registerAttnConversionPasses();
+  attn::registerAttnBundlePasses();
   attn::registerAttnPipelines();
   // Upstream passes the pipelines are built from.
   registerTransformsPasses();

@@ -4,6 +4,10 @@
 
 #include "attn/Conversion/Passes.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
+#include "attn/Target/Bundle/Passes.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
@@ -58,7 +62,47 @@ void mlir::attn::buildAttnToCPUPipeline(OpPassManager &pm,
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
+void mlir::attn::buildAttnToNVVMPipeline(OpPassManager &pm,
+                                         const AttnToNVVMOptions &options) {
+  pm.addPass(createAttnInstantiateVariantsPass());
+  pm.addPass(createAttnToNVGPUPass());
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = options.features;
+  target.optLevel = 3;
+  target.moduleMatcher = "attn_kernels";
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  OpPassManager &kernels = pm.nest<gpu::GPUModuleOp>();
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+  kernels.addPass(createSCFToControlFlowPass());
+  kernels.addPass(createConvertNVGPUToNVVMPass());
+  kernels.addPass(createConvertVectorToLLVMPass());
+  ConvertGpuOpsToNVVMOpsOptions toNVVM;
+  toNVVM.indexBitwidth = 64;
+  kernels.addPass(createConvertGpuOpsToNVVMOps(toNVVM));
+  kernels.addPass(createCanonicalizerPass());
+  kernels.addPass(createCSEPass());
+  kernels.addPass(createReconcileUnrealizedCastsPass());
+  if (!options.bundleDir.empty()) {
+    AttnWriteBundlePassOptions bundle;
+    bundle.dir = options.bundleDir;
+    bundle.bundleName = options.bundleName;
+    bundle.toolkitPath = options.toolkit;
+    pm.addPass(createAttnWriteBundlePass(bundle));
+  }
+  GpuModuleToBinaryPassOptions binary;
+  binary.toolkitPath = options.toolkit;
+  binary.compilationTarget = "bin";
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
 void mlir::attn::registerAttnPipelines() {
+  PassPipelineRegistration<AttnToNVVMOptions>(
+      "attn-to-nvvm",
+      "Compile attn ops to tensor-core GPU kernels (a cubin in gpu.binary; "
+      "with bundle-dir, the .cubin/.ptx/.json bundle)",
+      buildAttnToNVVMPipeline);
   PassPipelineRegistration<AttnToCPUOptions>(
       "attn-to-cpu",
       "Lower attn ops to the LLVM dialect for the CPU JIT (attn-run)",

@@ -15,7 +15,8 @@ compiler and the float64 reference::
 
 Function arguments, in order (the op's operand order)::
 
-    %q, %k, %v, %cap0 ... %capN-1, [%sink_logits], [%sink_key, %sink_value]
+    %attn_q, %attn_k, %attn_v, %attn_cap0 ... %attn_capN-1,
+    [%attn_sink_logits], [%attn_sink_key, %attn_sink_value]
 
 Results: ``O`` (``[B, Hq, Sq, Dv]`` of ``dtype``) and, with
 ``return_lse=True``, ``lse`` (``[B, Hq, Sq]`` f32).
@@ -28,7 +29,9 @@ verbatim; otherwise the header is generated, naming the block arguments
 * ``mask_mod``:  ``%b: index, %h: index, %i: index, %j: index``
 
 followed by one ``%capN`` argument per captured operand (with the capture's
-type).  The body must end with ``attn.yield``.  Example (ALiBi, captures
+type).  The body must end with ``attn.yield``.  The custom parser does not
+let region values shadow the function's, so the function's values are all
+named ``%attn_*``: region bodies must not use names starting with ``attn_``.  Example (ALiBi, captures
 ``[((Hq,), "f32")]``)::
 
     %m = tensor.extract %cap0[%h] : tensor<4xf32>
@@ -242,24 +245,25 @@ def emit_attention_func(name: str, q_shape: Sequence[int],
     to = tensor_type((B, Hq, Sq, Dv), dtype)
     tl = tensor_type((B, Hq, Sq), "f32")
 
-    args = [f"%q: {tq}", f"%k: {tk}", f"%v: {tv}"]
-    operands = ["%q, %k, %v"]
+    args = [f"%attn_q: {tq}", f"%attn_k: {tk}", f"%attn_v: {tv}"]
+    operands = ["%attn_q, %attn_k, %attn_v"]
     cap_types = [tensor_type(shape, elt) for shape, elt in captures]
     if cap_types:
-        names = [f"%cap{n}" for n in range(len(cap_types))]
+        names = [f"%attn_cap{n}" for n in range(len(cap_types))]
         args += [f"{n}: {t}" for n, t in zip(names, cap_types)]
         operands.append(f"captures({', '.join(names)} : "
                         f"{', '.join(cap_types)})")
     if sink_logits_shape is not None:
         tsl = tensor_type(tuple(sink_logits_shape), "f32")
-        args.append(f"%sink_logits: {tsl}")
-        operands.append(f"sink_logits(%sink_logits : {tsl})")
+        args.append(f"%attn_sink_logits: {tsl}")
+        operands.append(f"sink_logits(%attn_sink_logits : {tsl})")
     if sink_rows is not None:
         ns = _int(sink_rows, "sink_rows")
         tsk = tensor_type((Hkv, ns, Dqk), dtype)
         tsv = tensor_type((Hkv, ns, Dv), dtype)
-        args += [f"%sink_key: {tsk}", f"%sink_value: {tsv}"]
-        operands.append(f"sink_rows(%sink_key, %sink_value : {tsk}, {tsv})")
+        args += [f"%attn_sink_key: {tsk}", f"%attn_sink_value: {tsv}"]
+        operands.append(f"sink_rows(%attn_sink_key, %attn_sink_value : "
+                        f"{tsk}, {tsv})")
 
     spec = [f"score<{score}>"]
     if scale is not None:
@@ -279,7 +283,7 @@ def emit_attention_func(name: str, q_shape: Sequence[int],
     if length_scale is not None:
         spec.append(f"length_scale = {format_float(length_scale)}")
 
-    results = ["%o"] + (["%lse"] if return_lse else [])
+    results = ["%attn_o"] + (["%attn_lse"] if return_lse else [])
     result_types = [to] + ([tl] if return_lse else [])
     regions = []
     if score_mod is not None:

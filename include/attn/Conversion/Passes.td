@@ -55,4 +55,40 @@ def AttnToFlashPass : Pass<"attn-to-flash"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
+  let summary = "Generate a tensor-core GPU kernel (gpu.func) for every "
+                "attn.attention";
+  let description = [{
+    For every attn.attention in the module, a `gpu.func` kernel in
+    `gpu.module @attn_kernels`, named after the function that held the op,
+    that runs the tiled online algorithm of `attn-to-flash` the way
+    FlashAttention-2 does on sm_80 and later: 64-query tiles per CTA of 4
+    warps, K/V tiles of 64 keys in a 2-stage cp.async shared-memory ring,
+    `mma.sync.m16n8k16` for Q.K^T and P.V with P kept in registers, the score
+    region and mask code evaluated per accumulator element (mask code only on
+    tiles that are not fully visible, hidden tiles never visited), and an
+    exp2-based online softmax.
+
+    Kernel arguments: q, k, v, o, lse (always; a scratch buffer when the op
+    has no LSE result), [sink_logits], [sink_key, sink_value], captures...,
+    each a 1-D global memref (row-major contents), then the sizes B, Hq,
+    Hkv, Sq, Sk, Ns as index values. The launch description (grid, block,
+    dynamic shared memory, argument list) goes into the module attribute
+    `attn.kernels`; the host functions that held the ops are erased.
+
+    Ops the kernel cannot take yet (f32 inputs, dynamic or non-multiple-of-16
+    head dims, feature maps, region ops other than arith/math/tensor.extract)
+    are refused with a diagnostic naming the reason.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::NVVM::NVVMDialect",
+                           "::mlir::nvgpu::NVGPUDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 #endif // ATTN_CONVERSION_PASSES_TD

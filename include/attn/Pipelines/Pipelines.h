@@ -33,6 +33,37 @@ struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
 /// `_mlir_ciface_` wrapper.
 void buildAttnToCPUPipeline(OpPassManager &pm, const AttnToCPUOptions &options);
 
+/// Options of `attn-to-nvvm`.
+struct AttnToNVVMOptions : public PassPipelineOptions<AttnToNVVMOptions> {
+  PassOptions::Option<std::string> chip{
+      *this, "chip", llvm::cl::desc("GPU architecture, e.g. sm_90a, sm_80"),
+      llvm::cl::init("sm_90a")};
+  PassOptions::Option<std::string> features{
+      *this, "features", llvm::cl::desc("PTX features"),
+      llvm::cl::init("+ptx80")};
+  PassOptions::Option<std::string> bundleDir{
+      *this, "bundle-dir",
+      llvm::cl::desc("Write the .cubin/.ptx/.json bundle here (none if "
+                     "empty)"),
+      llvm::cl::init("")};
+  PassOptions::Option<std::string> bundleName{
+      *this, "bundle-name", llvm::cl::desc("File stem of the bundle"),
+      llvm::cl::init("attn")};
+  PassOptions::Option<std::string> toolkit{
+      *this, "toolkit", llvm::cl::desc("CUDA toolkit (ptxas, libdevice)"),
+      llvm::cl::init("/usr/local/cuda")};
+};
+
+/// attn-to-nvvm: from attn.attention on tensors (variants may be referenced)
+/// to a gpu.binary holding one cubin with a kernel per attention op.
+///
+/// Before: a module of func.func on tensors holding attn ops.
+/// After: `gpu.binary @attn_kernels` (cubin for `chip`), the host functions
+/// gone, the launch descriptions in the module attribute `attn.kernels`; with
+/// `bundle-dir`, the bundle files written there.
+void buildAttnToNVVMPipeline(OpPassManager &pm,
+                             const AttnToNVVMOptions &options);
+
 /// Registers attn-to-cpu (and, as they come, the other attn pipelines).
 void registerAttnPipelines();
 

@@ -233,12 +233,20 @@ static Value inlineRegion(ScalarEmitter &e, const AttnOpInfo &info,
   return mapping.lookup(cast<YieldOp>(block.getTerminator()).getValue());
 }
 
+static Value materializeRegion(ScalarEmitter &e, const AttnOpInfo &info,
+                               Region &region, ValueRange args) {
+  if (info.inlineRegion)
+    return info.inlineRegion(region, args);
+  return inlineRegion(e, info, region, args);
+}
+
 Value mlir::attn::emitScoreMod(ScalarEmitter &e, const AttnOpInfo &info,
                                Value score, Value b, Value h, Value i,
                                Value j) {
   if (info.spec.getScoreMod().empty())
     return score;
-  return inlineRegion(e, info, info.spec.getScoreMod(), {score, b, h, i, j});
+  return materializeRegion(e, info, info.spec.getScoreMod(),
+                           {score, b, h, i, j});
 }
 
 //===----------------------------------------------------------------------===//
@@ -286,10 +294,14 @@ Value mlir::attn::emitVisible(ScalarEmitter &e, const AttnOpInfo &info,
             global = e.andI(global, ok);
           })
           .Case([&](DocumentAttr m) {
-            Value qs = tensor::ExtractOp::create(
-                e.b, info.captures[m.getQSegments()], ValueRange{b, i});
-            Value ks = tensor::ExtractOp::create(
-                e.b, info.captures[m.getKvSegments()], ValueRange{b, j});
+            auto load = [&](unsigned index, Value pos) -> Value {
+              if (info.loadSegment)
+                return info.loadSegment(index, b, pos);
+              return tensor::ExtractOp::create(e.b, info.captures[index],
+                                               ValueRange{b, pos});
+            };
+            Value qs = load(m.getQSegments(), i);
+            Value ks = load(m.getKvSegments(), j);
             global = e.andI(global, e.cmpI(P::eq, qs, ks));
           })
           .Case([&](SlidingWindowAttr m) {
@@ -325,8 +337,8 @@ Value mlir::attn::emitVisible(ScalarEmitter &e, const AttnOpInfo &info,
     }
   }
   if (!info.spec.getMaskMod().empty())
-    global = e.andI(global,
-                    inlineRegion(e, info, info.spec.getMaskMod(), {b, h, i, j}));
+    global = e.andI(global, materializeRegion(e, info, info.spec.getMaskMod(),
+                                              {b, h, i, j}));
   return e.andI(global, e.orI(local, sink));
 }
 

@@ -13,6 +13,8 @@
 #include "attn/Dialect/Attn/IR/AttnOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
+#include <functional>
+
 namespace mlir::attn {
 
 /// The sizes and operands of one attn.attention, as index values, plus the
@@ -28,6 +30,15 @@ struct AttnOpInfo {
   Type elementType;
   double scale = 1.0; ///< The dot-product scale.
   double gamma = 1.0; ///< The RBF bandwidth.
+
+  /// How the score and mask regions are materialized: given the region and
+  /// its leading arguments, emit its body and return the yielded value. The
+  /// default clones the region with `captures` bound to its trailing
+  /// arguments; the GPU kernel reads the captures from buffers instead.
+  std::function<Value(Region &, ValueRange)> inlineRegion;
+  /// Reads segment id `pos` of batch `b` from capture `index` (documents).
+  /// The default is tensor.extract on `captures`.
+  std::function<Value(unsigned index, Value b, Value pos)> loadSegment;
 
   /// Reads the sizes of `op` (tensor.dim for dynamic ones). The op must not
   /// reference a variant.
