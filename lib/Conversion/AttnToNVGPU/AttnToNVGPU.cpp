@@ -148,6 +148,8 @@ private:
   SmallVector<Value> mma(ArrayRef<Value> a, ArrayRef<Value> b,
                          ArrayRef<Value> c);
   Value packPair(Value lo, Value hi);
+  /// One mma operand register from a vector<2xelt> pair.
+  Value fragmentRegister(Value pair);
 
   AttentionOp op;
   gpu::GPUModuleOp gpuModule;
@@ -163,14 +165,22 @@ Value KernelBuilder::shuffleXor(Value x, int32_t offset) {
       .getShuffleResult();
 }
 
+Value KernelBuilder::fragmentRegister(Value pair) {
+  // nvvm.mma.sync takes f16 pairs as vector<2xf16> and bf16 pairs packed
+  // in an i32.
+  if (elt.isF16())
+    return pair;
+  Value i = vector::BitCastOp::create(
+      *b, VectorType::get({1}, b->getI32Type()), pair);
+  return vector::ExtractOp::create(*b, i, ArrayRef<int64_t>{0});
+}
+
 Value KernelBuilder::packPair(Value lo, Value hi) {
   Value l = arith::TruncFOp::create(*b, elt, lo);
   Value h = arith::TruncFOp::create(*b, elt, hi);
   Value v = vector::FromElementsOp::create(*b, VectorType::get({2}, elt),
                                            ValueRange{l, h});
-  Value i = vector::BitCastOp::create(
-      *b, VectorType::get({1}, b->getI32Type()), v);
-  return vector::ExtractOp::create(*b, i, ArrayRef<int64_t>{0});
+  return fragmentRegister(v);
 }
 
 SmallVector<Value> KernelBuilder::ldmatrix(Value smem, ValueRange indices,
@@ -178,12 +188,10 @@ SmallVector<Value> KernelBuilder::ldmatrix(Value smem, ValueRange indices,
   auto fragType = VectorType::get({numTiles, 2}, elt);
   Value frag = nvgpu::LdMatrixOp::create(*b, fragType, smem, indices,
                                          transpose, numTiles);
-  Value asInt = vector::BitCastOp::create(
-      *b, VectorType::get({numTiles, 1}, b->getI32Type()), frag);
   SmallVector<Value> regs;
   for (int i = 0; i < numTiles; ++i)
-    regs.push_back(
-        vector::ExtractOp::create(*b, asInt, ArrayRef<int64_t>{i, 0}));
+    regs.push_back(fragmentRegister(
+        vector::ExtractOp::create(*b, frag, ArrayRef<int64_t>{i})));
   return regs;
 }
 
@@ -359,7 +367,8 @@ DictionaryAttr KernelBuilder::build() {
   info.loadSegment = [&](unsigned index, Value bi, Value pos) -> Value {
     // Query segment ids are [B, Sq], key segment ids [B, Sk].
     bool isQuery = false;
-    for (Attribute a : *spec.getMasks())
+    ArrayAttr masks = *spec.getMasks();
+    for (Attribute a : masks)
       if (auto d = dyn_cast<DocumentAttr>(a))
         isQuery |= d.getQSegments() == int64_t(index) &&
                    d.getKvSegments() != int64_t(index);

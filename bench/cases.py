@@ -1,0 +1,177 @@
+"""The variants the GPU harness checks and times, in one place.
+
+Each case has the attn dialect text of its variant (compiled on the build
+machine by build_bundles.py into a bundle) and the matching keyword arguments
+of the float64 reference (python/attn_mlir/reference.py), so that the check on
+the GPU machine compares the kernel against an independent definition.
+Sizes are run-time in the kernels (B, H, S are '?'); only head dims and the
+dtype are compiled in.
+"""
+
+import math
+
+SOFTCAP = 30.0
+
+# score_mod bodies, written in the dialect.
+SOFTCAP_MOD = f"""score_mod {{
+  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+    %c = arith.constant {SOFTCAP:.1f} : f32
+    %x = arith.divf %s, %c : f32
+    %t = math.tanh %x : f32
+    %r = arith.mulf %t, %c : f32
+    attn.yield %r : f32
+  }}"""
+
+ALIBI_MOD = """score_mod {
+  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index, %slopes: tensor<?xf32>):
+    %m = tensor.extract %slopes[%h] : tensor<?xf32>
+    %ii = arith.index_cast %i : index to i64
+    %jj = arith.index_cast %j : index to i64
+    %d = arith.subi %jj, %ii : i64
+    %df = arith.sitofp %d : i64 to f32
+    %bias = arith.mulf %m, %df : f32
+    %r = arith.addf %s, %bias : f32
+    attn.yield %r : f32
+  }"""
+
+
+def _softcap_ref(s, b, h, i, j):
+    import numpy as np
+    return SOFTCAP * np.tanh(s / SOFTCAP)
+
+
+def _alibi_ref(s, b, h, i, j, slopes):
+    return s + slopes[h] * (j - i)
+
+
+def alibi_slopes(hq):
+    """The ALiBi slopes of Press et al. for hq heads (a power of two)."""
+    return [2.0 ** (-8.0 * (h + 1) / hq) for h in range(hq)]
+
+
+class Case:
+    def __init__(self, name, d=128, dv=None, dtype="bf16", spec="", mods="",
+                 captures=(), sink_logits=False, sink_rows=0, lse=True,
+                 ref=None, bench=None, check_shape=None):
+        self.name = name
+        self.d = d
+        self.dv = dv or d
+        self.dtype = dtype
+        self.spec = spec
+        self.mods = mods
+        self.captures = captures  # dialect types of captured tensors
+        self.sink_logits = sink_logits
+        self.sink_rows = sink_rows
+        self.lse = lse
+        self.ref = ref or {}
+        # What to time against: None (check only) or a dict with 'causal',
+        # 'flex' (name of a flex setup in gpu_bench.py), 'sdpa' (bool).
+        self.bench = bench
+        # (B, Hq, Hkv, Sq, Sk) of the correctness check.
+        self.check_shape = check_shape or (1, 4, 2, 1000, 1000)
+
+    def mlir(self):
+        t = self.dtype
+        q = f"tensor<?x?x?x{self.d}x{t}>"
+        v = f"tensor<?x?x?x{self.dv}x{t}>"
+        args = [f"%q: {q}", f"%k: {q}", f"%v: {v}"]
+        extra = ""
+        if self.captures:
+            caps = [f"%c{i}" for i in range(len(self.captures))]
+            args += [f"{c}: {ty}" for c, ty in zip(caps, self.captures)]
+            extra += f" captures({', '.join(caps)} : {', '.join(self.captures)})"
+        if self.sink_logits:
+            args.append("%sl: tensor<?xf32>")
+            extra += " sink_logits(%sl : tensor<?xf32>)"
+        if self.sink_rows:
+            sk = f"tensor<?x?x{self.d}x{t}>"
+            sv = f"tensor<?x?x{self.dv}x{t}>"
+            args += [f"%sk: {sk}", f"%sv: {sv}"]
+            extra += f" sink_rows(%sk, %sv : {sk}, {sv})"
+        o = f"tensor<?x?x?x{self.dv}x{t}>"
+        results = [o] + (["tensor<?x?x?xf32>"] if self.lse else [])
+        lhs = "%o, %lse" if self.lse else "%o"
+        return (f"func.func @{self.name}({', '.join(args)}) -> ({', '.join(results)}) {{\n"
+                f"  {lhs} = attn.attention %q, %k, %v{extra} {self.spec}\n"
+                f"      : {q}, {q}, {v} -> {', '.join(results)}\n"
+                f"      {self.mods}\n"
+                f"  return {lhs} : {', '.join(results)}\n"
+                f"}}\n")
+
+
+CAUSAL = {"kind": "causal"}
+
+CASES = [
+    Case("softmax_d128", bench={"causal": False, "sdpa": True, "flex": "plain"}),
+    Case("causal_d128", spec="mask = [#attn.causal]", ref={"masks": [CAUSAL]},
+         bench={"causal": True, "sdpa": True, "flex": "plain"}),
+    Case("softmax_d64", d=64, bench={"causal": False, "sdpa": True, "flex": "plain"}),
+    Case("causal_d64", d=64, spec="mask = [#attn.causal]", ref={"masks": [CAUSAL]},
+         bench={"causal": True, "sdpa": True, "flex": "plain"}),
+    Case("softcap_d128", mods=SOFTCAP_MOD, ref={"score_mod": _softcap_ref},
+         bench={"causal": False, "flex": "softcap"}),
+    Case("softcap_causal_d128", spec="mask = [#attn.causal]", mods=SOFTCAP_MOD,
+         ref={"masks": [CAUSAL], "score_mod": _softcap_ref},
+         bench={"causal": True, "flex": "softcap"}),
+    Case("rbf_d128", spec="score<rbf>", ref={"score": "rbf"},
+         bench={"causal": False, "flex": "rbf"}),
+    Case("rbf_causal_d128", spec="score<rbf> mask = [#attn.causal]",
+         ref={"score": "rbf", "masks": [CAUSAL]},
+         bench={"causal": True, "flex": "rbf"}),
+    Case("sliding1024_d128",
+         spec="mask = [#attn.causal, #attn.sliding_window<left = 1023>]",
+         ref={"masks": [CAUSAL, {"kind": "sliding_window", "left": 1023}]},
+         bench={"causal": True, "flex": "sliding1024"}),
+    Case("streaming_d128",
+         spec="mask = [#attn.causal, #attn.sink_tokens<count = 4>, "
+              "#attn.sliding_window<left = 1023>]",
+         ref={"masks": [CAUSAL, {"kind": "sink_tokens", "count": 4},
+                        {"kind": "sliding_window", "left": 1023}]},
+         bench={"causal": True, "flex": "streaming"}),
+    Case("alibi_d128", spec="mask = [#attn.causal]", mods=ALIBI_MOD,
+         captures=("tensor<?xf32>",),
+         ref={"masks": [CAUSAL], "score_mod": _alibi_ref},
+         bench={"causal": True, "flex": "alibi"}),
+    # Correctness-only cases: the rest of the variant space.
+    Case("sigmoid_d128", spec="normalize<sigmoid> bias = -6.9", lse=False,
+         ref={"normalization": "sigmoid", "bias": -6.9}),
+    Case("gqa_d80_bottom_right", d=80, dv=80,
+         spec="mask = [#attn.causal<bottom_right>]",
+         ref={"masks": [{"kind": "causal", "alignment": "bottom_right"}]},
+         check_shape=(2, 8, 2, 700, 1000)),
+    Case("fully_masked_rows_d96", d=96,
+         spec="mask = [#attn.causal<bottom_right>]",
+         ref={"masks": [{"kind": "causal", "alignment": "bottom_right"}]},
+         check_shape=(1, 4, 4, 1000, 600)),
+    Case("rbf_sinkrows_streaming_d128",
+         spec="score<rbf> mask = [#attn.causal, #attn.sink_tokens<count = 4>, "
+              "#attn.sliding_window<left = 255>]", sink_rows=2,
+         ref={"score": "rbf", "masks": [CAUSAL, {"kind": "sink_tokens", "count": 4},
+                                         {"kind": "sliding_window", "left": 255}]}),
+    Case("sink_logits_d64", d=64, spec="mask = [#attn.causal]", sink_logits=True,
+         ref={"masks": [CAUSAL]}),
+    Case("softmax1_d64", d=64, spec="normalize<softmax1>",
+         ref={"normalization": "softmax1"}),
+    Case("prev_token_mean_d64", d=64,
+         spec="mask = [#attn.causal, #attn.sliding_window<left = 1>] normalize<mean>",
+         ref={"masks": [CAUSAL, {"kind": "sliding_window", "left": 1}],
+              "normalization": "mean"}),
+    Case("ssmax_document_d64", d=64,
+         spec="mask = [#attn.document<q_segments = 0, kv_segments = 0>] "
+              "normalize<scalable_softmax> length_scale = 0.5",
+         captures=("tensor<?x?xi32>",),
+         ref={"masks": [{"kind": "document", "q_segments": 0, "kv_segments": 0}],
+              "normalization": "scalable_softmax", "length_scale": 0.5}),
+    Case("neighborhood2d_dilated_d64", d=64,
+         spec="mask = [#attn.neighborhood_2d<height = 25, width = 40, kernel_h = 7, "
+              "kernel_w = 7, dilation_h = 2, dilation_w = 3>]",
+         ref={"masks": [{"kind": "neighborhood_2d", "height": 25, "width": 40,
+                         "kernel_h": 7, "kernel_w": 7, "dilation_h": 2,
+                         "dilation_w": 3}]}),
+    Case("relu2_window_d64", d=64, lse=False,
+         spec="mask = [#attn.sliding_window<left = 100, right = 100>] normalize<relu2>",
+         ref={"masks": [{"kind": "sliding_window", "left": 100, "right": 100}],
+              "normalization": "relu2"}),
+    Case("causal_f16_d128", dtype="f16", spec="mask = [#attn.causal]",
+         ref={"masks": [CAUSAL]}),
+]

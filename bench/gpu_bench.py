@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Checks and times the attn-mlir kernels on the GPU machine, in one process.
+
+    python3 bench/gpu_bench.py [--bundles bench/bundles] [--only a,b] [--no-bench]
+                               [--seqs 1024,4096,16384] [--json out.json]
+
+For every case of bench/cases.py (bundles made by build_bundles.py on the
+build machine):
+1. correctness: random seeded bf16/f16 inputs (never zeros; odd sizes, GQA,
+   Sq != Sk where the case says so; once more with keys scaled by 30 for
+   large-magnitude scores), the output poisoned with NaN before the launch,
+   compared with the float64 reference of python/attn_mlir/reference.py:
+   ||O - ref|| / ||ref||, max |LSE - ref| on finite rows, and exact O = 0 /
+   LSE = -inf on rows that see no key;
+2. speed (cases with a 'bench' entry): the setting of ../shared/PERF_TARGETS.md
+   (B*S = 16384 tokens, H*D = 2048, bf16), TFLOP/s = 4*B*H*S*S*D (halved
+   for causal; dense-causal count for windows), median of
+   triton.testing.do_bench, against torch SDPA (flash and cuDNN backends) and
+   torch.compile(flex_attention) expressing the same variant, same inputs.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+from cases import CASES, SOFTCAP, alibi_slopes  # noqa: E402
+from attn_mlir import reference  # noqa: E402
+from attn_mlir.runtime import Bundle  # noqa: E402
+
+DT = {"bf16": torch.bfloat16, "f16": torch.float16}
+
+
+def make_inputs(case, shape, gen, key_scale=1.0):
+    B, Hq, Hkv, Sq, Sk = shape
+    dt = DT[case.dtype]
+    q = torch.randn(B, Hq, Sq, case.d, generator=gen, device="cuda").to(dt)
+    k = (torch.randn(B, Hkv, Sk, case.d, generator=gen, device="cuda") * key_scale).to(dt)
+    v = torch.randn(B, Hkv, Sk, case.dv, generator=gen, device="cuda").to(dt)
+    extra = {"captures": []}
+    for ty in case.captures:
+        if "i32" in ty:  # document segment ids, sorted per batch
+            seg = torch.randint(0, 4, (B, Sk), generator=gen, device="cuda")
+            extra["captures"].append(torch.sort(seg, dim=1).values.to(torch.int32).contiguous())
+        else:  # ALiBi slopes
+            extra["captures"].append(torch.tensor(alibi_slopes(Hq), device="cuda",
+                                                  dtype=torch.float32))
+    if case.sink_logits:
+        extra["sink_logits"] = torch.randn(Hq, generator=gen, device="cuda")
+    if case.sink_rows:
+        # Zero-initialised learned sink keys (the RBF sink mechanism) with
+        # random values.
+        extra["sink_key"] = torch.zeros(Hkv, case.sink_rows, case.d, device="cuda", dtype=dt)
+        extra["sink_value"] = torch.randn(Hkv, case.sink_rows, case.dv, generator=gen,
+                                          device="cuda").to(dt)
+    return q, k, v, extra
+
+
+def reference_of(case, q, k, v, extra):
+    f64 = lambda t: t.double().cpu().numpy()  # noqa: E731
+    kw = dict(case.ref)
+    caps = [t.cpu().numpy().astype(np.float64 if t.is_floating_point() else np.int64)
+            for t in extra["captures"]]
+    res = reference.attention(
+        f64(q), f64(k), f64(v), captures=caps,
+        sink_logits=f64(extra["sink_logits"]) if "sink_logits" in extra else None,
+        sink_key=f64(extra["sink_key"]) if "sink_key" in extra else None,
+        sink_value=f64(extra["sink_value"]) if "sink_value" in extra else None,
+        return_lse=case.lse, **kw)
+    o, lse = res if case.lse else (res, None)
+    return o, lse
+
+
+def check(case, kernel, shape, seed, key_scale):
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    q, k, v, extra = make_inputs(case, shape, gen, key_scale)
+    out = torch.full((shape[0], shape[1], shape[3], case.dv), float("nan"),
+                     device="cuda", dtype=DT[case.dtype])
+    lse = torch.full(shape[:2] + (shape[3],), float("nan"), device="cuda")
+    kernel.run(q, k, v, out=out, lse=lse, **extra)
+    torch.cuda.synchronize()
+    o_ref, lse_ref = reference_of(case, q, k, v, extra)
+    o = out.double().cpu().numpy()
+    res = {"shape": list(shape), "key_scale": key_scale}
+    res["nan"] = int(np.isnan(o).sum())
+    denom = np.linalg.norm(o_ref)
+    res["rel_err"] = float(np.linalg.norm(np.nan_to_num(o) - o_ref) / max(denom, 1e-30))
+    dead = np.all(o_ref == 0, axis=-1)
+    res["rows_without_keys"] = int(dead.sum())
+    res["dead_rows_exact_zero"] = bool(np.all(o[dead] == 0)) if dead.any() else True
+    ok = res["nan"] == 0 and res["rel_err"] <= 1e-2 and res["dead_rows_exact_zero"]
+    if lse_ref is not None:
+        l = lse.double().cpu().numpy()
+        fin = np.isfinite(lse_ref)
+        res["lse_max_abs_err"] = float(np.max(np.abs(l[fin] - lse_ref[fin]))) if fin.any() else 0.0
+        res["lse_inf_match"] = bool(np.all(np.isneginf(l[~fin]))) if (~fin).any() else True
+        ok = ok and res["lse_max_abs_err"] <= 5e-2 and res["lse_inf_match"]
+    res["ok"] = bool(ok)
+    return res
+
+
+def flops(case, B, H, S, D, causal):
+    f = 4.0 * B * H * S * S * D
+    return f / 2 if causal else f
+
+
+def bench_case(case, kernel, seqs, do_bench):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    import torch.nn.functional as F
+    flex = torch.compile(flex_attention)
+    rows = []
+    D = case.d
+    H = 2048 // D
+    causal = case.bench["causal"]
+    for S in seqs:
+        B = 16384 // S
+        gen = torch.Generator(device="cuda").manual_seed(1234 + S)
+        q, k, v, extra = make_inputs(case, (B, H, H, S, S), gen)
+        out = torch.empty_like(q[..., :case.dv])
+        lse = torch.empty(B, H, S, device="cuda")
+        row = {"case": case.name, "S": S, "B": B, "H": H, "D": D}
+        fl = flops(case, B, H, S, D, causal)
+        ms = do_bench(lambda: kernel.run(q, k, v, out=out, lse=lse, **extra),
+                      warmup=25, rep=100, return_mode="median")
+        row["attn_mlir"] = fl / ms / 1e9
+        if case.bench.get("sdpa"):
+            for name, backend in (("sdpa_flash", SDPBackend.FLASH_ATTENTION),
+                                  ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)):
+                try:
+                    with sdpa_kernel([backend]):
+                        ms = do_bench(lambda: F.scaled_dot_product_attention(
+                            q, k, v, is_causal=causal), warmup=25, rep=100,
+                            return_mode="median")
+                    row[name] = fl / ms / 1e9
+                except Exception as ex:  # a backend may refuse a shape
+                    row[name] = None
+                    row[name + "_error"] = str(ex)[:120]
+        kind = case.bench["flex"]
+        score_mod, mask_mod = None, None
+        if kind == "softcap":
+            score_mod = lambda s, b, h, qi, kv: SOFTCAP * torch.tanh(s / SOFTCAP)  # noqa
+        elif kind == "rbf":
+            gamma = 0.5 / math.sqrt(D)
+            knorm = (k.float() ** 2).sum(-1)  # [B, H, S]
+            # -gamma|q-k|^2 = 2 gamma q.k - gamma|k|^2 - gamma|q|^2; with
+            # flex's scale 1/sqrt(D) = 2 gamma, and |q|^2 dropped (softmax).
+            score_mod = lambda s, b, h, qi, kv: s - gamma * knorm[b, h, kv]  # noqa
+        elif kind == "alibi":
+            slopes = extra["captures"][0]
+            score_mod = lambda s, b, h, qi, kv: s + slopes[h] * (kv - qi)  # noqa
+        if causal:
+            if kind == "sliding1024":
+                mask_mod = lambda b, h, qi, kv: (qi >= kv) & (qi - kv < 1024)  # noqa
+            elif kind == "streaming":
+                mask_mod = lambda b, h, qi, kv: (qi >= kv) & ((qi - kv < 1024) | (kv < 4))  # noqa
+            else:
+                mask_mod = lambda b, h, qi, kv: qi >= kv  # noqa
+        bm = create_block_mask(mask_mod, None, None, S, S) if mask_mod else None
+        fn = lambda: flex(q, k, v, score_mod=score_mod, block_mask=bm)  # noqa
+        t0 = time.time()
+        fn()
+        torch.cuda.synchronize()
+        row["flex_first_call_s"] = time.time() - t0
+        ms = do_bench(fn, warmup=25, rep=100, return_mode="median")
+        row["flex"] = fl / ms / 1e9
+        rows.append(row)
+        print("  " + " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in row.items()), flush=True)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bundles", default=os.path.join(HERE, "bundles"))
+    ap.add_argument("--only", default="")
+    ap.add_argument("--no-bench", action="store_true")
+    ap.add_argument("--seqs", default="1024,4096,16384")
+    ap.add_argument("--json", default="")
+    args = ap.parse_args()
+    from triton.testing import do_bench
+    only = set(filter(None, args.only.split(",")))
+    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}", flush=True)
+    results = {"checks": [], "bench": []}
+    for case in CASES:
+        if only and case.name not in only:
+            continue
+        try:
+            kernel = Bundle.load(os.path.join(args.bundles, case.name)).kernel()
+        except Exception as ex:
+            print(f"{case.name}: LOAD FAILED {ex}", flush=True)
+            results["checks"].append({"case": case.name, "ok": False, "error": str(ex)})
+            continue
+        for seed, scale in ((0, 1.0), (1, 30.0)):
+            try:
+                r = check(case, kernel, case.check_shape, seed, scale)
+            except Exception as ex:
+                r = {"ok": False, "error": repr(ex)[:300]}
+            r["case"] = case.name
+            results["checks"].append(r)
+            print(f"{'PASS' if r['ok'] else 'FAIL'} {case.name} " +
+                  " ".join(f"{k}={v}" for k, v in r.items() if k not in ("case", "ok")),
+                  flush=True)
+        if case.bench and not args.no_bench and all(
+                c["ok"] for c in results["checks"] if c["case"] == case.name):
+            results["bench"] += bench_case(case, kernel,
+                                           [int(s) for s in args.seqs.split(",")],
+                                           do_bench)
+    print("\n== TFLOP/s (ratio = attn-mlir / peer, same process, same inputs)")
+    print(f"{'case':22s} {'S':>6s} {'ours':>7s} {'flash':>7s} {'cudnn':>7s} {'flex':>7s}"
+          f" {'/flash':>7s} {'/cudnn':>7s} {'/flex':>7s}")
+    for r in results["bench"]:
+        def g(k):
+            return r.get(k) or float("nan")
+        print(f"{r['case']:22s} {r['S']:6d} {g('attn_mlir'):7.1f} {g('sdpa_flash'):7.1f} "
+              f"{g('sdpa_cudnn'):7.1f} {g('flex'):7.1f} {g('attn_mlir')/g('sdpa_flash'):7.2f} "
+              f"{g('attn_mlir')/g('sdpa_cudnn'):7.2f} {g('attn_mlir')/g('flex'):7.2f}")
+    npass = sum(c["ok"] for c in results["checks"])
+    print(f"\nchecks: {npass}/{len(results['checks'])} passed")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
