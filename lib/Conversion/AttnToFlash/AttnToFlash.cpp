@@ -433,9 +433,13 @@ SmallVector<Value> FlashLowering::emitQueryTile(Value bi, Value hi,
             Value m = e.loadF32(state.max, {r});
             Value shift = e.select(e.cmpF(FP::OEQ, m, negInf), zero, m);
             rowLse = e.add(shift, e.log(l));
+            // Add back the dropped -gamma|q|^2 (scaled like the scores),
+            // except on rows that saw nothing (log(0) = -inf stays).
             if (dropQueryNorm)
-              rowLse = e.sub(rowLse,
-                             e.mul(e.loadF32(qNorms, {r}), rowFactor(r)));
+              rowLse = e.select(
+                  e.cmpF(FP::OGT, l, zero),
+                  e.sub(rowLse, e.mul(e.loadF32(qNorms, {r}), rowFactor(r))),
+                  rowLse);
           }
         }
         Value out = e.forLoop(

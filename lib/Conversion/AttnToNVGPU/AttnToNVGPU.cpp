@@ -865,8 +865,10 @@ DictionaryAttr KernelBuilder::build() {
       if (softmax) {
         Value shift = e->select(e->cmpF(FP::OEQ, m, negInf), zero, m);
         lse = e->add(e->mul(shift, f32(1.0 / log2e)), e->log(l));
+        // Add back the dropped -gamma|q|^2, except on rows that saw nothing.
         if (dropQueryNorm)
-          lse = e->sub(lse, e->mul(qn, factor));
+          lse = e->select(e->cmpF(FP::OGT, l, zero),
+                          e->sub(lse, e->mul(qn, factor)), lse);
       } else if (norm == Normalization::mean) {
         lse = e->log(l);
       }
