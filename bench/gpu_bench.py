@@ -115,6 +115,12 @@ def bench_case(case, kernel, seqs, do_bench):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     import torch.nn.functional as F
+    # Each case compiles its own flex kernels: without a reset and a larger
+    # recompile limit, dynamo falls back to the unfused (eager) flex after 8
+    # recompiles and the peer would be timed on the wrong code path.
+    torch._dynamo.reset()
+    torch._dynamo.config.recompile_limit = 1000
+    torch._dynamo.config.accumulated_recompile_limit = 100000
     flex = torch.compile(flex_attention)
     rows = []
     D = case.d
