@@ -24,9 +24,15 @@ def main():
     ap.add_argument("--attn-opt", default=os.path.join(HERE, "..", "build", "bin", "attn-opt"))
     ap.add_argument("--chip", default="sm_90a")
     ap.add_argument("--ptxas", default="/usr/local/cuda/bin/ptxas")
+    ap.add_argument("--options", default="",
+                    help="extra attn-to-nvvm options, e.g. 'm-tiles=1 kv-tile=64'")
+    ap.add_argument("--only", default="", help="comma-separated case names")
     args = ap.parse_args()
     failures = 0
+    only = set(filter(None, args.only.split(",")))
     for case in CASES:
+        if only and case.name not in only:
+            continue
         d = os.path.join(args.out, case.name)
         os.makedirs(d, exist_ok=True)
         src = os.path.join(d, "variant.mlir")
@@ -34,7 +40,7 @@ def main():
             f.write(case.mlir())
         t0 = time.time()
         r = subprocess.run([args.attn_opt, src, "-o", os.devnull,
-                            f"--attn-to-nvvm=chip={args.chip} bundle-dir={d}"],
+                            f"--attn-to-nvvm=chip={args.chip} bundle-dir={d} {args.options}"],
                            capture_output=True, text=True)
         dt = time.time() - t0
         if r.returncode:

@@ -65,7 +65,10 @@ void mlir::attn::buildAttnToCPUPipeline(OpPassManager &pm,
 void mlir::attn::buildAttnToNVVMPipeline(OpPassManager &pm,
                                          const AttnToNVVMOptions &options) {
   pm.addPass(createAttnInstantiateVariantsPass());
-  pm.addPass(createAttnToNVGPUPass());
+  AttnToNVGPUPassOptions kernel;
+  kernel.mTiles = options.mTiles;
+  kernel.kvTile = options.kvTile;
+  pm.addPass(createAttnToNVGPUPass(kernel));
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;
   target.features = options.features;

@@ -80,6 +80,14 @@ def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
     head dims, feature maps, region ops other than arith/math/tensor.extract)
     are refused with a diagnostic naming the reason.
   }];
+  let options = [
+    Option<"mTiles", "m-tiles", "int64_t", /*default=*/"0",
+           "16-row m-tiles per warp (1 or 2; 0: 2). With 2 each K/V "
+           "fragment feeds two mma and Q is re-read from shared memory">,
+    Option<"kvTile", "kv-tile", "int64_t", /*default=*/"0",
+           "Keys per KV tile (multiple of 16, at most 128; 0: 64 for head "
+           "dims up to 64, else 32)">,
+  ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::gpu::GPUDialect",
                            "::mlir::LLVM::LLVMDialect",

@@ -52,6 +52,13 @@ struct AttnToNVVMOptions : public PassPipelineOptions<AttnToNVVMOptions> {
   PassOptions::Option<std::string> toolkit{
       *this, "toolkit", llvm::cl::desc("CUDA toolkit (ptxas, libdevice)"),
       llvm::cl::init("/usr/local/cuda")};
+  PassOptions::Option<int64_t> mTiles{
+      *this, "m-tiles",
+      llvm::cl::desc("attn-to-nvgpu m-tiles per warp (0: default)"),
+      llvm::cl::init(0)};
+  PassOptions::Option<int64_t> kvTile{
+      *this, "kv-tile", llvm::cl::desc("attn-to-nvgpu KV tile (0: default)"),
+      llvm::cl::init(0)};
 };
 
 /// attn-to-nvvm: from attn.attention on tensors (variants may be referenced)

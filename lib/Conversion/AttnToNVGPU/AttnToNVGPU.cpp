@@ -57,12 +57,9 @@ using namespace mlir::attn;
 namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
-constexpr int64_t kBlockM = 64;   ///< Query rows per CTA.
-constexpr int64_t kBlockN = 64;   ///< Keys per KV tile.
 constexpr int64_t kWarps = 4;     ///< Warps per CTA, 16 rows each.
 constexpr int64_t kThreads = 32 * kWarps;
 constexpr int64_t kPad = 8;       ///< Elements of padding per smem row.
-constexpr int64_t kNTiles = kBlockN / 8;
 constexpr unsigned kSharedSpace = 3;
 constexpr unsigned kGlobalSpace = 1;
 
@@ -126,8 +123,10 @@ std::optional<std::string> unsupportedReason(AttentionOp op) {
 /// Builds the kernel for one op.
 class KernelBuilder {
 public:
-  KernelBuilder(AttentionOp op, gpu::GPUModuleOp gpuModule, StringRef name)
-      : op(op), gpuModule(gpuModule), name(name.str()) {}
+  KernelBuilder(AttentionOp op, gpu::GPUModuleOp gpuModule, StringRef name,
+                int64_t mTilesOption, int64_t blockNOption)
+      : op(op), gpuModule(gpuModule), name(name.str()),
+        mTilesOption(mTilesOption), blockNOption(blockNOption) {}
 
   /// Creates the gpu.func; returns the launch description.
   DictionaryAttr build();
@@ -139,8 +138,8 @@ private:
   Value shuffleXor(Value x, int32_t offset);
   /// 16-byte cp.async of `count` rows x `dim` elements from global `src`
   /// (row r at element offset rowBase(r)) into smem `dst[stage]`.
-  void asyncCopyTile(Value src, Value dst, Value stage, int64_t dim,
-                     function_ref<Value(Value row)> rowOffset,
+  void asyncCopyTile(Value src, Value dst, Value stage, int64_t tileRows,
+                     int64_t dim, function_ref<Value(Value row)> rowOffset,
                      Value validRows);
   /// ldmatrix returning the i32 registers of the fragment.
   SmallVector<Value> ldmatrix(Value smem, ValueRange indices, int numTiles,
@@ -154,6 +153,7 @@ private:
   AttentionOp op;
   gpu::GPUModuleOp gpuModule;
   std::string name;
+  int64_t mTilesOption, blockNOption; ///< 0: the default for the head dims
   std::unique_ptr<ImplicitLocOpBuilder> b;
   std::unique_ptr<ScalarEmitter> e;
   Type elt;
@@ -212,25 +212,40 @@ SmallVector<Value> KernelBuilder::mma(ArrayRef<Value> a, ArrayRef<Value> bb,
 }
 
 void KernelBuilder::asyncCopyTile(Value src, Value dst, Value stage,
-                                  int64_t dim,
+                                  int64_t tileRows, int64_t dim,
                                   function_ref<Value(Value row)> rowOffset,
                                   Value validRows) {
   int64_t chunksPerRow = dim / 8;
-  int64_t perThread = kBlockN * chunksPerRow / kThreads;
+  int64_t total = tileRows * chunksPerRow;
   Value tid = gpu::ThreadIdOp::create(*b, gpu::Dimension::x);
-  for (int64_t it = 0; it < perThread; ++it) {
-    Value c = e->addI(tid, idx(it * kThreads));
-    Value row = e->divI(c, idx(chunksPerRow));
-    Value col = e->mulI(e->remI(c, idx(chunksPerRow)), idx(8));
-    Value valid = e->cmpI(arith::CmpIPredicate::slt, row, validRows);
-    // Rows past the end read nothing (zero fill) from a clamped address.
-    Value srcRow = e->select(valid, row, idx(0));
-    Value srcIndex = e->addI(rowOffset(srcRow), col);
-    Value srcElements = e->select(valid, idx(8), idx(0));
-    nvgpu::DeviceAsyncCopyOp::create(
-        *b, nvgpu::DeviceAsyncTokenType::get(b->getContext()), dst,
-        ValueRange{stage, row, col}, src, ValueRange{srcIndex},
-        b->getIndexAttr(8), srcElements, UnitAttr());
+  for (int64_t first = 0; first < total; first += kThreads) {
+    Value c = e->addI(tid, idx(first));
+    auto copy = [&]() {
+      Value row = e->divI(c, idx(chunksPerRow));
+      Value col = e->mulI(e->remI(c, idx(chunksPerRow)), idx(8));
+      Value valid = e->cmpI(arith::CmpIPredicate::slt, row, validRows);
+      // Rows past the end read nothing (zero fill) from a clamped address.
+      Value srcRow = e->select(valid, row, idx(0));
+      Value srcIndex = e->addI(rowOffset(srcRow), col);
+      Value srcElements = e->select(valid, idx(8), idx(0));
+      nvgpu::DeviceAsyncCopyOp::create(
+          *b, nvgpu::DeviceAsyncTokenType::get(b->getContext()), dst,
+          ValueRange{stage, row, col}, src, ValueRange{srcIndex},
+          b->getIndexAttr(8), srcElements, UnitAttr());
+    };
+    if (first + kThreads <= total) {
+      copy();
+      continue;
+    }
+    // The last round: only the threads with a chunk left copy.
+    scf::IfOp::create(*b, e->cmpI(arith::CmpIPredicate::slt, c, idx(total)),
+                      [&](OpBuilder &nb, Location) {
+                        OpBuilder::InsertionGuard guard(*b);
+                        b->setInsertionPoint(nb.getInsertionBlock(),
+                                             nb.getInsertionPoint());
+                        copy();
+                        scf::YieldOp::create(*b);
+                      });
   }
 }
 
@@ -376,11 +391,22 @@ DictionaryAttr KernelBuilder::build() {
     return memref::LoadOp::create(*b, captureBufs[index], ValueRange{linear});
   };
 
+  // Tiling: each warp owns mTiles m16 tiles of query rows (32 rows with two,
+  // so that every K/V fragment read from shared memory feeds two mma); the
+  // KV tile shrinks for large head dims to keep S and O in registers.
+  const int64_t mTiles = mTilesOption > 0 ? mTilesOption : 2;
+  const int64_t blockN =
+      blockNOption > 0 ? blockNOption : (std::max(dqk, dv) <= 64 ? 64 : 32);
+  const int64_t blockM = 16 * mTiles * kWarps;
+  const int64_t nTiles = blockN / 8;
+  const int64_t dTiles = dv / 8;
+  const int64_t rowsPerThread = 2 * mTiles; // rows g and g + 8 per m-tile
+
   // Shared memory: Q, K[2], V[2], then (RBF) the key norms of a tile.
-  int64_t qBytes = kBlockM * strideQK * 2;
-  int64_t kBytes = 2 * kBlockN * strideQK * 2;
-  int64_t vBytes = 2 * kBlockN * strideV * 2;
-  int64_t normBytes = rbf ? kBlockN * 4 : 0;
+  int64_t qBytes = blockM * strideQK * 2;
+  int64_t kBytes = 2 * blockN * strideQK * 2;
+  int64_t vBytes = 2 * blockN * strideV * 2;
+  int64_t normBytes = rbf ? blockN * 4 : 0;
   int64_t smemBytes = qBytes + kBytes + vBytes + normBytes;
   auto smemSpace = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   Value smem = gpu::DynamicSharedMemoryOp::create(
@@ -393,11 +419,11 @@ DictionaryAttr KernelBuilder::build() {
                smem, idx(offset), ValueRange{})
         .getResult();
   };
-  Value qSmem = view(0, {1, kBlockM, strideQK}, elt);
-  Value kSmem = view(qBytes, {2, kBlockN, strideQK}, elt);
-  Value vSmem = view(qBytes + kBytes, {2, kBlockN, strideV}, elt);
+  Value qSmem = view(0, {1, blockM, strideQK}, elt);
+  Value kSmem = view(qBytes, {2, blockN, strideQK}, elt);
+  Value vSmem = view(qBytes + kBytes, {2, blockN, strideV}, elt);
   Value normSmem =
-      rbf ? view(qBytes + kBytes + vBytes, {kBlockN}, f32Type) : Value();
+      rbf ? view(qBytes + kBytes + vBytes, {blockN}, f32Type) : Value();
 
   using P = arith::CmpIPredicate;
   using FP = arith::CmpFPredicate;
@@ -408,11 +434,16 @@ DictionaryAttr KernelBuilder::build() {
   Value h = gpu::BlockIdOp::create(*b, gpu::Dimension::y);
   Value bIdx = gpu::BlockIdOp::create(*b, gpu::Dimension::z);
   Value hk = e->divI(h, info.group);
-  Value i0 = e->mulI(qTileIdx, idx(kBlockM));
-  Value i1 = e->minI(e->addI(i0, idx(kBlockM)), qLen);
-  Value rowA = e->addI(e->mulI(warp, idx(16)), g);
-  Value rowB = e->addI(rowA, idx(8));
-  Value qA = e->addI(i0, rowA), qB = e->addI(i0, rowB);
+  Value i0 = e->mulI(qTileIdx, idx(blockM));
+  Value i1 = e->minI(e->addI(i0, idx(blockM)), qLen);
+  Value warpRow0 = e->mulI(warp, idx(16 * mTiles));
+  // Row r of this thread (r = 2 * mi + half): CTA-local row and query index.
+  SmallVector<Value> localRow, qRow;
+  for (int64_t r = 0; r < rowsPerThread; ++r) {
+    localRow.push_back(
+        e->addI(warpRow0, e->addI(idx((r / 2) * 16 + (r % 2) * 8), g)));
+    qRow.push_back(e->addI(i0, localRow.back()));
+  }
   Value zero = f32(0.0), negInf = f32(kNegInf);
   auto visible = [&](Value qi, Value j) -> Value {
     return emitVisible(*e, info, bIdx, h, qi, j);
@@ -425,20 +456,20 @@ DictionaryAttr KernelBuilder::build() {
   // Prologue: Q and the first K/V tiles in flight.
   Value stage0 = idx(0);
   asyncCopyTile(
-      qBuf, qSmem, stage0, dqk,
+      qBuf, qSmem, stage0, blockM, dqk,
       [&](Value r) { return e->mulI(e->addI(qRowBase, e->addI(i0, r)), idx(dqk)); },
       e->subI(i1, i0));
   NVVM::CpAsyncCommitGroupOp::create(*b);
 
   // The KV tiles to visit: [sink tiles] ++ [main tiles], as one index u.
   KVRange range = emitKVRange(*e, info, i0, i1);
-  Value tn = idx(kBlockN);
+  Value tn = idx(blockN);
   Value sinkTiles = idx(0);
   if (range.sinks)
-    sinkTiles = e->divI(e->addI(range.sinks->hi, idx(kBlockN - 1)), tn);
+    sinkTiles = e->divI(e->addI(range.sinks->hi, idx(blockN - 1)), tn);
   Value mainFirst = e->maxI(e->divI(range.main.lo, tn), sinkTiles);
   Value mainEnd = e->maxI(
-      e->divI(e->addI(range.main.hi, idx(kBlockN - 1)), tn), mainFirst);
+      e->divI(e->addI(range.main.hi, idx(blockN - 1)), tn), mainFirst);
   Value numMain = e->subI(mainEnd, mainFirst);
   bool sinkRows = bool(op.getSinkKey());
   // u = -1 is the tile of learned sink rows.
@@ -448,20 +479,20 @@ DictionaryAttr KernelBuilder::build() {
     Value inSink = e->cmpI(P::slt, u, sinkTiles);
     return e->select(inSink, u, e->addI(mainFirst, e->subI(u, sinkTiles)));
   };
+  auto stageOf = [&](Value u) { return e->remI(e->addI(u, idx(2)), idx(2)); };
 
   auto issueTileLoad = [&](Value u, Value stage) {
-    Value isSinkRows = e->cmpI(P::slt, u, idx(0));
     auto loadRegular = [&]() {
       Value j0 = e->mulI(tileOf(u), tn);
       Value rows = e->maxI(e->minI(e->subI(kvLen, j0), tn), idx(0));
       asyncCopyTile(
-          kBuf, kSmem, stage, dqk,
+          kBuf, kSmem, stage, blockN, dqk,
           [&](Value r) {
             return e->mulI(e->addI(kvRowBase, e->addI(j0, r)), idx(dqk));
           },
           rows);
       asyncCopyTile(
-          vBuf, vSmem, stage, dv,
+          vBuf, vSmem, stage, blockN, dv,
           [&](Value r) {
             return e->mulI(e->addI(kvRowBase, e->addI(j0, r)), idx(dv));
           },
@@ -472,18 +503,18 @@ DictionaryAttr KernelBuilder::build() {
       return;
     }
     scf::IfOp::create(
-        *b, isSinkRows,
+        *b, e->cmpI(P::slt, u, idx(0)),
         [&](OpBuilder &nb, Location) {
           OpBuilder::InsertionGuard guard(*b);
           b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
           Value rows = e->minI(numSinkRows, tn);
           Value base = e->mulI(hk, numSinkRows);
           asyncCopyTile(
-              sinkKeyBuf, kSmem, stage, dqk,
+              sinkKeyBuf, kSmem, stage, blockN, dqk,
               [&](Value r) { return e->mulI(e->addI(base, r), idx(dqk)); },
               rows);
           asyncCopyTile(
-              sinkValueBuf, vSmem, stage, dv,
+              sinkValueBuf, vSmem, stage, blockN, dv,
               [&](Value r) { return e->mulI(e->addI(base, r), idx(dv)); },
               rows);
           scf::YieldOp::create(*b);
@@ -500,74 +531,78 @@ DictionaryAttr KernelBuilder::build() {
   scf::IfOp::create(*b, haveTiles, [&](OpBuilder &nb, Location) {
     OpBuilder::InsertionGuard guard(*b);
     b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-    issueTileLoad(uBegin, e->remI(e->addI(uBegin, idx(2)), idx(2)));
+    issueTileLoad(uBegin, stageOf(uBegin));
     scf::YieldOp::create(*b);
   });
   NVVM::CpAsyncCommitGroupOp::create(*b);
   NVVM::CpAsyncWaitGroupOp::create(*b, 1);
   gpu::BarrierOp::create(*b);
 
-  // Q fragments, resident for the whole KV loop.
-  SmallVector<SmallVector<Value>> qFrags;
-  for (int64_t ks = 0; ks < dqk / 16; ++ks) {
-    Value row = e->addI(e->mulI(warp, idx(16)), e->remI(lane, idx(16)));
+  // Q fragments: resident in registers with one m-tile per warp; with two,
+  // re-read from shared memory per KV tile (registers go to S and O).
+  auto loadQFrag = [&](int64_t mi, int64_t ks) {
+    Value row = e->addI(e->addI(warpRow0, idx(mi * 16)), e->remI(lane, idx(16)));
     Value col = e->addI(idx(ks * 16), e->mulI(e->divI(lane, idx(16)), idx(8)));
-    qFrags.push_back(ldmatrix(qSmem, {stage0, row, col}, 4, false));
-  }
-  // gamma * |q|^2 of rows A and B (RBF).
-  Value qNormA = zero, qNormB = zero;
+    return ldmatrix(qSmem, {stage0, row, col}, 4, false);
+  };
+  const bool qInRegisters = mTiles == 1;
+  SmallVector<SmallVector<Value>> residentQ;
+  if (qInRegisters)
+    for (int64_t ks = 0; ks < dqk / 16; ++ks)
+      residentQ.push_back(loadQFrag(0, ks));
+
+  // gamma * |q|^2 per row (RBF).
+  SmallVector<Value> qNorm(rowsPerThread, zero);
   if (rbf) {
-    auto rowNorm = [&](Value r) {
-      return e->forLoop(idx(0), idx(dqk), {zero},
-                        [&](Value d, ValueRange a) -> SmallVector<Value> {
-                          Value x = memref::LoadOp::create(
-                              *b, qSmem, ValueRange{stage0, r, d});
-                          x = arith::ExtFOp::create(*b, f32Type, x);
-                          return {e->add(a[0], e->mul(x, x))};
-                        })[0];
-    };
-    qNormA = e->mul(f32(info.gamma), rowNorm(rowA));
-    qNormB = e->mul(f32(info.gamma), rowNorm(rowB));
+    for (int64_t r = 0; r < rowsPerThread; ++r) {
+      Value sq = e->forLoop(idx(0), idx(dqk), {zero},
+                            [&](Value d, ValueRange a) -> SmallVector<Value> {
+                              Value x = memref::LoadOp::create(
+                                  *b, qSmem, ValueRange{stage0, localRow[r], d});
+                              x = arith::ExtFOp::create(*b, f32Type, x);
+                              return {e->add(a[0], e->mul(x, x))};
+                            })[0];
+      qNorm[r] = e->mul(f32(info.gamma), sq);
+    }
   }
 
   // Scalable softmax: the number of keys each row sees (sink rows included).
-  Value factorA = f32(1.0), factorB = f32(1.0);
+  SmallVector<Value> factor(rowsPerThread, f32(1.0));
   if (norm == Normalization::scalable_softmax) {
     double ls = spec.getLengthScale()
                     ? spec.getLengthScale()->convertToDouble()
                     : 1.0;
-    auto count = [&](Value qi) {
+    for (int64_t r = 0; r < rowsPerThread; ++r) {
+      Value qi = e->minI(qRow[r], e->subI(qLen, idx(1)));
       Value n = e->forLoop(
-          idx(0), uEnd, {idx(0)}, [&](Value u, ValueRange a) -> SmallVector<Value> {
+          idx(0), uEnd, {idx(0)},
+          [&](Value u, ValueRange a) -> SmallVector<Value> {
             Value j0 = e->mulI(tileOf(u), tn);
             // Each lane of the quad counts a quarter of the tile's keys.
-            Value c = e->forLoop(
-                idx(0), idx(kBlockN / 4), {a[0]},
+            return {e->forLoop(
+                idx(0), idx(blockN / 4), {a[0]},
                 [&](Value jj, ValueRange s) -> SmallVector<Value> {
                   Value j = e->addI(j0, e->addI(e->mulI(jj, idx(4)), t4));
                   Value inb = e->cmpI(P::slt, j, kvLen);
                   Value vis = e->andI(
-                      inb, visible(e->minI(qi, e->subI(qLen, idx(1))),
-                                   e->minI(j, e->subI(kvLen, idx(1)))));
+                      inb, visible(qi, e->minI(j, e->subI(kvLen, idx(1)))));
                   return {e->addI(s[0], e->select(vis, idx(1), idx(0)))};
-                })[0];
-            return {c};
+                })[0]};
           })[0];
       Value nf = e->indexToF32(n);
       nf = e->add(nf, shuffleXor(nf, 1));
       nf = e->add(nf, shuffleXor(nf, 2));
       nf = e->add(nf, e->indexToF32(numSinkRows));
-      return e->mul(f32(ls), e->log(nf));
-    };
-    factorA = count(qA);
-    factorB = count(qB);
+      factor[r] = e->mul(f32(ls), e->log(nf));
+    }
   }
 
-  // Initial state: O = 0; m, l from the logits that carry no value (sink
-  // logits, softmax1's +1), counted once per quad (lane t4 == 0).
-  SmallVector<Value> state;
-  for (int64_t i = 0; i < dv / 8 * 4; ++i)
-    state.push_back(zero);
+  // State: O accumulators [mi][dt][4], then m[r], then l[r]. m and l start
+  // from the logits that carry no value (sink logits, softmax1's +1), counted
+  // once per quad (lane t4 == 0) since l is summed over the quad at the end.
+  const int64_t nO = mTiles * dTiles * 4;
+  const int64_t mAt = nO, lAt = nO + rowsPerThread;
+  SmallVector<Value> state(nO, zero);
   Value m0 = negInf, l0 = zero;
   if (softmax) {
     SmallVector<Value> extra;
@@ -584,7 +619,8 @@ DictionaryAttr KernelBuilder::build() {
       l0 = e->add(l0, math::Exp2Op::create(*b, e->sub(c, shift)));
     l0 = e->select(e->cmpI(P::eq, t4, idx(0)), l0, zero);
   }
-  state.append({m0, m0, l0, l0});
+  state.append(rowsPerThread, m0);
+  state.append(rowsPerThread, l0);
 
   enum class Mode { SinkRows, Full, Masked };
   // One KV tile in one mode: returns the new state.
@@ -594,7 +630,7 @@ DictionaryAttr KernelBuilder::build() {
     // RBF: gamma * |k|^2 of the tile's keys, via shared memory.
     if (rbf) {
       scf::IfOp::create(
-          *b, e->cmpI(P::slt, tid, idx(kBlockN)),
+          *b, e->cmpI(P::slt, tid, idx(blockN)),
           [&](OpBuilder &nb, Location) {
             OpBuilder::InsertionGuard guard(*b);
             b->setInsertionPoint(nb.getInsertionBlock(),
@@ -613,149 +649,164 @@ DictionaryAttr KernelBuilder::build() {
           });
       gpu::BarrierOp::create(*b);
     }
-    // S = Q K^T.
-    SmallVector<Value> s;
-    for (int64_t nt = 0; nt < kNTiles; ++nt) {
-      SmallVector<Value> acc = {zero, zero, zero, zero};
-      for (int64_t ks = 0; ks < dqk / 16; ++ks) {
-        Value row = e->addI(idx(nt * 8), e->remI(lane, idx(8)));
-        Value col = e->addI(
-            idx(ks * 16),
-            e->mulI(e->remI(e->divI(lane, idx(8)), idx(2)), idx(8)));
-        SmallVector<Value> bFrag = ldmatrix(kSmem, {stage, row, col}, 2, false);
-        acc = mma(qFrags[ks], bFrag, acc);
+    // S = Q K^T: s[(mi * nTiles + nt) * 4 + k]. One ldmatrix.x4 of K feeds
+    // two n-tiles (matrices (nt, k-lo), (nt, k-hi), (nt+1, k-lo),
+    // (nt+1, k-hi) from lanes 0-7, 8-15, 16-23, 24-31) for every m-tile.
+    SmallVector<Value> s(mTiles * nTiles * 4, zero);
+    Value kRowInPair = e->addI(e->mulI(e->divI(lane, idx(16)), idx(8)),
+                               e->remI(lane, idx(8)));
+    Value kColHalf = e->mulI(e->remI(e->divI(lane, idx(8)), idx(2)), idx(8));
+    for (int64_t ks = 0; ks < dqk / 16; ++ks) {
+      SmallVector<SmallVector<Value>> aFrags;
+      for (int64_t mi = 0; mi < mTiles; ++mi)
+        aFrags.push_back(qInRegisters ? residentQ[ks] : loadQFrag(mi, ks));
+      Value col = e->addI(idx(ks * 16), kColHalf);
+      for (int64_t nt = 0; nt < nTiles; nt += 2) {
+        Value row = e->addI(idx(nt * 8), kRowInPair);
+        SmallVector<Value> frags = ldmatrix(kSmem, {stage, row, col}, 4, false);
+        for (int64_t mi = 0; mi < mTiles; ++mi) {
+          for (int64_t half = 0; half < 2; ++half) {
+            int64_t base = (mi * nTiles + nt + half) * 4;
+            SmallVector<Value> acc(s.begin() + base, s.begin() + base + 4);
+            acc = mma(aFrags[mi], {frags[2 * half], frags[2 * half + 1]}, acc);
+            std::copy(acc.begin(), acc.end(), s.begin() + base);
+          }
+        }
       }
-      s.append(acc);
     }
     // Scores, masks and weights per accumulator element.
     SmallVector<Value> p(s.size());
-    Value rowMaxA = negInf, rowMaxB = negInf;
-    Value countA = zero, countB = zero;
-    for (int64_t nt = 0; nt < kNTiles; ++nt) {
-      for (int64_t k = 0; k < 4; ++k) {
-        bool isB = k >= 2;
-        Value col = e->addI(idx(nt * 8 + (k % 2)), e->mulI(t4, idx(2)));
-        Value j = e->addI(j0, col);
-        Value qi = isB ? qB : qA;
-        Value x = s[nt * 4 + k];
-        if (rbf) {
-          Value kn = memref::LoadOp::create(*b, normSmem, ValueRange{col});
-          x = e->sub(e->mul(f32(2.0 * info.gamma), x), kn);
-          if (!dropQueryNorm)
-            x = e->sub(x, isB ? qNormB : qNormA);
-        } else {
-          x = e->mul(f32(info.scale), x);
+    SmallVector<Value> rowMax(rowsPerThread, negInf);
+    SmallVector<Value> rowCount(rowsPerThread, zero);
+    for (int64_t mi = 0; mi < mTiles; ++mi) {
+      for (int64_t nt = 0; nt < nTiles; ++nt) {
+        for (int64_t k = 0; k < 4; ++k) {
+          int64_t r = 2 * mi + k / 2;
+          int64_t at = (mi * nTiles + nt) * 4 + k;
+          Value col = e->addI(idx(nt * 8 + (k % 2)), e->mulI(t4, idx(2)));
+          Value j = e->addI(j0, col);
+          Value x = s[at];
+          if (rbf) {
+            Value kn = memref::LoadOp::create(*b, normSmem, ValueRange{col});
+            x = e->sub(e->mul(f32(2.0 * info.gamma), x), kn);
+            if (!dropQueryNorm)
+              x = e->sub(x, qNorm[r]);
+          } else {
+            x = e->mul(f32(info.scale), x);
+          }
+          Value vis = e->i1(true);
+          if (mode == Mode::SinkRows) {
+            vis = e->cmpI(P::slt, col, numSinkRows);
+          } else {
+            x = emitScoreMod(*e, info, x, bIdx, h, qRow[r], j);
+            if (mode == Mode::Masked) {
+              Value inb = e->cmpI(P::slt, j, kvLen);
+              Value jc = e->minI(j, e->subI(kvLen, idx(1)));
+              Value qc = e->minI(qRow[r], e->subI(qLen, idx(1)));
+              vis = e->andI(inb, visible(qc, jc));
+            }
+          }
+          Value w;
+          if (softmax) {
+            Value scaled = norm == Normalization::scalable_softmax
+                               ? e->mul(x, e->mul(factor[r], f32(log2e)))
+                               : e->mul(x, f32(log2e));
+            w = e->select(vis, scaled, negInf);
+            rowMax[r] = e->maxF(rowMax[r], w);
+          } else {
+            switch (norm) {
+            case Normalization::sigmoid: {
+              double bias =
+                  spec.getBias() ? spec.getBias()->convertToDouble() : 0.0;
+              Value z = e->add(x, f32(bias));
+              w = e->div(f32(1.0), e->add(f32(1.0), e->exp(e->sub(zero, z))));
+              break;
+            }
+            case Normalization::relu:
+              w = e->maxF(x, zero);
+              break;
+            case Normalization::relu2: {
+              Value rl = e->maxF(x, zero);
+              w = e->mul(rl, rl);
+              break;
+            }
+            case Normalization::none:
+              w = x;
+              break;
+            default: // mean
+              w = f32(1.0);
+              break;
+            }
+            w = e->select(vis, w, zero);
+            if (norm == Normalization::mean)
+              rowCount[r] = e->add(rowCount[r], w);
+          }
+          p[at] = w;
         }
-        Value vis = e->i1(true);
-        if (mode == Mode::SinkRows) {
-          vis = e->cmpI(P::slt, col, numSinkRows);
-        } else {
-          x = emitScoreMod(*e, info, x, bIdx, h, qi, j);
-          if (mode == Mode::Masked) {
-            Value inb = e->cmpI(P::slt, j, kvLen);
-            Value jc = e->minI(j, e->subI(kvLen, idx(1)));
-            Value qc = e->minI(qi, e->subI(qLen, idx(1)));
-            vis = e->andI(inb, visible(qc, jc));
-          }
-        }
-        Value w;
-        if (softmax) {
-          Value factor = isB ? factorB : factorA;
-          w = e->select(vis, e->mul(x, e->mul(factor, f32(log2e))), negInf);
-          if (isB)
-            rowMaxB = e->maxF(rowMaxB, w);
-          else
-            rowMaxA = e->maxF(rowMaxA, w);
-        } else {
-          switch (norm) {
-          case Normalization::sigmoid: {
-            double bias = spec.getBias() ? spec.getBias()->convertToDouble()
-                                         : 0.0;
-            Value z = e->add(x, f32(bias));
-            w = e->div(f32(1.0), e->add(f32(1.0), e->exp(e->sub(zero, z))));
-            break;
-          }
-          case Normalization::relu:
-            w = e->maxF(x, zero);
-            break;
-          case Normalization::relu2: {
-            Value r = e->maxF(x, zero);
-            w = e->mul(r, r);
-            break;
-          }
-          case Normalization::none:
-            w = x;
-            break;
-          default: // mean
-            w = f32(1.0);
-            break;
-          }
-          w = e->select(vis, w, zero);
-          if (norm == Normalization::mean) {
-            if (isB)
-              countB = e->add(countB, w);
-            else
-              countA = e->add(countA, w);
-          }
-        }
-        p[nt * 4 + k] = w;
       }
     }
     SmallVector<Value> next(cur.begin(), cur.end());
-    int64_t nO = dv / 8 * 4;
-    Value alphaA = f32(1.0), alphaB = f32(1.0);
+    SmallVector<Value> alpha(rowsPerThread, f32(1.0));
     if (softmax) {
-      for (int32_t off : {1, 2}) {
-        rowMaxA = e->maxF(rowMaxA, shuffleXor(rowMaxA, off));
-        rowMaxB = e->maxF(rowMaxB, shuffleXor(rowMaxB, off));
+      SmallVector<Value> shift(rowsPerThread), sum(rowsPerThread, zero);
+      for (int64_t r = 0; r < rowsPerThread; ++r) {
+        for (int32_t off : {1, 2})
+          rowMax[r] = e->maxF(rowMax[r], shuffleXor(rowMax[r], off));
+        Value mNew = e->maxF(cur[mAt + r], rowMax[r]);
+        shift[r] = e->select(e->cmpF(FP::OEQ, mNew, negInf), zero, mNew);
+        alpha[r] = math::Exp2Op::create(*b, e->sub(cur[mAt + r], shift[r]));
+        next[mAt + r] = mNew;
       }
-      Value mA = e->maxF(cur[nO], rowMaxA), mB = e->maxF(cur[nO + 1], rowMaxB);
-      Value shA = e->select(e->cmpF(FP::OEQ, mA, negInf), zero, mA);
-      Value shB = e->select(e->cmpF(FP::OEQ, mB, negInf), zero, mB);
-      alphaA = math::Exp2Op::create(*b, e->sub(cur[nO], shA));
-      alphaB = math::Exp2Op::create(*b, e->sub(cur[nO + 1], shB));
-      Value sumA = zero, sumB = zero;
-      for (int64_t nt = 0; nt < kNTiles; ++nt) {
-        for (int64_t k = 0; k < 4; ++k) {
-          bool isB = k >= 2;
-          Value pe = math::Exp2Op::create(
-              *b, e->sub(p[nt * 4 + k], isB ? shB : shA));
-          p[nt * 4 + k] = pe;
-          if (isB)
-            sumB = e->add(sumB, pe);
-          else
-            sumA = e->add(sumA, pe);
-        }
-      }
-      next[nO] = mA;
-      next[nO + 1] = mB;
-      next[nO + 2] = e->add(e->mul(cur[nO + 2], alphaA), sumA);
-      next[nO + 3] = e->add(e->mul(cur[nO + 3], alphaB), sumB);
+      for (int64_t mi = 0; mi < mTiles; ++mi)
+        for (int64_t nt = 0; nt < nTiles; ++nt)
+          for (int64_t k = 0; k < 4; ++k) {
+            int64_t r = 2 * mi + k / 2;
+            int64_t at = (mi * nTiles + nt) * 4 + k;
+            p[at] = math::Exp2Op::create(*b, e->sub(p[at], shift[r]));
+            sum[r] = e->add(sum[r], p[at]);
+          }
+      for (int64_t r = 0; r < rowsPerThread; ++r)
+        next[lAt + r] = e->add(e->mul(cur[lAt + r], alpha[r]), sum[r]);
     } else if (norm == Normalization::mean) {
-      next[nO + 2] = e->add(cur[nO + 2], countA);
-      next[nO + 3] = e->add(cur[nO + 3], countB);
+      for (int64_t r = 0; r < rowsPerThread; ++r)
+        next[lAt + r] = e->add(cur[lAt + r], rowCount[r]);
     }
-    // O = O * alpha + P V.
-    for (int64_t dt = 0; dt < dv / 8; ++dt) {
-      next[dt * 4 + 0] = e->mul(cur[dt * 4 + 0], alphaA);
-      next[dt * 4 + 1] = e->mul(cur[dt * 4 + 1], alphaA);
-      next[dt * 4 + 2] = e->mul(cur[dt * 4 + 2], alphaB);
-      next[dt * 4 + 3] = e->mul(cur[dt * 4 + 3], alphaB);
-    }
-    for (int64_t kk = 0; kk < kBlockN / 16; ++kk) {
-      SmallVector<Value> aFrag = {
-          packPair(p[(2 * kk) * 4 + 0], p[(2 * kk) * 4 + 1]),
-          packPair(p[(2 * kk) * 4 + 2], p[(2 * kk) * 4 + 3]),
-          packPair(p[(2 * kk + 1) * 4 + 0], p[(2 * kk + 1) * 4 + 1]),
-          packPair(p[(2 * kk + 1) * 4 + 2], p[(2 * kk + 1) * 4 + 3])};
-      Value row = e->addI(idx(kk * 16), e->remI(lane, idx(16)));
-      for (int64_t dt = 0; dt < dv / 8; ++dt) {
-        SmallVector<Value> bFrag =
-            ldmatrix(vSmem, {stage, row, idx(dt * 8)}, 2, true);
-        SmallVector<Value> acc(next.begin() + dt * 4,
-                               next.begin() + dt * 4 + 4);
-        acc = mma(aFrag, bFrag, acc);
-        std::copy(acc.begin(), acc.end(), next.begin() + dt * 4);
+    // O = O * alpha + P V. P's accumulators of n-tiles 2kk, 2kk+1 are the A
+    // fragment of k-step kk; one ldmatrix.x4.trans of V feeds two d-tiles
+    // (matrices (k-lo, dt), (k-hi, dt), (k-lo, dt+1), (k-hi, dt+1)).
+    if (softmax)
+      for (int64_t mi = 0; mi < mTiles; ++mi)
+        for (int64_t dt = 0; dt < dTiles; ++dt)
+          for (int64_t k = 0; k < 4; ++k) {
+            int64_t at = (mi * dTiles + dt) * 4 + k;
+            next[at] = e->mul(cur[at], alpha[2 * mi + k / 2]);
+          }
+    Value vRowInStep = e->remI(lane, idx(16));
+    Value vColHalf = e->mulI(e->divI(lane, idx(16)), idx(8));
+    for (int64_t kk = 0; kk < blockN / 16; ++kk) {
+      SmallVector<SmallVector<Value>> aFrags;
+      for (int64_t mi = 0; mi < mTiles; ++mi) {
+        auto at = [&](int64_t nt, int64_t k) {
+          return p[(mi * nTiles + nt) * 4 + k];
+        };
+        aFrags.push_back({packPair(at(2 * kk, 0), at(2 * kk, 1)),
+                          packPair(at(2 * kk, 2), at(2 * kk, 3)),
+                          packPair(at(2 * kk + 1, 0), at(2 * kk + 1, 1)),
+                          packPair(at(2 * kk + 1, 2), at(2 * kk + 1, 3))});
+      }
+      Value row = e->addI(idx(kk * 16), vRowInStep);
+      for (int64_t dt = 0; dt < dTiles; dt += 2) {
+        SmallVector<Value> frags = ldmatrix(
+            vSmem, {stage, row, e->addI(idx(dt * 8), vColHalf)}, 4, true);
+        for (int64_t mi = 0; mi < mTiles; ++mi) {
+          for (int64_t half = 0; half < 2; ++half) {
+            int64_t base = (mi * dTiles + dt + half) * 4;
+            SmallVector<Value> acc(next.begin() + base,
+                                   next.begin() + base + 4);
+            acc = mma(aFrags[mi], {frags[2 * half], frags[2 * half + 1]}, acc);
+            std::copy(acc.begin(), acc.end(), next.begin() + base);
+          }
+        }
       }
     }
     return next;
@@ -782,7 +833,7 @@ DictionaryAttr KernelBuilder::build() {
   // compute on tile u, then let every warp finish before the stage is reused.
   ValueRange finalState = e->forLoop(
       uBegin, uEnd, state, [&](Value u, ValueRange cur) -> SmallVector<Value> {
-        Value stage = e->remI(e->addI(u, idx(2)), idx(2));
+        Value stage = stageOf(u);
         NVVM::CpAsyncWaitGroupOp::create(*b, 0);
         gpu::BarrierOp::create(*b);
         Value nextU = e->addI(u, idx(1));
@@ -791,8 +842,7 @@ DictionaryAttr KernelBuilder::build() {
                             OpBuilder::InsertionGuard guard(*b);
                             b->setInsertionPoint(nb.getInsertionBlock(),
                                                  nb.getInsertionPoint());
-                            issueTileLoad(nextU,
-                                          e->remI(e->addI(nextU, idx(2)), idx(2)));
+                            issueTileLoad(nextU, stageOf(nextU));
                             scf::YieldOp::create(*b);
                           });
         NVVM::CpAsyncCommitGroupOp::create(*b);
@@ -820,60 +870,54 @@ DictionaryAttr KernelBuilder::build() {
   SmallVector<Value> fin(finalState.begin(), finalState.end());
 
   // Epilogue: reduce the normalizer over the quad, write O and the LSE.
-  int64_t nO = dv / 8 * 4;
-  Value lA = fin[nO + 2], lB = fin[nO + 3];
-  for (int32_t off : {1, 2}) {
-    lA = e->add(lA, shuffleXor(lA, off));
-    lB = e->add(lB, shuffleXor(lB, off));
-  }
   bool divides = softmax || norm == Normalization::mean;
-  auto inverse = [&](Value l) {
-    if (!divides)
-      return f32(1.0);
-    return e->select(e->cmpF(FP::OGT, l, zero), e->div(f32(1.0), l), zero);
-  };
-  Value invA = inverse(lA), invB = inverse(lB);
   Value oRowBase = e->mulI(e->addI(e->mulI(bIdx, qHeads), h), qLen);
-  for (auto [qi, inv, first] :
-       {std::make_tuple(qA, invA, 0), std::make_tuple(qB, invB, 2)}) {
-    Value valid = e->cmpI(P::slt, qi, qLen);
-    scf::IfOp::create(*b, valid, [&](OpBuilder &nb, Location) {
+  for (int64_t r = 0; r < rowsPerThread; ++r) {
+    Value l = fin[lAt + r];
+    for (int32_t off : {1, 2})
+      l = e->add(l, shuffleXor(l, off));
+    Value inv = divides ? e->select(e->cmpF(FP::OGT, l, zero),
+                                    e->div(f32(1.0), l), zero)
+                        : f32(1.0);
+    Value qi = qRow[r];
+    int64_t mi = r / 2, first = (r % 2) * 2;
+    scf::IfOp::create(*b, e->cmpI(P::slt, qi, qLen), [&](OpBuilder &nb,
+                                                          Location) {
       OpBuilder::InsertionGuard guard(*b);
       b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
       Value base = e->mulI(e->addI(oRowBase, qi), idx(dv));
-      for (int64_t dt = 0; dt < dv / 8; ++dt) {
+      for (int64_t dt = 0; dt < dTiles; ++dt) {
         Value col = e->addI(idx(dt * 8), e->mulI(t4, idx(2)));
-        for (int64_t k = 0; k < 2; ++k) {
-          Value x = e->mul(fin[dt * 4 + first + k], inv);
-          x = arith::TruncFOp::create(*b, elt, x);
-          memref::StoreOp::create(*b, x, oBuf,
-                                  ValueRange{e->addI(base, e->addI(col, idx(k)))});
+        Value x0 = e->mul(fin[(mi * dTiles + dt) * 4 + first], inv);
+        Value x1 = e->mul(fin[(mi * dTiles + dt) * 4 + first + 1], inv);
+        // The two neighbouring outputs of a row go out as one 4-byte store.
+        Value pair = vector::FromElementsOp::create(
+            *b, VectorType::get({2}, elt),
+            ValueRange{arith::TruncFOp::create(*b, elt, x0),
+                       arith::TruncFOp::create(*b, elt, x1)});
+        vector::StoreOp::create(*b, pair, oBuf,
+                                ValueRange{e->addI(base, col)});
+      }
+      Value writeLse = e->cmpI(P::eq, t4, idx(0));
+      scf::IfOp::create(*b, writeLse, [&](OpBuilder &nb2, Location) {
+        OpBuilder::InsertionGuard guard2(*b);
+        b->setInsertionPoint(nb2.getInsertionBlock(), nb2.getInsertionPoint());
+        Value lse = zero;
+        if (softmax) {
+          Value m = fin[mAt + r];
+          Value shift = e->select(e->cmpF(FP::OEQ, m, negInf), zero, m);
+          lse = e->add(e->mul(shift, f32(1.0 / log2e)), e->log(l));
+          // Add back the dropped -gamma|q|^2, except on rows that saw nothing.
+          if (dropQueryNorm)
+            lse = e->select(e->cmpF(FP::OGT, l, zero),
+                            e->sub(lse, e->mul(qNorm[r], factor[r])), lse);
+        } else if (norm == Normalization::mean) {
+          lse = e->log(l);
         }
-      }
-      scf::YieldOp::create(*b);
-    });
-  }
-  for (auto [qi, l, m, qn, factor] :
-       {std::make_tuple(qA, lA, fin[nO], qNormA, factorA),
-        std::make_tuple(qB, lB, fin[nO + 1], qNormB, factorB)}) {
-    Value valid = e->andI(e->cmpI(P::slt, qi, qLen),
-                          e->cmpI(P::eq, t4, idx(0)));
-    scf::IfOp::create(*b, valid, [&](OpBuilder &nb, Location) {
-      OpBuilder::InsertionGuard guard(*b);
-      b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-      Value lse = zero;
-      if (softmax) {
-        Value shift = e->select(e->cmpF(FP::OEQ, m, negInf), zero, m);
-        lse = e->add(e->mul(shift, f32(1.0 / log2e)), e->log(l));
-        // Add back the dropped -gamma|q|^2, except on rows that saw nothing.
-        if (dropQueryNorm)
-          lse = e->select(e->cmpF(FP::OGT, l, zero),
-                          e->sub(lse, e->mul(qn, factor)), lse);
-      } else if (norm == Normalization::mean) {
-        lse = e->log(l);
-      }
-      memref::StoreOp::create(*b, lse, lseBuf,
-                              ValueRange{e->addI(oRowBase, qi)});
+        memref::StoreOp::create(*b, lse, lseBuf,
+                                ValueRange{e->addI(oRowBase, qi)});
+        scf::YieldOp::create(*b);
+      });
       scf::YieldOp::create(*b);
     });
   }
@@ -885,9 +929,9 @@ DictionaryAttr KernelBuilder::build() {
       {str("kernel"), str(name)},
       {str("args"), ArrayAttr::get(ctx, argDocs)},
       {str("block"), b->getI64ArrayAttr({kThreads, 1, 1})},
-      {str("grid"), b->getStrArrayAttr({"ceildiv(Sq, 64)", "Hq", "B"})},
-      {str("block_m"), i64Attr(kBlockM)},
-      {str("block_n"), i64Attr(kBlockN)},
+      {str("grid"), b->getStrArrayAttr({"ceildiv(Sq, block_m)", "Hq", "B"})},
+      {str("block_m"), i64Attr(blockM)},
+      {str("block_n"), i64Attr(blockN)},
       {str("shared_memory_bytes"), i64Attr(smemBytes)},
       {str("dtype"), str(llvm::to_string(elt))},
       {str("head_dim_qk"), i64Attr(dqk)},
@@ -904,6 +948,12 @@ struct AttnToNVGPUPass final
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
+    if ((mTiles != 0 && mTiles != 1 && mTiles != 2) ||
+        (kvTile != 0 && (kvTile % 16 || kvTile > 128))) {
+      module.emitError("attn-to-nvgpu: m-tiles must be 0, 1 or 2 and kv-tile "
+                       "0 or a multiple of 16 up to 128");
+      return signalPassFailure();
+    }
     SmallVector<AttentionOp> ops;
     llvm::SetVector<Operation *> hostFuncs;
     module.walk([&](AttentionOp op) {
@@ -937,7 +987,8 @@ struct AttnToNVGPUPass final
       std::string base = func ? func.getSymName().str() : "attention";
       unsigned n = perFunc[base]++;
       std::string name = n ? base + "_" + std::to_string(n) : base;
-      DictionaryAttr launch = KernelBuilder(op, gpuModule, name).build();
+      DictionaryAttr launch =
+          KernelBuilder(op, gpuModule, name, mTiles, kvTile).build();
       SmallVector<NamedAttribute> entries(launch.getValue());
       auto variantName = op->getAttrOfType<StringAttr>("attn.variant_name");
       entries.emplace_back(StringAttr::get(ctx, "variant"),

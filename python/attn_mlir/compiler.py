@@ -1,0 +1,411 @@
+"""Compile and run attention variants.
+
+``attention(q, k, v, variant=...)`` computes one attention:
+
+* on torch tensors that live on a CUDA device, through a kernel bundle
+  (``compile``) launched by ``attn_mlir.runtime``;
+* otherwise (numpy arrays, CPU torch tensors) on the CPU: the variant is
+  emitted as a function with the static shapes of the inputs
+  (``variant.emit_func``), the inputs are written as ``.npy`` files and
+  ``attn-run`` (the MLIR JIT runner) computes it.
+
+``variant`` is a library name (``attn_mlir.variants``, e.g. ``"alibi"``),
+a library variant or a DSL variant (``attn_mlir.dsl``).
+
+``compile(variant, head_dim=..., dtype=...)`` runs ``attn-opt
+--attn-to-nvvm`` on the variant plus a function whose batch, head and
+sequence sizes are dynamic (only head dims and the element type are
+compiled in) and returns the bundle's folder. Bundles are cached by the
+SHA-256 of the compiled text and options in ``$ATTN_MLIR_CACHE`` (default
+``~/.cache/attn_mlir``); an entry compiled by another build of ``attn-opt``
+(its size or time differ) is compiled again, and with no ``attn-opt`` at
+hand a cached entry is used as it is (a GPU machine without MLIR can run
+bundles built elsewhere, given the same cache folder).
+
+Tools are found through ``$ATTN_OPT`` / ``$ATTN_RUN``, then ``PATH``, then
+``<repo>/build/bin``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ._variant import CAPTURE_ELEMENTS, VariantBase, _np
+
+__all__ = ["CompileError", "find_tool", "cache_dir", "resolve_variant",
+           "gpu_module", "compile", "attention"]
+
+REPO = Path(__file__).resolve().parents[2]
+
+_TORCH_DTYPES = {"bf16": "bfloat16", "f16": "float16", "f32": "float32",
+                 "i32": "int32", "i64": "int64"}
+
+
+class CompileError(RuntimeError):
+    """attn-opt or attn-run failed; the message holds its diagnostics."""
+
+    def __init__(self, message: str, diagnostics: str = ""):
+        super().__init__(message + (f"\n{diagnostics}" if diagnostics else ""))
+        self.diagnostics = diagnostics
+
+    @property
+    def reason(self) -> str:
+        """The first ``error:`` of the diagnostics, without its location."""
+        for line in self.diagnostics.splitlines():
+            if "error: " in line:
+                return line.split("error: ", 1)[1].strip()
+        return self.diagnostics.strip().splitlines()[0] if \
+            self.diagnostics.strip() else str(self)
+
+
+def find_tool(name: str, env: Optional[str] = None) -> Optional[str]:
+    """``$ENV``, else ``name`` on ``PATH``, else ``<repo>/build/bin/name``;
+    None if none exists."""
+    env = env or name.upper().replace("-", "_")
+    given = os.environ.get(env)
+    if given:
+        return given
+    on_path = shutil.which(name)
+    if on_path:
+        return on_path
+    built = REPO / "build" / "bin" / name
+    if built.is_file() and os.access(built, os.X_OK):
+        return str(built)
+    return None
+
+
+def _require_tool(name: str) -> str:
+    tool = find_tool(name)
+    env = name.upper().replace("-", "_")
+    if tool is not None and not os.path.isfile(tool):
+        raise CompileError(f"${env} names {tool}, which does not exist")
+    if tool is None:
+        raise CompileError(
+            f"{name} not found: set ${name.upper().replace('-', '_')}, put "
+            f"it on PATH or build it into {REPO / 'build' / 'bin'} "
+            "(utils/setup.sh)")
+    return tool
+
+
+def cache_dir() -> Path:
+    """``$ATTN_MLIR_CACHE``, or ``~/.cache/attn_mlir``."""
+    given = os.environ.get("ATTN_MLIR_CACHE")
+    return Path(given) if given else Path.home() / ".cache" / "attn_mlir"
+
+
+def resolve_variant(variant) -> VariantBase:
+    """A library name or a variant object -> the variant object."""
+    if isinstance(variant, VariantBase):
+        return variant
+    if isinstance(variant, str):
+        from . import variants
+        return variants.load(variant)
+    raise TypeError(f"a variant is a library name or a variant object, got "
+                    f"{type(variant).__name__}")
+
+
+# ---------------------------------------------------------------------------
+# The GPU: bundles
+# ---------------------------------------------------------------------------
+
+def _dims(shape) -> str:
+    return "".join(("?" if d is None else str(int(d))) + "x" for d in shape)
+
+
+def _capture_shapes(v: VariantBase, captures: Sequence):
+    """(shape, elt) per capture from arrays, shapes or (shape, elt) pairs."""
+    out = []
+    for c, decl in zip(captures, v.captures):
+        if isinstance(c, tuple) and len(c) == 2 and isinstance(c[1], str):
+            shape, elt = tuple(c[0]), c[1]
+        else:
+            shape, elt = tuple(getattr(c, "shape", c)), decl.elt
+        out.append((shape, elt))
+    return out
+
+
+def gpu_module(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
+               dtype: str = "bf16", captures: Sequence = (),
+               sink_logits: bool = False, sink_rows: bool = False,
+               return_lse: Optional[bool] = None,
+               func_name: Optional[str] = None) -> str:
+    """The module that ``compile`` hands to attn-opt: the ``attn.variant``
+    and a function calling it (``variant @name``) with dynamic batch, head
+    and sequence sizes.
+
+    ``captures``: per captured operand an array, a shape or a
+    ``(shape, element type)`` pair; the first size is made dynamic, the rest
+    stay (the kernel needs them), except for document segment ids, which are
+    ``[B, S]`` with both dynamic.
+    """
+    v = resolve_variant(variant)
+    v._check_captures(captures)
+    dv = head_dim if head_dim_v is None else head_dim_v
+    if return_lse is None:
+        return_lse = v.has_lse
+    name = func_name or f"{v.name}_attention"
+    seg = set()
+    for m in v.spec.get("masks") or ():
+        if m["kind"] == "document":
+            seg |= {m["q_segments"], m["kv_segments"]}
+    tq = f"tensor<?x?x?x{head_dim}x{dtype}>"
+    tv = f"tensor<?x?x?x{dv}x{dtype}>"
+    args = [f"%q: {tq}", f"%k: {tq}", f"%v: {tv}"]
+    operands = "%q, %k, %v"
+    cap_types = []
+    for n, (shape, elt) in enumerate(_capture_shapes(v, captures)):
+        shape = [None] * len(shape) if n in seg else [None] + list(shape[1:])
+        cap_types.append(f"tensor<{_dims(shape)}{elt}>")
+    if cap_types:
+        names = [f"%c{n}" for n in range(len(cap_types))]
+        args += [f"{a}: {t}" for a, t in zip(names, cap_types)]
+        operands += (f" captures({', '.join(names)} : "
+                     f"{', '.join(cap_types)})")
+    if sink_logits:
+        args.append("%sl: tensor<?xf32>")
+        operands += " sink_logits(%sl : tensor<?xf32>)"
+    if sink_rows:
+        tsk = f"tensor<?x?x{head_dim}x{dtype}>"
+        tsv = f"tensor<?x?x{dv}x{dtype}>"
+        args += [f"%sk: {tsk}", f"%sv: {tsv}"]
+        operands += f" sink_rows(%sk, %sv : {tsk}, {tsv})"
+    results = [tv] + (["tensor<?x?x?xf32>"] if return_lse else [])
+    lhs = "%o, %lse" if return_lse else "%o"
+    return (v.mlir(v.name).rstrip("\n") + "\n\n"
+            f"func.func @{name}({', '.join(args)}) -> "
+            f"({', '.join(results)}) {{\n"
+            f"  {lhs} = attn.attention {operands} variant @{v.name}\n"
+            f"      : {tq}, {tq}, {tv} -> {', '.join(results)}\n"
+            f"  return {lhs} : {', '.join(results)}\n"
+            "}\n")
+
+
+def _tool_identity(path: Optional[str]) -> Optional[dict]:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"path": os.path.abspath(path), "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns}
+
+
+def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
+            dtype: str = "bf16", captures: Sequence = (),
+            sink_logits: bool = False, sink_rows: bool = False,
+            return_lse: Optional[bool] = None, chip: str = "sm_90a",
+            cache: Optional[os.PathLike] = None, force: bool = False) -> Path:
+    """Compiles ``variant`` into a kernel bundle for the GPU; returns its
+    folder (``attn.cubin``, ``attn.ptx``, ``attn.json``, ``module.mlir``).
+
+    Raises ``CompileError`` with attn-opt's diagnostics when the compiler
+    refuses (e.g. a variant the tensor-core kernel does not support yet).
+    """
+    text = gpu_module(variant, head_dim=head_dim, head_dim_v=head_dim_v,
+                      dtype=dtype, captures=captures,
+                      sink_logits=sink_logits, sink_rows=sink_rows,
+                      return_lse=return_lse)
+    pipeline = f"--attn-to-nvvm=chip={chip}"
+    key = hashlib.sha256(json.dumps(
+        {"module": text, "pipeline": pipeline, "format": 1},
+        sort_keys=True).encode()).hexdigest()[:32]
+    root = Path(cache) if cache is not None else cache_dir()
+    entry = root / key
+    attn_opt = find_tool("attn-opt")
+    ident = _tool_identity(attn_opt)
+    stamp = entry / "compiler.json"
+    if entry.is_dir() and stamp.is_file() and not force:
+        try:
+            built_by = json.loads(stamp.read_text()).get("attn_opt")
+        except (OSError, ValueError):
+            built_by = "?"
+        if ident is None or built_by == ident:
+            return entry
+    attn_opt = _require_tool("attn-opt")
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+    try:
+        src = tmp / "module.mlir"
+        src.write_text(text)
+        r = subprocess.run(
+            [attn_opt, str(src), "-o", os.devnull,
+             f"{pipeline} bundle-dir={tmp}"],
+            capture_output=True, text=True)
+        if r.returncode:
+            raise CompileError(
+                f"attn-opt could not compile variant "
+                f"'{resolve_variant(variant).name}' for the GPU "
+                f"({dtype}, head dims {head_dim}/{head_dim_v or head_dim}):",
+                r.stderr.strip())
+        (tmp / "compiler.json").write_text(json.dumps(
+            {"attn_opt": ident, "pipeline": pipeline}, indent=2))
+        if entry.exists():
+            shutil.rmtree(entry, ignore_errors=True)
+        try:
+            os.rename(tmp, entry)
+        except OSError:       # another process got there first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return entry
+
+
+_LOADED = {}
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def _dtype_name(x) -> str:
+    dt = str(x.dtype).replace("torch.", "")
+    names = {"float32": "f32", "float16": "f16", "bfloat16": "bf16",
+             "float64": "f32"}
+    if dt not in names:
+        raise TypeError(f"q, k, v must be floating point, got {dt}")
+    return names[dt]
+
+
+def _run_gpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
+             sink_value, return_lse, chip):
+    import torch
+    from .runtime import Bundle
+    dtype = _dtype_name(q)
+    if dtype not in ("bf16", "f16") or q.dtype == torch.float64:
+        raise TypeError(f"the GPU kernel takes bfloat16 or float16 tensors, "
+                        f"got {q.dtype}; convert them, or run on the CPU")
+    path = compile(v, head_dim=q.shape[-1], head_dim_v=v_.shape[-1],
+                   dtype=dtype, captures=captures,
+                   sink_logits=sink_logits is not None,
+                   sink_rows=sink_key is not None, chip=chip)
+    key = (str(path), q.device.index)
+    if key not in _LOADED:
+        with torch.cuda.device(q.device):
+            _LOADED[key] = Bundle.load(str(path))
+    kernel = _LOADED[key].kernel()
+    dev = q.device
+    caps = [torch.as_tensor(c, device=dev).to(
+        getattr(torch, _TORCH_DTYPES[decl.elt])).contiguous()
+        for c, decl in zip(captures, v.captures)]
+    sl = None if sink_logits is None else torch.as_tensor(
+        sink_logits, device=dev).to(torch.float32).contiguous()
+    sk = None if sink_key is None else sink_key.to(dev, q.dtype).contiguous()
+    sv = None if sink_value is None else sink_value.to(dev,
+                                                       q.dtype).contiguous()
+    with torch.cuda.device(dev):
+        out, lse = kernel.run(q.contiguous(), k.contiguous(), v_.contiguous(),
+                              captures=caps, sink_logits=sl, sink_key=sk,
+                              sink_value=sv)
+    return (out, lse) if return_lse else out
+
+
+# ---------------------------------------------------------------------------
+# The CPU: attn-run
+# ---------------------------------------------------------------------------
+
+def _to_npy_float(x, dtype: str) -> np.ndarray:
+    a = np.asarray(_np(x))
+    if dtype == "f16":
+        return a.astype(np.float16)
+    return a.astype(np.float32)      # f32; bf16 is read from f32 files
+
+
+def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
+             sink_value, return_lse, lowering, dtype):
+    attn_run = _require_tool("attn-run")
+    dtype = dtype or _dtype_name(q)
+    arrays = [_to_npy_float(x, dtype) for x in (q, k, v_)]
+    for c, decl in zip(captures, v.captures):
+        arrays.append(np.ascontiguousarray(np.asarray(_np(c)).astype(
+            CAPTURE_ELEMENTS[decl.elt])))
+    if sink_logits is not None:
+        arrays.append(np.asarray(_np(sink_logits), dtype=np.float32))
+    if sink_key is not None:
+        arrays += [_to_npy_float(sink_key, dtype),
+                   _to_npy_float(sink_value, dtype)]
+    text = v.emit_func(
+        "attn_cpu", arrays[0].shape, arrays[1].shape, arrays[2].shape, dtype,
+        captures=[a.shape for a in arrays[3:3 + len(captures)]],
+        sink_logits=sink_logits is not None,
+        sink_rows=None if sink_key is None else arrays[-2].shape[1],
+        return_lse=return_lse)
+    with tempfile.TemporaryDirectory(prefix="attn_mlir_") as tmp:
+        tmp = Path(tmp)
+        src = tmp / "attention.mlir"
+        src.write_text(text)
+        ins = []
+        for n, a in enumerate(arrays):
+            p = tmp / f"in{n}.npy"
+            np.save(p, np.ascontiguousarray(a))
+            ins.append(str(p))
+        outs = [str(tmp / "o.npy")] + ([str(tmp / "lse.npy")]
+                                       if return_lse else [])
+        r = subprocess.run(
+            [attn_run, str(src), "--entry=attn_cpu", f"--lowering={lowering}",
+             "--input=" + ",".join(ins), "--output=" + ",".join(outs)],
+            capture_output=True, text=True)
+        if r.returncode:
+            raise CompileError(f"attn-run failed on variant '{v.name}':",
+                               r.stderr.strip())
+        results = [np.load(p) for p in outs]
+    if _is_torch(q):
+        import torch
+        results[0] = torch.from_numpy(results[0]).to(q.dtype)
+        if return_lse:
+            results[1] = torch.from_numpy(results[1])
+    return tuple(results) if return_lse else results[0]
+
+
+# ---------------------------------------------------------------------------
+# The entry point
+# ---------------------------------------------------------------------------
+
+def attention(q, k, v, *, variant, captures: Sequence = (),
+              sink_logits=None, sink_key=None, sink_value=None,
+              return_lse: bool = False, lowering: str = "flash",
+              dtype: Optional[str] = None, chip: str = "sm_90a"):
+    """``O`` (and ``lse`` with ``return_lse``) of ``variant`` on q, k, v.
+
+    * ``q [B, Hq, Sq, Dqk]``, ``k [B, Hkv, Sk, Dqk]``, ``v [B, Hkv, Sk,
+      Dv]``: torch tensors on a CUDA device run on the GPU (bf16 / f16, head
+      dims multiples of 16); anything else (numpy arrays, CPU tensors) on
+      the CPU JIT, where ``lowering`` picks ``flash`` (tiled online
+      softmax) or ``loops`` (the literal definition) and ``dtype``
+      (``f32``, ``f16``, ``bf16``) overrides the element type taken from q.
+    * ``captures``: the variant's captured tensors, in order (converted to
+      their declared element types); ``sink_logits [Hq]``, ``sink_key
+      [Hkv, Ns, Dqk]`` / ``sink_value [Hkv, Ns, Dv]``: the op's optional
+      operands.
+
+    Results are of q's kind: torch tensors of q's dtype, or numpy arrays
+    (float32 for f32 and bf16, float16 for f16).
+    """
+    var = resolve_variant(variant)
+    var._check_captures(captures)
+    if (sink_key is None) != (sink_value is None):
+        raise ValueError("sink rows need both sink_key and sink_value")
+    if var.sink_logits and sink_logits is None:
+        raise ValueError(f"variant '{var.name}' needs sink_logits [Hq]")
+    if var.sink_rows and sink_key is None:
+        raise ValueError(f"variant '{var.name}' needs sink_key and "
+                         "sink_value")
+    if return_lse and not var.has_lse:
+        raise ValueError(f"'{var.normalization}' defines no lse")
+    if lowering not in ("flash", "loops"):
+        raise ValueError(f"lowering is 'flash' or 'loops', got {lowering!r}")
+    if _is_torch(q) and q.is_cuda:
+        return _run_gpu(var, q, k, v, list(captures), sink_logits, sink_key,
+                        sink_value, return_lse, chip)
+    return _run_cpu(var, q, k, v, list(captures), sink_logits, sink_key,
+                    sink_value, return_lse, lowering, dtype)
