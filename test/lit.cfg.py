@@ -7,7 +7,7 @@ from lit.llvm.subst import ToolSubst
 
 config.name = "ATTN"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir"]
+config.suffixes = [".mlir", ".test"]
 config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py", "lit.site.cfg.py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.attn_obj_root, "test")
@@ -15,6 +15,9 @@ config.test_exec_root = os.path.join(config.attn_obj_root, "test")
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%attn_src_root", config.attn_src_root))
 config.environment["FILECHECK_OPTS"] = "--enable-var-scope"
+config.substitutions.append(("%cuda_toolkit", config.cuda_toolkit_path))
+config.substitutions.append(
+    ("%ptxas", os.path.join(config.cuda_toolkit_path, "bin", "ptxas")))
 
 llvm_config.with_system_env_vars_to_pass = ["HOME"]
 llvm_config.use_default_substitutions()

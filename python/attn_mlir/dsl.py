@@ -512,6 +512,8 @@ def _nonneg(e: Expr) -> bool:
 
 
 def _unsupported_operand(x) -> DSLError:
+    if isinstance(x, _CaptureRef):
+        x._not_indexed()
     return _error(f"a traced value meets a {type(x).__name__} "
                   f"({x!r:.60}); only numbers, traced values and elements "
                   "of captured tensors can be combined")
@@ -787,6 +789,19 @@ def _parse_capture_type(t, where) -> Tuple[str, Optional[int]]:
                  "i64 or a type such as 'tensor<?x?xi32>')", where)
 
 
+def _annotation(fn, a):
+    """An annotation, evaluated if it is a string that is not a type name
+    already (``from __future__ import annotations`` makes ``dsl.i32`` the
+    string ``"dsl.i32"``)."""
+    if not isinstance(a, str) or a.strip() in _ELT_ALIASES or \
+            a.strip().startswith("tensor<"):
+        return a
+    try:
+        return eval(a, getattr(fn, "__globals__", {}))  # noqa: S307
+    except Exception:
+        return a
+
+
 _SCORE_PARAMS = 5
 _MASK_PARAMS = 4
 
@@ -883,7 +898,10 @@ class _Region:
             r = f"%{len(lines)}"
             names[id(e)] = r
             a = [names[id(x)] for x in e.args]
-            if e.op == "arith.constant":
+            if e.op == "arith.constant" and e.type == "i1":
+                lines.append(f"{r} = arith.constant "
+                             f"{_const_text(e.attr, e.type)}")
+            elif e.op == "arith.constant":
                 lines.append(f"{r} = arith.constant {_const_text(e.attr, e.type)}"
                              f" : {e.type}")
             elif e.op in ("arith.cmpi", "arith.cmpf"):
@@ -1005,8 +1023,8 @@ class Variant(VariantBase):
                     decl[p.name] = Capture(p.name, "", None)
                 c = decl[p.name]
                 if p.annotation is not inspect.Parameter.empty:
-                    elt, rank = _parse_capture_type(p.annotation,
-                                                    _def_location(fn))
+                    elt, rank = _parse_capture_type(
+                        _annotation(fn, p.annotation), _def_location(fn))
                     if c.elt and c.elt != elt:
                         raise _error(f"captured tensor '{p.name}' is "
                                      f"declared {c.elt} and annotated {elt}",
@@ -1151,6 +1169,11 @@ class Variant(VariantBase):
         return origin + " ".join(parts) + "\n"
 
 
+def _fn_name(f) -> str:
+    name = getattr(f, "__name__", "")
+    return name if re.fullmatch(r"[A-Za-z_]\w*", name or "") else "anonymous"
+
+
 def variant(fn: Optional[Callable] = None, /, **kwargs):
     """Decorator: makes a ``Variant`` whose score region is the decorated
     function (named after it unless ``name=`` is given)::
@@ -1161,19 +1184,22 @@ def variant(fn: Optional[Callable] = None, /, **kwargs):
 
     Keywords: ``name``, ``mask_mod``, ``captures`` and the specification
     (``score``, ``scale``, ``gamma``, ``q_map``, ``k_map``, ``masks``,
-    ``normalization``, ``bias``, ``length_scale``). A variant without a score
-    region is ``dsl.Variant(name, ...)``.
+    ``normalization``, ``bias``, ``length_scale``); ``dsl.variant(fn,
+    **keywords)`` is the same as a call. A variant without a score region
+    is ``dsl.Variant(name, ...)``.
     """
     loc = _user_location()
     if fn is not None:
-        if kwargs or not callable(fn):
+        if not callable(fn):
             raise _error("use @dsl.variant or @dsl.variant(keyword=...)",
                          loc)
-        return Variant(fn.__name__, score_mod=fn, _loc=loc)
+        kw = dict(kwargs)
+        return Variant(kw.pop("name", _fn_name(fn)), score_mod=fn, _loc=loc,
+                       **kw)
 
     def deco(f):
         kw = dict(kwargs)
-        return Variant(kw.pop("name", f.__name__), score_mod=f, _loc=loc,
+        return Variant(kw.pop("name", _fn_name(f)), score_mod=f, _loc=loc,
                        **kw)
     return deco
 
@@ -1189,12 +1215,14 @@ def mask(fn: Optional[Callable] = None, /, **kwargs):
     """
     loc = _user_location()
     if fn is not None:
-        if kwargs or not callable(fn):
+        if not callable(fn):
             raise _error("use @dsl.mask or @dsl.mask(keyword=...)", loc)
-        return Variant(fn.__name__, mask_mod=fn, _loc=loc)
+        kw = dict(kwargs)
+        return Variant(kw.pop("name", _fn_name(fn)), mask_mod=fn, _loc=loc,
+                       **kw)
 
     def deco(f):
         kw = dict(kwargs)
-        return Variant(kw.pop("name", f.__name__), mask_mod=f, _loc=loc,
+        return Variant(kw.pop("name", _fn_name(f)), mask_mod=f, _loc=loc,
                        **kw)
     return deco

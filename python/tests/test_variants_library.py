@@ -86,6 +86,19 @@ def test_roundtrip(attn_opt, name):
         (mine.regions["score_mod"] is None)
     assert (printed.regions["mask_mod"] is None) == \
         (mine.regions["mask_mod"] is None)
+    if any(mine.regions.values()):  # else only the comment declares them
+        assert [(c.elt, c.rank) for c in printed.captures] == \
+            [(c.elt, c.rank) for c in mine.captures]
+    # The printed regions (renamed values) compute what the file's do.
+    rng = np.random.default_rng(0)
+    idx = ref._index_grids(2, 4, 5, 6)
+    caps = [rng.uniform(size=(4,) * c.rank) for c in mine.captures]
+    s = rng.standard_normal((2, 4, 5, 6))
+    for fn in ("score_mod_fn", "mask_mod_fn"):
+        a, b = getattr(printed, fn), getattr(mine, fn)
+        if a is not None:
+            args = ((s,) if fn == "score_mod_fn" else ()) + idx + tuple(caps)
+            np.testing.assert_array_equal(a(*args), b(*args))
 
 
 def _canonical_spec(spec):

@@ -37,6 +37,7 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/SetVector.h"
 #include "llvm/Support/ScopedPrinter.h"
@@ -231,7 +232,7 @@ void KernelBuilder::asyncCopyTile(Value src, Value dst, Value stage,
       nvgpu::DeviceAsyncCopyOp::create(
           *b, nvgpu::DeviceAsyncTokenType::get(b->getContext()), dst,
           ValueRange{stage, row, col}, src, ValueRange{srcIndex},
-          b->getIndexAttr(8), srcElements, UnitAttr());
+          b->getIndexAttr(8), srcElements, /*bypassL1=*/b->getUnitAttr());
     };
     if (first + kThreads <= total) {
       copy();
@@ -372,6 +373,33 @@ DictionaryAttr KernelBuilder::build() {
             memref::LoadOp::create(*b, it->second.first, ValueRange{linear});
         mapping.map(ex.getResult(), loaded);
         continue;
+      }
+      if (auto tanh = dyn_cast<math::TanhOp>(inner);
+          tanh && tanh.getType().isF32()) {
+        // tanh(x) = 1 - 2 / (exp(2x) + 1) on the special-function unit
+        // (ex2.approx, rcp.approx) rather than libdevice's exact tanhf;
+        // saturates correctly (exp2 -> inf gives 1, -> 0 gives -1).
+        Value x = mapping.lookup(tanh.getOperand());
+        Value e2x = math::Exp2Op::create(
+            *b, e->mul(x, f32(2.0 / std::log(2.0))));
+        Value inv = NVVM::RcpApproxFtzF32Op::create(
+            *b, b->getF32Type(), e->add(e2x, f32(1.0)));
+        Value r = e->sub(f32(1.0), e->mul(f32(2.0), inv));
+        mapping.map(tanh.getResult(), r);
+        continue;
+      }
+      if (auto div = dyn_cast<arith::DivFOp>(inner)) {
+        // Division by a constant: multiply by its reciprocal (within an ulp)
+        // instead of the IEEE division sequence.
+        FloatAttr c;
+        if (div.getType().isF32() &&
+            matchPattern(div.getRhs(), m_Constant(&c)) &&
+            c.getValueAsDouble() != 0.0) {
+          mapping.map(div.getResult(),
+                      e->mul(mapping.lookup(div.getLhs()),
+                             f32(1.0 / c.getValueAsDouble())));
+          continue;
+        }
       }
       b->clone(inner, mapping);
     }
@@ -627,26 +655,36 @@ DictionaryAttr KernelBuilder::build() {
   auto processTile = [&](ValueRange cur, Value u, Value stage,
                          Mode mode) -> SmallVector<Value> {
     Value j0 = mode == Mode::SinkRows ? idx(0) : e->mulI(tileOf(u), tn);
-    // RBF: gamma * |k|^2 of the tile's keys, via shared memory.
+    // RBF: gamma * |k|^2 of the tile's keys, via shared memory: four
+    // neighbouring lanes share a key, each summing a quarter of its
+    // elements, and combine with two shuffles.
     if (rbf) {
-      scf::IfOp::create(
-          *b, e->cmpI(P::slt, tid, idx(blockN)),
-          [&](OpBuilder &nb, Location) {
-            OpBuilder::InsertionGuard guard(*b);
-            b->setInsertionPoint(nb.getInsertionBlock(),
-                                 nb.getInsertionPoint());
-            Value sq = e->forLoop(
-                idx(0), idx(dqk), {zero},
-                [&](Value d, ValueRange a) -> SmallVector<Value> {
-                  Value x = memref::LoadOp::create(*b, kSmem,
-                                                   ValueRange{stage, tid, d});
-                  x = arith::ExtFOp::create(*b, f32Type, x);
-                  return {e->add(a[0], e->mul(x, x))};
-                })[0];
-            memref::StoreOp::create(*b, e->mul(f32(info.gamma), sq), normSmem,
-                                    ValueRange{tid});
-            scf::YieldOp::create(*b);
-          });
+      for (int64_t first = 0; first < blockN; first += kThreads / 4) {
+        Value key = e->addI(idx(first), e->divI(tid, idx(4)));
+        Value part = e->remI(tid, idx(4));
+        int64_t quarter = dqk / 4;
+        Value sq = e->forLoop(
+            idx(0), idx(quarter), {zero},
+            [&](Value d, ValueRange a) -> SmallVector<Value> {
+              Value col = e->addI(e->mulI(part, idx(quarter)), d);
+              Value x = memref::LoadOp::create(*b, kSmem,
+                                               ValueRange{stage, key, col});
+              x = arith::ExtFOp::create(*b, f32Type, x);
+              return {e->add(a[0], e->mul(x, x))};
+            })[0];
+        sq = e->add(sq, shuffleXor(sq, 1));
+        sq = e->add(sq, shuffleXor(sq, 2));
+        Value store = e->cmpI(P::eq, part, idx(0));
+        if (first + kThreads / 4 > blockN)
+          store = e->andI(store, e->cmpI(P::slt, key, idx(blockN)));
+        scf::IfOp::create(*b, store, [&](OpBuilder &nb, Location) {
+          OpBuilder::InsertionGuard guard(*b);
+          b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          memref::StoreOp::create(*b, e->mul(f32(info.gamma), sq), normSmem,
+                                  ValueRange{key});
+          scf::YieldOp::create(*b);
+        });
+      }
       gpu::BarrierOp::create(*b);
     }
     // S = Q K^T: s[(mi * nTiles + nt) * 4 + k]. One ldmatrix.x4 of K feeds
@@ -719,7 +757,10 @@ DictionaryAttr KernelBuilder::build() {
               double bias =
                   spec.getBias() ? spec.getBias()->convertToDouble() : 0.0;
               Value z = e->add(x, f32(bias));
-              w = e->div(f32(1.0), e->add(f32(1.0), e->exp(e->sub(zero, z))));
+              w = NVVM::RcpApproxFtzF32Op::create(
+                  *b, f32Type,
+                  e->add(f32(1.0), math::Exp2Op::create(
+                                       *b, e->mul(z, f32(-log2e)))));
               break;
             }
             case Normalization::relu:

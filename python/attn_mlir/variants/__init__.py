@@ -204,6 +204,15 @@ def parse_variant(text: str, name: Optional[str] = None,
         elif (c := _META_SINK.match(s)):
             sinks[c.group(1)] = True
         doc.append(line)
+    if not captures:
+        # No @capture lines (e.g. attn-opt's print): the regions' trailing
+        # block arguments say what is captured.
+        for kind, fixed in (("score_mod", 5), ("mask_mod", 4)):
+            if regions[kind] is not None:
+                for arg, ty in parse_block(regions[kind]).args[fixed:]:
+                    dims, elt = parse_tensor_type(ty)
+                    captures.append(Capture(arg.lstrip("%"), elt, len(dims)))
+                break
     v = LibraryVariant(m.group(1), spec, captures, regions,
                        "\n".join(doc).strip(), text, where)
     v.sink_logits = sinks["sink_logits"]

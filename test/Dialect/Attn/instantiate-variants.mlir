@@ -18,9 +18,9 @@ attn.variant @rbf_sigmoid score<rbf> gamma = 0.25 q_map<elu_plus_one> k_map<relu
 
 // CHECK-LABEL: func.func @shared_variant
 // CHECK-SAME: (%[[Q:[^:]+]]: tensor<1x4x16x32xf32>, %[[K:[^:]+]]: tensor<1x4x16x32xf32>, %[[V:[^:]+]]: tensor<1x4x16x32xf32>, %[[Q2:[^:]+]]: tensor<2x8x4x64xbf16>, %[[K2:[^:]+]]: tensor<2x2x32x64xbf16>)
-// CHECK:      %[[O1:.+]] = attn.attention %[[Q]], %[[K]], %[[V]] score<rbf> gamma = 2.500000e-01 q_map<elu_plus_one> k_map<relu> mask = [#attn.causal, #attn.sliding_window<left = 8>] normalize<sigmoid> bias = -1.000000e+00 :
+// CHECK:      %[[O1:.+]] = attn.attention %[[Q]], %[[K]], %[[V]] score<rbf> gamma = 2.500000e-01 q_map<elu_plus_one> k_map<relu> mask = [#attn.causal, #attn.sliding_window<left = 8>] normalize<sigmoid> bias = -1.000000e+00 {attn.variant_name = "rbf_sigmoid"} :
 // CHECK-SAME:   tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32> -> tensor<1x4x16x32xf32>{{$}}
-// CHECK-NEXT: %[[O2:.+]] = attn.attention %[[Q2]], %[[K2]], %[[K2]] score<rbf> gamma = 2.500000e-01 q_map<elu_plus_one> k_map<relu> mask = [#attn.causal, #attn.sliding_window<left = 8>] normalize<sigmoid> bias = -1.000000e+00 {tag = "kept"} :
+// CHECK-NEXT: %[[O2:.+]] = attn.attention %[[Q2]], %[[K2]], %[[K2]] score<rbf> gamma = 2.500000e-01 q_map<elu_plus_one> k_map<relu> mask = [#attn.causal, #attn.sliding_window<left = 8>] normalize<sigmoid> bias = -1.000000e+00 {attn.variant_name = "rbf_sigmoid", tag = "kept"} :
 // CHECK-SAME:   tensor<2x8x4x64xbf16>, tensor<2x2x32x64xbf16>, tensor<2x2x32x64xbf16> -> tensor<2x8x4x64xbf16>{{$}}
 // CHECK-NEXT: %[[O3:.+]] = attn.attention %[[Q]], %[[K]], %[[V]] mask = [#attn.causal] normalize<softmax1> :
 // CHECK-SAME:   -> tensor<1x4x16x32xf32>{{$}}
@@ -45,7 +45,7 @@ func.func @shared_variant(%q: tensor<1x4x16x32xf32>, %k: tensor<1x4x16x32xf32>,
 // A second function also uses the variant.
 // CHECK-LABEL: func.func @shared_variant_again
 // CHECK-SAME: (%[[Q:[^:]+]]: tensor<1x4x16x32xf32>)
-// CHECK-NEXT: attn.attention %[[Q]], %[[Q]], %[[Q]] score<rbf> gamma = 2.500000e-01 q_map<elu_plus_one> k_map<relu> mask = [#attn.causal, #attn.sliding_window<left = 8>] normalize<sigmoid> bias = -1.000000e+00 :
+// CHECK-NEXT: attn.attention %[[Q]], %[[Q]], %[[Q]] score<rbf> gamma = 2.500000e-01 q_map<elu_plus_one> k_map<relu> mask = [#attn.causal, #attn.sliding_window<left = 8>] normalize<sigmoid> bias = -1.000000e+00 {attn.variant_name = "rbf_sigmoid"} :
 func.func @shared_variant_again(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
   %o = attn.attention %q, %q, %q variant @rbf_sigmoid
       : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
@@ -75,7 +75,7 @@ attn.variant "private" @alibi mask = [#attn.causal<bottom_right>] score_mod {
 
 // CHECK-LABEL: func.func @alibi_user
 // CHECK-SAME: (%[[Q:[^:]+]]: tensor<1x8x4x32xf16>, %[[K:[^:]+]]: tensor<1x2x64x32xf16>, %[[SLOPES:[^:]+]]: tensor<8xf32>)
-// CHECK:      %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q]], %[[K]], %[[K]] captures(%[[SLOPES]] : tensor<8xf32>) mask = [#attn.causal<bottom_right>] :
+// CHECK:      %[[O:.+]], %[[LSE:.+]] = attn.attention %[[Q]], %[[K]], %[[K]] captures(%[[SLOPES]] : tensor<8xf32>) mask = [#attn.causal<bottom_right>] {attn.variant_name = "alibi"} :
 // CHECK-SAME:   -> tensor<1x8x4x32xf16>, tensor<1x8x4xf32> score_mod {
 // CHECK-NEXT: ^bb0(%[[S:.+]]: f32, %{{.+}}: index, %[[H:.+]]: index, %[[I:.+]]: index, %[[J:.+]]: index, %[[T:.+]]: tensor<?xf32>):
 // CHECK-NEXT:   %[[M:.+]] = tensor.extract %[[T]][%[[H]]] : tensor<?xf32>
@@ -122,7 +122,7 @@ attn.variant @softcap_padded scale = 0.125 normalize<scalable_softmax> length_sc
 
 // CHECK-LABEL: func.func @two_regions
 // CHECK-SAME: (%[[Q:[^:]+]]: tensor<2x4x16x32xbf16>, %[[CAP:[^:]+]]: tensor<f32>, %[[LENS:[^:]+]]: tensor<2xindex>)
-// CHECK:      attn.attention %[[Q]], %[[Q]], %[[Q]] captures(%[[CAP]], %[[LENS]] : tensor<f32>, tensor<2xindex>) scale = 1.250000e-01 normalize<scalable_softmax> length_scale = 5.000000e-01 :
+// CHECK:      attn.attention %[[Q]], %[[Q]], %[[Q]] captures(%[[CAP]], %[[LENS]] : tensor<f32>, tensor<2xindex>) scale = 1.250000e-01 normalize<scalable_softmax> length_scale = 5.000000e-01 {attn.variant_name = "softcap_padded"} :
 // CHECK-SAME:   score_mod {
 // CHECK-NEXT: ^bb0(%[[S:.+]]: f32, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %[[C0:.+]]: tensor<f32>, %{{.+}}: tensor<?xindex>):
 // CHECK-NEXT:   %[[C:.+]] = tensor.extract %[[C0]][] : tensor<f32>

@@ -32,6 +32,8 @@ void instantiate(AttentionOp op, VariantOp variant) {
   variant.getScoreMod().cloneInto(&op.getScoreMod(), mapping);
   variant.getMaskMod().cloneInto(&op.getMaskMod(), mapping);
   op.removeVariantAttr();
+  // Provenance for the kernel bundle's description.
+  op->setAttr("attn.variant_name", variant.getSymNameAttr());
 }
 
 struct AttnInstantiateVariantsPass final
