@@ -400,7 +400,12 @@ class Expr:
             return self.trace.node("math.absf", (self,), "f32")
         if self.type == "i1":
             raise _error("abs() of a boolean")
-        return self.trace.node("math.absi", (self,), self.type)
+        # select(x < 0, 0 - x, x) rather than math.absi, which the GPU
+        # pipeline does not lower.
+        tr = self.trace
+        neg = tr.node("arith.cmpi", (self, tr.const(0, self.type)), "i1",
+                      "slt")
+        return tr.node("arith.select", (neg, -self, self), self.type, "abs")
 
     # -- comparisons and logic ------------------------------------------------
     def _cmp(self, other, fpred: str, ipred: str):
@@ -500,12 +505,12 @@ def _nonneg(e: Expr) -> bool:
         return e.type == "index"
     if e.op == "arith.constant":
         return e.attr >= 0
-    if e.op in ("arith.extui", "math.absi"):
+    if e.op == "arith.extui":
         return True
     if e.op == "arith.maxsi":
         return any(_nonneg(a) for a in e.args)
     if e.op == "arith.select":
-        return all(_nonneg(a) for a in e.args[1:])
+        return e.attr == "abs" or all(_nonneg(a) for a in e.args[1:])
     if e.op in _NONNEG_OPS:
         return all(_nonneg(a) for a in e.args)
     return False
@@ -654,7 +659,7 @@ sqrt = _unary(np.sqrt, "sqrt", "math.sqrt", "square root (math.sqrt)")
 
 
 def abs(x):  # noqa: A001 - the DSL's name
-    """|x| (math.absf / math.absi)."""
+    """|x| (math.absf; integers: a select)."""
     if isinstance(x, Expr):
         return x.__abs__()
     if _is_torch(x):

@@ -530,3 +530,18 @@ def test_spec_and_signature_errors():
         dsl.variant(lambda s, b, h, i, j, a: s + a[h], captures={"a": "f64"})
     with pytest.raises(dsl.DSLError, match="sliding_window"):
         dsl.Variant("x", masks=[{"kind": "sliding_window"}])
+
+
+# ---------------------------------------------------------------------------
+# The GPU compiler takes what the DSL emits (PTX only: no GPU needed)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("var,captures", [
+    (alibi, [((4,), "f32")]),
+    (everything, [((4, 3, 5), "f32"), ((2,), "i32")]),
+    (docs_padded, [((2, 64), "i32"), ((2,), "i32")]),
+], ids=["alibi", "everything", "docs_padded"])
+def test_dsl_variant_compiles_for_gpu(attn_opt, tmp_path, var, captures):
+    path = compiler.compile(var, head_dim=64, captures=captures,
+                            cache=tmp_path)
+    assert "mma.sync" in (path / "attn.ptx").read_text()
