@@ -20,9 +20,17 @@
 
 using namespace mlir;
 
+/// Instantiates every referenced variant and erases the definitions: later
+/// passes see only self-contained attn.attention ops.
+static void addInstantiation(OpPassManager &pm) {
+  attn::AttnInstantiateVariantsPassOptions instantiate;
+  instantiate.eraseVariants = true;
+  pm.addPass(attn::createAttnInstantiateVariantsPass(instantiate));
+}
+
 void mlir::attn::buildAttnToCPUPipeline(OpPassManager &pm,
                                         const AttnToCPUOptions &options) {
-  pm.addPass(createAttnInstantiateVariantsPass());
+  addInstantiation(pm);
   if (options.lowering == "loops") {
     pm.addNestedPass<func::FuncOp>(createAttnLowerToLoopsPass());
   } else {
@@ -64,7 +72,7 @@ void mlir::attn::buildAttnToCPUPipeline(OpPassManager &pm,
 
 void mlir::attn::buildAttnToNVVMPipeline(OpPassManager &pm,
                                          const AttnToNVVMOptions &options) {
-  pm.addPass(createAttnInstantiateVariantsPass());
+  addInstantiation(pm);
   AttnToNVGPUPassOptions kernel;
   kernel.mTiles = options.mTiles;
   kernel.kvTile = options.kvTile;

@@ -23,7 +23,7 @@ hand a cached entry is used as it is (a GPU machine without MLIR can run
 bundles built elsewhere, given the same cache folder).
 
 Tools are found through ``$ATTN_OPT`` / ``$ATTN_RUN``, then ``PATH``, then
-``<repo>/build/bin``.
+``$ATTN_BUILD_DIR/bin``, then ``<repo>/build/bin``.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ class CompileError(RuntimeError):
 
 
 def find_tool(name: str, env: Optional[str] = None) -> Optional[str]:
-    """``$ENV``, else ``name`` on ``PATH``, else ``<repo>/build/bin/name``;
-    None if none exists."""
+    """``$ENV``, else ``name`` on ``PATH``, else ``$ATTN_BUILD_DIR/bin/name``,
+    else ``<repo>/build/bin/name``; None if none exists."""
     env = env or name.upper().replace("-", "_")
     given = os.environ.get(env)
     if given:
@@ -77,9 +77,11 @@ def find_tool(name: str, env: Optional[str] = None) -> Optional[str]:
     on_path = shutil.which(name)
     if on_path:
         return on_path
-    built = REPO / "build" / "bin" / name
-    if built.is_file() and os.access(built, os.X_OK):
-        return str(built)
+    build = os.environ.get("ATTN_BUILD_DIR")
+    for d in ([Path(build)] if build else []) + [REPO / "build"]:
+        built = d / "bin" / name
+        if built.is_file() and os.access(built, os.X_OK):
+            return str(built)
     return None
 
 

@@ -19,10 +19,21 @@ import re
 
 import numpy as np
 import pytest
+from conftest import _tool
 
 from attn_mlir import compiler, dsl
 from attn_mlir import reference as ref
 from attn_mlir.variants import parse_variant
+
+
+@pytest.fixture(autouse=True)
+def _compiler_uses_the_tested_tools(monkeypatch):
+    """attn_mlir.compiler finds the same attn-opt / attn-run as the
+    ``attn_opt`` / ``attn_run`` fixtures (conftest.py)."""
+    for env, name in (("ATTN_OPT", "attn-opt"), ("ATTN_RUN", "attn-run")):
+        path = _tool(env, name)
+        if path.is_file():
+            monkeypatch.setenv(env, str(path))
 
 # ---------------------------------------------------------------------------
 # Helpers

@@ -29,12 +29,23 @@ import re
 
 import numpy as np
 import pytest
+from conftest import _tool
 
 from attn_mlir import compiler, variants
 from attn_mlir import reference as ref
 from attn_mlir.emit import tensor_type
 
 NAMES = variants.names()
+
+
+@pytest.fixture(autouse=True)
+def _compiler_uses_the_tested_tools(monkeypatch):
+    """attn_mlir.compiler finds the same attn-opt / attn-run as the
+    ``attn_opt`` / ``attn_run`` fixtures (conftest.py)."""
+    for env, name in (("ATTN_OPT", "attn-opt"), ("ATTN_RUN", "attn-run")):
+        path = _tool(env, name)
+        if path.is_file():
+            monkeypatch.setenv(env, str(path))
 
 #: Library variants that the GPU kernel does not take yet, and why.
 GPU_REFUSED = {"linear": "feature maps"}
@@ -304,7 +315,9 @@ def _compile_for_gpu(name, root):
 def gpu_builds(attn_opt, tmp_path_factory):
     """Every library variant compiled for sm_90a, in parallel."""
     root = tmp_path_factory.mktemp("bundles")
-    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as ex:
+    with pytest.MonkeyPatch.context() as mp, \
+            concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2) as ex:
+        mp.setenv("ATTN_OPT", str(attn_opt.path))     # the tool under test
         results = list(ex.map(lambda n: _compile_for_gpu(n, root), NAMES))
     return {name: (path, err) for name, path, err in results}
 

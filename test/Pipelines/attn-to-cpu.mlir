@@ -9,6 +9,8 @@ attn.variant @causal mask = [#attn.causal]
 
 // CHECK-LABEL: llvm.func @f(
 // CHECK-NOT: attn.
+// The variant definition is erased after instantiation.
+// CHECK-NOT: attn.variant
 // CHECK-NOT: scf.
 // CHECK-NOT: memref.
 // CHECK: llvm.func @_mlir_ciface_f(%{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr, %{{.+}}: !llvm.ptr)

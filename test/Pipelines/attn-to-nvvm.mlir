@@ -29,13 +29,13 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // JSON: "cubin": "attn.cubin"
 // JSON: "format": "attn-bundle-v1"
 // JSON: "kernel": "streaming_d64"
-// JSON: "shared_memory_bytes": 55296
+// JSON: "shared_memory_bytes": 73728
 // JSON: "variant": "streaming"
 
 // The default configurations at head dim 64 spill nothing.
 // PTXAS-DAG: Compiling entry function 'streaming_d64' for 'sm_90a'
 // PTXAS-DAG: Compiling entry function 'softcap_d64' for 'sm_90a'
-// SPILL-COUNT-2: 0 bytes spill stores, 0 bytes spill loads
+// SPILL-COUNT-3: 0 bytes spill stores, 0 bytes spill loads
 // SPILL-NOT: spill stores
 
 func.func @streaming_d64(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v: tensor<?x?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {
@@ -53,6 +53,26 @@ func.func @softcap_d64(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v:
     %x = arith.divf %s, %c : f32
     %t = math.tanh %x : f32
     %r = arith.mulf %t, %c : f32
+    attn.yield %r : f32
+  }
+  return %o : tensor<?x?x?x64xbf16>
+}
+
+// math.absi in a region (|i - j| distance bias) is lowered in the kernel.
+// JSON: "kernel": "distance_d64"
+func.func @distance_d64(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v: tensor<?x?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {
+  %o = attn.attention %q, %k, %v
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16> -> tensor<?x?x?x64xbf16>
+      score_mod {
+  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+    %ii = arith.index_cast %i : index to i32
+    %jj = arith.index_cast %j : index to i32
+    %d = arith.subi %ii, %jj : i32
+    %a = math.absi %d : i32
+    %af = arith.sitofp %a : i32 to f32
+    %c = arith.constant -0.01 : f32
+    %bias = arith.mulf %af, %c : f32
+    %r = arith.addf %s, %bias : f32
     attn.yield %r : f32
   }
   return %o : tensor<?x?x?x64xbf16>

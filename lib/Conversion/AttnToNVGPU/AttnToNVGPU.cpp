@@ -61,6 +61,7 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr int64_t kWarps = 4;     ///< Warps per CTA, 16 rows each.
 constexpr int64_t kThreads = 32 * kWarps;
 constexpr int64_t kPad = 8;       ///< Elements of padding per smem row.
+constexpr int64_t kStages = 3;    ///< K/V shared-memory ring depth.
 constexpr unsigned kSharedSpace = 3;
 constexpr unsigned kGlobalSpace = 1;
 
@@ -104,6 +105,11 @@ std::optional<std::string> unsupportedReason(AttentionOp op) {
     if (r.empty())
       return std::nullopt;
     for (Operation &inner : r.front().without_terminator()) {
+      // Integer math ops have no NVVM lowering in the kernel pipeline.
+      if (isa<math::IPowIOp, math::FPowIOp, math::CountLeadingZerosOp,
+              math::CountTrailingZerosOp, math::CtPopOp>(inner))
+        return "op '" + inner.getName().getStringRef().str() +
+               "' in a region (integer math has no GPU lowering here)";
       if (isa<tensor::ExtractOp>(inner) ||
           inner.getDialect()->getNamespace() == "arith" ||
           inner.getDialect()->getNamespace() == "math")
@@ -388,6 +394,17 @@ DictionaryAttr KernelBuilder::build() {
         mapping.map(tanh.getResult(), r);
         continue;
       }
+      if (auto absi = dyn_cast<math::AbsIOp>(inner)) {
+        // |x| as a select: math.absi has no NVVM lowering.
+        Value x = mapping.lookup(absi.getOperand());
+        Value zeroI = arith::ConstantOp::create(
+            *b, b->getZeroAttr(x.getType()));
+        Value neg = arith::SubIOp::create(*b, zeroI, x);
+        Value isNeg = arith::CmpIOp::create(*b, arith::CmpIPredicate::slt, x,
+                                            zeroI);
+        mapping.map(absi.getResult(), e->select(isNeg, neg, x));
+        continue;
+      }
       if (auto div = dyn_cast<arith::DivFOp>(inner)) {
         // Division by a constant: multiply by its reciprocal (within an ulp)
         // instead of the IEEE division sequence.
@@ -432,8 +449,8 @@ DictionaryAttr KernelBuilder::build() {
 
   // Shared memory: Q, K[2], V[2], then (RBF) the key norms of a tile.
   int64_t qBytes = blockM * strideQK * 2;
-  int64_t kBytes = 2 * blockN * strideQK * 2;
-  int64_t vBytes = 2 * blockN * strideV * 2;
+  int64_t kBytes = kStages * blockN * strideQK * 2;
+  int64_t vBytes = kStages * blockN * strideV * 2;
   int64_t normBytes = rbf ? blockN * 4 : 0;
   int64_t smemBytes = qBytes + kBytes + vBytes + normBytes;
   auto smemSpace = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
@@ -448,8 +465,8 @@ DictionaryAttr KernelBuilder::build() {
         .getResult();
   };
   Value qSmem = view(0, {1, blockM, strideQK}, elt);
-  Value kSmem = view(qBytes, {2, blockN, strideQK}, elt);
-  Value vSmem = view(qBytes + kBytes, {2, blockN, strideV}, elt);
+  Value kSmem = view(qBytes, {kStages, blockN, strideQK}, elt);
+  Value vSmem = view(qBytes + kBytes, {kStages, blockN, strideV}, elt);
   Value normSmem =
       rbf ? view(qBytes + kBytes + vBytes, {blockN}, f32Type) : Value();
 
@@ -507,7 +524,9 @@ DictionaryAttr KernelBuilder::build() {
     Value inSink = e->cmpI(P::slt, u, sinkTiles);
     return e->select(inSink, u, e->addI(mainFirst, e->subI(u, sinkTiles)));
   };
-  auto stageOf = [&](Value u) { return e->remI(e->addI(u, idx(2)), idx(2)); };
+  auto stageOf = [&](Value u) {
+    return e->remI(e->addI(u, idx(kStages)), idx(kStages));
+  };
 
   auto issueTileLoad = [&](Value u, Value stage) {
     auto loadRegular = [&]() {
@@ -555,15 +574,22 @@ DictionaryAttr KernelBuilder::build() {
         });
   };
 
-  Value haveTiles = e->cmpI(P::slt, uBegin, uEnd);
-  scf::IfOp::create(*b, haveTiles, [&](OpBuilder &nb, Location) {
-    OpBuilder::InsertionGuard guard(*b);
-    b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-    issueTileLoad(uBegin, stageOf(uBegin));
-    scf::YieldOp::create(*b);
-  });
-  NVVM::CpAsyncCommitGroupOp::create(*b);
-  NVVM::CpAsyncWaitGroupOp::create(*b, 1);
+  // The first two KV tiles go in flight, one commit group each (empty when
+  // there is no such tile), so that the loop can always wait for all but the
+  // newest group.
+  for (int64_t ahead = 0; ahead < kStages - 1; ++ahead) {
+    Value u = e->addI(uBegin, idx(ahead));
+    scf::IfOp::create(*b, e->cmpI(P::slt, u, uEnd), [&](OpBuilder &nb,
+                                                         Location) {
+      OpBuilder::InsertionGuard guard(*b);
+      b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+      issueTileLoad(u, stageOf(u));
+      scf::YieldOp::create(*b);
+    });
+    NVVM::CpAsyncCommitGroupOp::create(*b);
+  }
+  // Q is the oldest group.
+  NVVM::CpAsyncWaitGroupOp::create(*b, kStages - 1);
   gpu::BarrierOp::create(*b);
 
   // Q fragments: resident in registers with one m-tile per warp; with two,
@@ -724,7 +750,15 @@ DictionaryAttr KernelBuilder::build() {
           Value col = e->addI(idx(nt * 8 + (k % 2)), e->mulI(t4, idx(2)));
           Value j = e->addI(j0, col);
           Value x = s[at];
-          if (rbf) {
+          // Plain softmax of a dot product: one multiply by scale*log2(e)
+          // takes the score straight to the exp2 domain.
+          bool foldedScale = softmax && !rbf &&
+                             norm != Normalization::scalable_softmax &&
+                             (mode == Mode::SinkRows ||
+                              spec.getScoreMod().empty());
+          if (foldedScale) {
+            x = e->mul(x, f32(info.scale * log2e));
+          } else if (rbf) {
             Value kn = memref::LoadOp::create(*b, normSmem, ValueRange{col});
             x = e->sub(e->mul(f32(2.0 * info.gamma), x), kn);
             if (!dropQueryNorm)
@@ -746,7 +780,8 @@ DictionaryAttr KernelBuilder::build() {
           }
           Value w;
           if (softmax) {
-            Value scaled = norm == Normalization::scalable_softmax
+            Value scaled = foldedScale ? x
+                           : norm == Normalization::scalable_softmax
                                ? e->mul(x, e->mul(factor[r], f32(log2e)))
                                : e->mul(x, f32(log2e));
             w = e->select(vis, scaled, negInf);
@@ -870,14 +905,16 @@ DictionaryAttr KernelBuilder::build() {
     return llvm::to_vector_of<Value>(ifo.getResults());
   };
 
-  // The KV loop: wait for tile u, prefetch tile u+1 into the other stage,
-  // compute on tile u, then let every warp finish before the stage is reused.
+  // The KV loop, a 3-stage ring: wait for tile u (tile u+1 may still be in
+  // flight), then prefetch tile u+2 into the stage that tile u-1 used. The
+  // barrier after the wait both publishes tile u and guarantees that every
+  // warp is done with tile u-1, so no barrier is needed after the compute.
   ValueRange finalState = e->forLoop(
       uBegin, uEnd, state, [&](Value u, ValueRange cur) -> SmallVector<Value> {
         Value stage = stageOf(u);
-        NVVM::CpAsyncWaitGroupOp::create(*b, 0);
+        NVVM::CpAsyncWaitGroupOp::create(*b, kStages - 2);
         gpu::BarrierOp::create(*b);
-        Value nextU = e->addI(u, idx(1));
+        Value nextU = e->addI(u, idx(kStages - 1));
         scf::IfOp::create(*b, e->cmpI(P::slt, nextU, uEnd),
                           [&](OpBuilder &nb, Location) {
                             OpBuilder::InsertionGuard guard(*b);
@@ -905,7 +942,6 @@ DictionaryAttr KernelBuilder::build() {
               regular);
         else
           out = regular();
-        gpu::BarrierOp::create(*b);
         return out;
       });
   SmallVector<Value> fin(finalState.begin(), finalState.end());
