@@ -17,14 +17,17 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // SM80: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_80"
 
 // PTX: .target sm_90a
-// PTX: .entry streaming_d64(
-// PTX: cp.async.cg.shared.global
-// PTX: ldmatrix.sync.aligned.m8n8.x4.shared.b16
-// PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
-// PTX: ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16
-// PTX: ex2.approx
-// PTX: .entry softcap_d64(
-// PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// PTX-DAG: .entry streaming_d64(
+// PTX-DAG: .entry softcap_d64(
+// PTX-DAG: .entry distance_d64(
+// PTX-DAG: cp.async.cg.shared.global
+// PTX-DAG: ldmatrix.sync.aligned.m8n8.x4.shared.b16
+// PTX-DAG: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// PTX-DAG: ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16
+// PTX-DAG: ex2.approx
+// PTX-DAG: rcp.approx
+// PTX-DAG: cvt.rn.bf16x2.f32
+// PTX-DAG: vote.sync.any.pred
 
 // JSON: "cubin": "attn.cubin"
 // JSON: "format": "attn-bundle-v1"

@@ -183,10 +183,17 @@ Value KernelBuilder::fragmentRegister(Value pair) {
 }
 
 Value KernelBuilder::packPair(Value lo, Value hi) {
-  Value l = arith::TruncFOp::create(*b, elt, lo);
-  Value h = arith::TruncFOp::create(*b, elt, hi);
-  Value v = vector::FromElementsOp::create(*b, VectorType::get({2}, elt),
-                                           ValueRange{l, h});
+  // One cvt.rn.{bf16x2,f16x2}.f32 rounds both halves into one register.
+  auto pairType = VectorType::get({2}, elt);
+  auto rn = NVVM::FPRoundingModeAttr::get(b->getContext(),
+                                          NVVM::FPRoundingMode::RN);
+  Value v = elt.isBF16()
+                ? NVVM::ConvertF32x2ToBF16x2Op::create(*b, pairType, hi, lo,
+                                                       Value(), rn)
+                      .getResult()
+                : NVVM::ConvertF32x2ToF16x2Op::create(*b, pairType, hi, lo,
+                                                      Value(), rn)
+                      .getResult();
   return fragmentRegister(v);
 }
 
@@ -676,6 +683,23 @@ DictionaryAttr KernelBuilder::build() {
   state.append(rowsPerThread, m0);
   state.append(rowsPerThread, l0);
 
+  auto ifOp = [&](Value cond, function_ref<SmallVector<Value>()> thenFn,
+                  function_ref<SmallVector<Value>()> elseFn) {
+    auto ifo = scf::IfOp::create(
+        *b, cond,
+        [&](OpBuilder &nb, Location) {
+          OpBuilder::InsertionGuard guard(*b);
+          b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          scf::YieldOp::create(*b, thenFn());
+        },
+        [&](OpBuilder &nb, Location) {
+          OpBuilder::InsertionGuard guard(*b);
+          b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          scf::YieldOp::create(*b, elseFn());
+        });
+    return llvm::to_vector_of<Value>(ifo.getResults());
+  };
+
   enum class Mode { SinkRows, Full, Masked };
   // One KV tile in one mode: returns the new state.
   auto processTile = [&](ValueRange cur, Value u, Value stage,
@@ -850,13 +874,34 @@ DictionaryAttr KernelBuilder::build() {
     // O = O * alpha + P V. P's accumulators of n-tiles 2kk, 2kk+1 are the A
     // fragment of k-step kk; one ldmatrix.x4.trans of V feeds two d-tiles
     // (matrices (k-lo, dt), (k-hi, dt), (k-lo, dt+1), (k-hi, dt+1)).
-    if (softmax)
-      for (int64_t mi = 0; mi < mTiles; ++mi)
-        for (int64_t dt = 0; dt < dTiles; ++dt)
-          for (int64_t k = 0; k < 4; ++k) {
-            int64_t at = (mi * dTiles + dt) * 4 + k;
-            next[at] = e->mul(cur[at], alpha[2 * mi + k / 2]);
-          }
+    // Rescale O only when some row of the warp has a new maximum: once the
+    // maxima settle (most tiles of a long row), the 4*Dv/8 multiplies per
+    // m-tile are skipped. A warp-uniform branch (vote.any).
+    if (softmax) {
+      Value changed = e->i1(false);
+      for (int64_t r = 0; r < rowsPerThread; ++r)
+        changed = e->orI(changed,
+                         e->cmpF(FP::ONE, next[mAt + r], cur[mAt + r]));
+      Value anyLane = NVVM::VoteSyncOp::create(
+          *b, b->getI1Type(),
+          arith::ConstantIntOp::create(*b, -1, 32), changed,
+          NVVM::VoteSyncKind::any);
+      SmallVector<Value> oldO(cur.begin(), cur.begin() + nO);
+      SmallVector<Value> scaled = ifOp(
+          anyLane,
+          [&]() {
+            SmallVector<Value> o(nO);
+            for (int64_t mi = 0; mi < mTiles; ++mi)
+              for (int64_t dt = 0; dt < dTiles; ++dt)
+                for (int64_t k = 0; k < 4; ++k) {
+                  int64_t at = (mi * dTiles + dt) * 4 + k;
+                  o[at] = e->mul(oldO[at], alpha[2 * mi + k / 2]);
+                }
+            return o;
+          },
+          [&]() { return oldO; });
+      std::copy(scaled.begin(), scaled.end(), next.begin());
+    }
     Value vRowInStep = e->remI(lane, idx(16));
     Value vColHalf = e->mulI(e->divI(lane, idx(16)), idx(8));
     for (int64_t kk = 0; kk < blockN / 16; ++kk) {
@@ -888,22 +933,6 @@ DictionaryAttr KernelBuilder::build() {
     return next;
   };
 
-  auto ifOp = [&](Value cond, function_ref<SmallVector<Value>()> thenFn,
-                  function_ref<SmallVector<Value>()> elseFn) {
-    auto ifo = scf::IfOp::create(
-        *b, cond,
-        [&](OpBuilder &nb, Location) {
-          OpBuilder::InsertionGuard guard(*b);
-          b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          scf::YieldOp::create(*b, thenFn());
-        },
-        [&](OpBuilder &nb, Location) {
-          OpBuilder::InsertionGuard guard(*b);
-          b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          scf::YieldOp::create(*b, elseFn());
-        });
-    return llvm::to_vector_of<Value>(ifo.getResults());
-  };
 
   // The KV loop, a 3-stage ring: wait for tile u (tile u+1 may still be in
   // flight), then prefetch tile u+2 into the stage that tile u-1 used. The
