@@ -6,6 +6,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/TypeSwitch.h"
 
@@ -451,4 +452,60 @@ Value mlir::attn::emitBlockFullyVisible(ScalarEmitter &e,
   if (!decidable)
     return e.i1(false);
   return e.andI(global, e.orI(local, sink));
+}
+
+//===----------------------------------------------------------------------===//
+// Driving the lowerings
+//===----------------------------------------------------------------------===//
+
+SmallVector<Value> mlir::attn::emitOutputLoopNest(
+    ScalarEmitter &e, const AttnOpInfo &info, Value numSteps,
+    function_ref<SmallVector<Value>(Value, Value, Value, Value, Value)>
+        body) {
+  ImplicitLocOpBuilder &b = e.b;
+  Value output = tensor::EmptyOp::create(
+      b,
+      getAsOpFoldResult(ValueRange{info.batch, info.qHeads, info.qLen,
+                                   info.headDimV}),
+      info.elementType);
+  Value lse = tensor::EmptyOp::create(
+      b, getAsOpFoldResult(ValueRange{info.batch, info.qHeads, info.qLen}),
+      b.getF32Type());
+  ValueRange results = e.forLoop(
+      e.index(0), info.batch, {output, lse},
+      [&](Value bIdx, ValueRange a) -> SmallVector<Value> {
+        return llvm::to_vector(e.forLoop(
+            e.index(0), info.qHeads, a,
+            [&](Value h, ValueRange a) -> SmallVector<Value> {
+              return llvm::to_vector(e.forLoop(
+                  e.index(0), numSteps, a,
+                  [&](Value step, ValueRange a) -> SmallVector<Value> {
+                    return body(bIdx, h, step, a[0], a[1]);
+                  }));
+            }));
+      });
+  SmallVector<Value> replacements;
+  for (auto [value, result] : llvm::zip(results, info.op->getResults())) {
+    if (value.getType() != result.getType())
+      value = tensor::CastOp::create(b, result.getType(), value);
+    replacements.push_back(value);
+  }
+  return replacements;
+}
+
+LogicalResult mlir::attn::replaceAttentionOps(
+    Operation *root,
+    function_ref<SmallVector<Value>(ImplicitLocOpBuilder &, AttentionOp)>
+        lower) {
+  SmallVector<AttentionOp> ops;
+  root->walk([&](AttentionOp op) { ops.push_back(op); });
+  for (AttentionOp op : ops) {
+    if (op.getVariantAttr())
+      return op.emitOpError() << "references variant " << op.getVariantAttr()
+                              << "; run attn-instantiate-variants first";
+    ImplicitLocOpBuilder b(op.getLoc(), op);
+    op->replaceAllUsesWith(lower(b, op));
+    op->erase();
+  }
+  return success();
 }

@@ -76,37 +76,13 @@ private:
 };
 
 SmallVector<Value> FlashLowering::emit() {
-  Value output = tensor::EmptyOp::create(
-      b,
-      getAsOpFoldResult(ValueRange{info.batch, info.qHeads, info.qLen,
-                                   info.headDimV}),
-      info.elementType);
-  Value lse = tensor::EmptyOp::create(
-      b, getAsOpFoldResult(ValueRange{info.batch, info.qHeads, info.qLen}),
-      b.getF32Type());
   Value tq = e.index(qTile);
-  Value numQTiles =
-      e.divI(e.addI(info.qLen, e.index(qTile - 1)), tq);
-  ValueRange results = e.forLoop(
-      e.index(0), info.batch, {output, lse},
-      [&](Value bi, ValueRange a) -> SmallVector<Value> {
-        return llvm::to_vector(e.forLoop(
-            e.index(0), info.qHeads, a,
-            [&](Value hi, ValueRange a) -> SmallVector<Value> {
-              return llvm::to_vector(e.forLoop(
-                  e.index(0), numQTiles, a,
-                  [&](Value t, ValueRange a) -> SmallVector<Value> {
-                    return emitQueryTile(bi, hi, e.mulI(t, tq), a[0], a[1]);
-                  }));
-            }));
+  Value numQTiles = e.divI(e.addI(info.qLen, e.index(qTile - 1)), tq);
+  return emitOutputLoopNest(
+      e, info, numQTiles,
+      [&](Value bi, Value hi, Value t, Value output, Value lse) {
+        return emitQueryTile(bi, hi, e.mulI(t, tq), output, lse);
       });
-  SmallVector<Value> replacements;
-  for (auto [value, result] : llvm::zip(results, info.op->getResults())) {
-    if (value.getType() != result.getType())
-      value = tensor::CastOp::create(b, result.getType(), value);
-    replacements.push_back(value);
-  }
-  return replacements;
 }
 
 Value FlashLowering::rowFactor(Value r) {
@@ -467,20 +443,11 @@ struct AttnToFlashPass final
                                 "positive");
       return signalPassFailure();
     }
-    SmallVector<AttentionOp> ops;
-    getOperation()->walk([&](AttentionOp op) { ops.push_back(op); });
-    for (AttentionOp op : ops) {
-      if (op.getVariantAttr()) {
-        op.emitOpError() << "references variant " << op.getVariantAttr()
-                         << "; run attn-instantiate-variants first";
-        return signalPassFailure();
-      }
-      ImplicitLocOpBuilder b(op.getLoc(), op);
-      SmallVector<Value> results =
-          FlashLowering(b, op, qTile, kvTile).emit();
-      op->replaceAllUsesWith(results);
-      op->erase();
-    }
+    if (failed(replaceAttentionOps(
+            getOperation(), [&](ImplicitLocOpBuilder &b, AttentionOp op) {
+              return FlashLowering(b, op, qTile, kvTile).emit();
+            })))
+      signalPassFailure();
   }
 };
 

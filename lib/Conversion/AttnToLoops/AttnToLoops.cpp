@@ -50,35 +50,11 @@ private:
 };
 
 SmallVector<Value> ReferenceLowering::emit() {
-  AttentionOp op = info.op;
-  Value output = tensor::EmptyOp::create(
-      b,
-      getAsOpFoldResult(ValueRange{info.batch, info.qHeads, info.qLen,
-                                   info.headDimV}),
-      info.elementType);
-  Value lse = tensor::EmptyOp::create(
-      b, getAsOpFoldResult(ValueRange{info.batch, info.qHeads, info.qLen}),
-      b.getF32Type());
-  ValueRange results = e.forLoop(
-      e.index(0), info.batch, {output, lse},
-      [&](Value bIdx, ValueRange a) -> SmallVector<Value> {
-        return llvm::to_vector(e.forLoop(
-            e.index(0), info.qHeads, a,
-            [&](Value h, ValueRange a) -> SmallVector<Value> {
-              return llvm::to_vector(e.forLoop(
-                  e.index(0), info.qLen, a,
-                  [&](Value i, ValueRange a) -> SmallVector<Value> {
-                    return emitRow(bIdx, h, i, a[0], a[1]);
-                  }));
-            }));
+  return emitOutputLoopNest(
+      e, info, info.qLen,
+      [&](Value bIdx, Value h, Value i, Value output, Value lse) {
+        return emitRow(bIdx, h, i, output, lse);
       });
-  SmallVector<Value> replacements;
-  for (auto [value, result] : llvm::zip(results, op->getResults())) {
-    if (value.getType() != result.getType())
-      value = tensor::CastOp::create(b, result.getType(), value);
-    replacements.push_back(value);
-  }
-  return replacements;
 }
 
 SmallVector<Value> ReferenceLowering::emitRow(Value bIdx, Value h, Value i,
@@ -261,20 +237,12 @@ struct AttnLowerToLoopsPass final
   using Base::Base;
 
   void runOnOperation() override {
-    SmallVector<AttentionOp> ops;
-    getOperation()->walk([&](AttentionOp op) { ops.push_back(op); });
-    for (AttentionOp op : ops) {
-      if (op.getVariantAttr()) {
-        op.emitOpError() << "references variant " << op.getVariantAttr()
-                         << "; run attn-instantiate-variants first";
-        return signalPassFailure();
-      }
-      ImplicitLocOpBuilder b(op.getLoc(), op);
-      // One replacement per result: the LSE only when the op returns it.
-      SmallVector<Value> results = ReferenceLowering(b, op).emit();
-      op->replaceAllUsesWith(results);
-      op->erase();
-    }
+    // One replacement per result: the LSE only when the op returns it.
+    if (failed(replaceAttentionOps(
+            getOperation(), [](ImplicitLocOpBuilder &b, AttentionOp op) {
+              return ReferenceLowering(b, op).emit();
+            })))
+      signalPassFailure();
   }
 };
 

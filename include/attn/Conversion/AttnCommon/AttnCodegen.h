@@ -135,6 +135,24 @@ KVRange emitKVRange(ScalarEmitter &e, const AttnOpInfo &info, Value i0,
 Value emitBlockFullyVisible(ScalarEmitter &e, const AttnOpInfo &info,
                             Value i0, Value i1, Value j0, Value j1);
 
+/// The loop nest of the CPU lowerings: (b, h, step) with the output and LSE
+/// tensors created empty and carried through; `body(b, h, step, output,
+/// lse)` returns their updated values. Returns one value per result of the
+/// op (the LSE only when it has one), cast to the result types.
+SmallVector<Value> emitOutputLoopNest(
+    ScalarEmitter &e, const AttnOpInfo &info, Value numSteps,
+    function_ref<SmallVector<Value>(Value b, Value h, Value step,
+                                    Value output, Value lse)>
+        body);
+
+/// Replaces every attn.attention under `root` by what `lower` emits in its
+/// place. Fails, with a diagnostic on the op, on one that still references a
+/// variant.
+LogicalResult replaceAttentionOps(
+    Operation *root,
+    function_ref<SmallVector<Value>(ImplicitLocOpBuilder &, AttentionOp)>
+        lower);
+
 } // namespace mlir::attn
 
 #endif // ATTN_CONVERSION_ATTNCOMMON_ATTNCODEGEN_H
