@@ -7,6 +7,7 @@ uses.
 
 from __future__ import annotations
 
+import abc
 import re
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
@@ -71,7 +72,7 @@ def element_type_of(array) -> str:
     return "i32"
 
 
-class VariantBase:
+class VariantBase(abc.ABC):
     """A named attention variant: everything but the tensors.
 
     Subclasses set ``name``, ``spec`` (the keys of ``SPEC_KEYS`` that are
@@ -91,20 +92,24 @@ class VariantBase:
     sink_logits: Optional[bool] = None
     sink_rows: Optional[bool] = None
 
-    # -- to be provided -------------------------------------------------------
+    # -- provided by the subclasses (dsl.Variant, variants.LibraryVariant) ---
+    @abc.abstractmethod
     def region_block(self, kind: str) -> Optional[str]:
-        raise NotImplementedError
+        """The `score_mod` / `mask_mod` block text, from ``^bb0``, or None."""
 
     @property
+    @abc.abstractmethod
     def score_mod_fn(self) -> Optional[Callable]:
-        raise NotImplementedError
+        """The score region as a numpy function, or None."""
 
     @property
+    @abc.abstractmethod
     def mask_mod_fn(self) -> Optional[Callable]:
-        raise NotImplementedError
+        """The mask region as a numpy function, or None."""
 
+    @abc.abstractmethod
     def mlir(self, name: Optional[str] = None) -> str:
-        raise NotImplementedError
+        """The ``attn.variant`` op."""
 
     # -- derived --------------------------------------------------------------
     @property
