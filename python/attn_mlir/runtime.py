@@ -191,13 +191,13 @@ class Bundle:
     @staticmethod
     def load(path: str, name: str = "attn") -> "Bundle":
         """Loads DIR/NAME.json and DIR/NAME.cubin into the current context."""
-        import torch
         with open(os.path.join(path, name + ".json")) as f:
             desc = json.load(f)
         if desc.get("format") != "attn-bundle-v1":
             raise BundleError(f"{path}: not an attn-bundle-v1 bundle")
         with open(os.path.join(path, desc["cubin"]), "rb") as f:
             cubin = f.read()
+        import torch  # only once the bundle itself is known to be sound
         torch.cuda.init()
         torch.cuda.current_stream()  # makes torch's primary context current
         driver = _driver()
