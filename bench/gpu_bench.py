@@ -118,15 +118,18 @@ def bench_case(case, kernel, seqs, do_bench):
     # Each case compiles its own flex kernels: without a reset and a larger
     # recompile limit, dynamo falls back to the unfused (eager) flex after 8
     # recompiles and the peer would be timed on the wrong code path.
-    torch._dynamo.reset()
     torch._dynamo.config.recompile_limit = 1000
     torch._dynamo.config.accumulated_recompile_limit = 100000
-    flex = torch.compile(flex_attention)
     rows = []
     D = case.d
     H = 2048 // D
     causal = case.bench["causal"]
     for S in seqs:
+        # A fresh, static compile per shape: a recompile for a second shape
+        # would otherwise give flex a dynamic-shape kernel, slower than the
+        # one a user with a fixed shape gets.
+        torch._dynamo.reset()
+        flex = torch.compile(flex_attention, dynamic=False)
         B = 16384 // S
         gen = torch.Generator(device="cuda").manual_seed(1234 + S)
         q, k, v, extra = make_inputs(case, (B, H, H, S, S), gen)
