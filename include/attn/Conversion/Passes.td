@@ -62,9 +62,10 @@ def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
     For every attn.attention in the module, a `gpu.func` kernel in
     `gpu.module @attn_kernels`, named after the function that held the op,
     that runs the tiled online algorithm of `attn-to-flash` the way
-    FlashAttention-2 does on sm_80 and later: 64-query tiles per CTA of 4
-    warps, K/V tiles of 64 keys in a 2-stage cp.async shared-memory ring,
-    `mma.sync.m16n8k16` for Q.K^T and P.V with P kept in registers, the score
+    FlashAttention-2 does on sm_80 and later: 128-query tiles per CTA of 4
+    warps (32 rows a warp), K/V tiles of 32 or 64 keys in a 3-stage cp.async
+    shared-memory ring, `mma.sync.m16n8k16` for Q.K^T and P.V with P kept in
+    registers and O rescaled only when a row maximum moved, the score
     region and mask code evaluated per accumulator element (mask code only on
     tiles that are not fully visible, hidden tiles never visited), and an
     exp2-based online softmax.

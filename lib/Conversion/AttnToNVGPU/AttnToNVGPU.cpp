@@ -4,10 +4,13 @@
 // attn-to-flash (docs/semantics.md), mapped onto the GPU the way
 // FlashAttention-2 does it:
 //
-// - one CTA per (q-tile of 64 rows, query head, batch); 4 warps, each owning
-//   16 query rows; the Q tile stays in registers as mma A fragments;
-// - K and V tiles of 64 keys stream through a 2-stage shared-memory ring
-//   filled with cp.async (zero-filled past the sequence end), rows padded by
+// - one CTA per (q-tile of 128 rows, query head, batch); 4 warps, each
+//   owning two m16 tiles (32 rows), so that every K/V fragment feeds two mma;
+//   the Q tile stays in shared memory and its A fragments are re-read per KV
+//   tile (with one m-tile per warp they stay in registers);
+// - K and V tiles of 32 keys (64 for head dims up to 64) stream through a
+//   3-stage shared-memory ring filled with cp.async (zero-filled past the
+//   sequence end; prefetch distance 2, one barrier per tile), rows padded by
 //   16 bytes so that ldmatrix is free of bank conflicts;
 // - S = Q.K^T and O += P.V with mma.sync m16n8k16 (f16 or bf16 in, f32
 //   accumulate); P never leaves registers (the S accumulators are repacked as
