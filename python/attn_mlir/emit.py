@@ -60,11 +60,10 @@ __all__ = [
 #: Element types of q / k / v (and the sink rows, and O).
 ELEMENT_TYPES = ("f32", "f16", "bf16")
 
-_SCORES = ("dot", "rbf")
-_FEATURE_MAPS = ("identity", "elu_plus_one", "relu")
-_NORMALIZATIONS = ("softmax", "softmax1", "scalable_softmax", "sigmoid",
-                   "relu", "relu2", "none", "mean")
-_ALIGNMENTS = ("top_left", "bottom_right")
+from .kinds import ALIGNMENTS as _ALIGNMENTS  # noqa: E402
+from .kinds import FEATURE_MAPS as _FEATURE_MAPS  # noqa: E402
+from .kinds import NORMALIZATIONS as _NORMALIZATIONS  # noqa: E402
+from .kinds import SCORE_KINDS as _SCORES  # noqa: E402
 
 # kind -> (required parameters, optional parameters) in the attribute's
 # parameter order (AttnAttrs.td); the same table as reference.py's.

@@ -70,14 +70,11 @@ __all__ = [
     "sink_tokens",
 ]
 
-FEATURE_MAPS = ("identity", "elu_plus_one", "relu")
-SCORE_KINDS = ("dot", "rbf")
-NORMALIZATIONS = ("softmax", "softmax1", "scalable_softmax", "sigmoid", "relu",
-                  "relu2", "none", "mean")
-SOFTMAX_FAMILY = ("softmax", "softmax1", "scalable_softmax")
+from .kinds import (ALIGNMENTS, FEATURE_MAPS, NORMALIZATIONS,  # noqa: E402
+                    SCORE_KINDS, SOFTMAX_FAMILY)
+
 #: Normalizations that define an ``lse`` result (§5 table, ``lse`` column).
 LSE_NORMALIZATIONS = SOFTMAX_FAMILY + ("mean",)
-ALIGNMENTS = ("top_left", "bottom_right")
 
 GLOBAL_MASKS = ("causal", "prefix_lm", "document")
 LOCAL_MASKS = ("sliding_window", "chunked", "neighborhood_1d",
