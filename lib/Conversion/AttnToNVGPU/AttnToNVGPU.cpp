@@ -1031,6 +1031,17 @@ DictionaryAttr KernelBuilder::build() {
     });
   }
 
+  // Let the backend contract multiplies and adds into FMAs (the scaled
+  // scores minus the running maximum, the rescales): the kernel's float
+  // arithmetic is otherwise emitted as separately rounded mul.rn/add.rn.
+  func.walk([&](arith::ArithFastMathInterface fm) {
+    if (!isa<arith::MulFOp, arith::AddFOp, arith::SubFOp>(fm.getOperation()))
+      return;
+    fm->setAttr(fm.getFastMathAttrName(),
+                arith::FastMathFlagsAttr::get(ctx,
+                                              arith::FastMathFlags::contract));
+  });
+
   // The launch description for the bundle.
   auto i64Attr = [&](int64_t v) { return b->getI64IntegerAttr(v); };
   auto str = [&](StringRef s) { return StringAttr::get(ctx, s); };
