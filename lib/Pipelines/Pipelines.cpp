@@ -76,6 +76,8 @@ void mlir::attn::buildAttnToNVVMPipeline(OpPassManager &pm,
   AttnToNVGPUPassOptions kernel;
   kernel.mTiles = options.mTiles;
   kernel.kvTile = options.kvTile;
+  kernel.warps = options.warps;
+  kernel.stages = options.stages;
   pm.addPass(createAttnToNVGPUPass(kernel));
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;

@@ -59,6 +59,12 @@ struct AttnToNVVMOptions : public PassPipelineOptions<AttnToNVVMOptions> {
   PassOptions::Option<int64_t> kvTile{
       *this, "kv-tile", llvm::cl::desc("attn-to-nvgpu KV tile (0: default)"),
       llvm::cl::init(0)};
+  PassOptions::Option<int64_t> warps{
+      *this, "warps", llvm::cl::desc("attn-to-nvgpu warps per CTA"),
+      llvm::cl::init(4)};
+  PassOptions::Option<int64_t> stages{
+      *this, "stages", llvm::cl::desc("attn-to-nvgpu K/V ring depth"),
+      llvm::cl::init(3)};
 };
 
 /// attn-to-nvvm: from attn.attention on tensors (variants may be referenced)

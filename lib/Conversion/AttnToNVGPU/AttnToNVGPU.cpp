@@ -61,10 +61,7 @@ using namespace mlir::attn;
 namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
-constexpr int64_t kWarps = 4;     ///< Warps per CTA, 16 rows each.
-constexpr int64_t kThreads = 32 * kWarps;
 constexpr int64_t kPad = 8;       ///< Elements of padding per smem row.
-constexpr int64_t kStages = 3;    ///< K/V shared-memory ring depth.
 constexpr unsigned kSharedSpace = 3;
 constexpr unsigned kGlobalSpace = 1;
 
@@ -134,9 +131,11 @@ std::optional<std::string> unsupportedReason(AttentionOp op) {
 class KernelBuilder {
 public:
   KernelBuilder(AttentionOp op, gpu::GPUModuleOp gpuModule, StringRef name,
-                int64_t mTilesOption, int64_t blockNOption)
+                int64_t mTilesOption, int64_t blockNOption, int64_t warps,
+                int64_t stages)
       : op(op), gpuModule(gpuModule), name(name.str()),
-        mTilesOption(mTilesOption), blockNOption(blockNOption) {}
+        mTilesOption(mTilesOption), blockNOption(blockNOption), warps(warps),
+        threads(32 * warps), stages(stages) {}
 
   /// Creates the gpu.func; returns the launch description.
   DictionaryAttr build();
@@ -164,6 +163,10 @@ private:
   gpu::GPUModuleOp gpuModule;
   std::string name;
   int64_t mTilesOption, blockNOption; ///< 0: the default for the head dims
+  int64_t warps;   ///< Warps per CTA, 16 * m-tiles query rows each.
+  int64_t threads; ///< 32 * warps.
+  int64_t stages;  ///< Depth of the K/V shared-memory ring (prefetch
+                   ///< distance stages - 1).
   std::unique_ptr<ImplicitLocOpBuilder> b;
   std::unique_ptr<ScalarEmitter> e;
   Type elt;
@@ -235,7 +238,7 @@ void KernelBuilder::asyncCopyTile(Value src, Value dst, Value stage,
   int64_t chunksPerRow = dim / 8;
   int64_t total = tileRows * chunksPerRow;
   Value tid = gpu::ThreadIdOp::create(*b, gpu::Dimension::x);
-  for (int64_t first = 0; first < total; first += kThreads) {
+  for (int64_t first = 0; first < total; first += threads) {
     Value c = e->addI(tid, idx(first));
     auto copy = [&]() {
       Value row = e->divI(c, idx(chunksPerRow));
@@ -250,7 +253,7 @@ void KernelBuilder::asyncCopyTile(Value src, Value dst, Value stage,
           ValueRange{stage, row, col}, src, ValueRange{srcIndex},
           b->getIndexAttr(8), srcElements, /*bypassL1=*/b->getUnitAttr());
     };
-    if (first + kThreads <= total) {
+    if (first + threads <= total) {
       copy();
       continue;
     }
@@ -327,7 +330,7 @@ DictionaryAttr KernelBuilder::build() {
                                      FunctionType::get(ctx, argTypes, {}));
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), UnitAttr::get(ctx));
   func.setKnownBlockSizeAttr(
-      DenseI32ArrayAttr::get(ctx, {int32_t(kThreads), 1, 1}));
+      DenseI32ArrayAttr::get(ctx, {int32_t(threads), 1, 1}));
   Block &entry = func.getBody().front();
   b = std::make_unique<ImplicitLocOpBuilder>(op.getLoc(), ctx);
   b->setInsertionPointToStart(&entry);
@@ -452,15 +455,15 @@ DictionaryAttr KernelBuilder::build() {
   const int64_t mTiles = mTilesOption > 0 ? mTilesOption : 2;
   const int64_t blockN =
       blockNOption > 0 ? blockNOption : (std::max(dqk, dv) <= 64 ? 64 : 32);
-  const int64_t blockM = 16 * mTiles * kWarps;
+  const int64_t blockM = 16 * mTiles * warps;
   const int64_t nTiles = blockN / 8;
   const int64_t dTiles = dv / 8;
   const int64_t rowsPerThread = 2 * mTiles; // rows g and g + 8 per m-tile
 
   // Shared memory: Q, K[2], V[2], then (RBF) the key norms of a tile.
   int64_t qBytes = blockM * strideQK * 2;
-  int64_t kBytes = kStages * blockN * strideQK * 2;
-  int64_t vBytes = kStages * blockN * strideV * 2;
+  int64_t kBytes = stages * blockN * strideQK * 2;
+  int64_t vBytes = stages * blockN * strideV * 2;
   int64_t normBytes = rbf ? blockN * 4 : 0;
   int64_t smemBytes = qBytes + kBytes + vBytes + normBytes;
   auto smemSpace = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
@@ -475,8 +478,8 @@ DictionaryAttr KernelBuilder::build() {
         .getResult();
   };
   Value qSmem = view(0, {1, blockM, strideQK}, elt);
-  Value kSmem = view(qBytes, {kStages, blockN, strideQK}, elt);
-  Value vSmem = view(qBytes + kBytes, {kStages, blockN, strideV}, elt);
+  Value kSmem = view(qBytes, {stages, blockN, strideQK}, elt);
+  Value vSmem = view(qBytes + kBytes, {stages, blockN, strideV}, elt);
   Value normSmem =
       rbf ? view(qBytes + kBytes + vBytes, {blockN}, f32Type) : Value();
 
@@ -535,7 +538,7 @@ DictionaryAttr KernelBuilder::build() {
     return e->select(inSink, u, e->addI(mainFirst, e->subI(u, sinkTiles)));
   };
   auto stageOf = [&](Value u) {
-    return e->remI(e->addI(u, idx(kStages)), idx(kStages));
+    return e->remI(e->addI(u, idx(stages)), idx(stages));
   };
 
   auto issueTileLoad = [&](Value u, Value stage) {
@@ -587,7 +590,7 @@ DictionaryAttr KernelBuilder::build() {
   // The first two KV tiles go in flight, one commit group each (empty when
   // there is no such tile), so that the loop can always wait for all but the
   // newest group.
-  for (int64_t ahead = 0; ahead < kStages - 1; ++ahead) {
+  for (int64_t ahead = 0; ahead < stages - 1; ++ahead) {
     Value u = e->addI(uBegin, idx(ahead));
     scf::IfOp::create(*b, e->cmpI(P::slt, u, uEnd), [&](OpBuilder &nb,
                                                          Location) {
@@ -599,7 +602,7 @@ DictionaryAttr KernelBuilder::build() {
     NVVM::CpAsyncCommitGroupOp::create(*b);
   }
   // Q is the oldest group.
-  NVVM::CpAsyncWaitGroupOp::create(*b, kStages - 1);
+  NVVM::CpAsyncWaitGroupOp::create(*b, stages - 1);
   gpu::BarrierOp::create(*b);
 
   // Q fragments: resident in registers with one m-tile per warp; with two,
@@ -712,8 +715,11 @@ DictionaryAttr KernelBuilder::build() {
     // neighbouring lanes share a key, each summing a quarter of its
     // elements, and combine with two shuffles.
     if (rbf) {
-      for (int64_t first = 0; first < blockN; first += kThreads / 4) {
+      for (int64_t first = 0; first < blockN; first += threads / 4) {
         Value key = e->addI(idx(first), e->divI(tid, idx(4)));
+        // With more lanes than keys in the last round, the surplus lanes
+        // read a valid row (the last) and store nothing.
+        Value row = e->minI(key, idx(blockN - 1));
         Value part = e->remI(tid, idx(4));
         int64_t quarter = dqk / 4;
         Value sq = e->forLoop(
@@ -721,14 +727,14 @@ DictionaryAttr KernelBuilder::build() {
             [&](Value d, ValueRange a) -> SmallVector<Value> {
               Value col = e->addI(e->mulI(part, idx(quarter)), d);
               Value x = memref::LoadOp::create(*b, kSmem,
-                                               ValueRange{stage, key, col});
+                                               ValueRange{stage, row, col});
               x = arith::ExtFOp::create(*b, f32Type, x);
               return {e->add(a[0], e->mul(x, x))};
             })[0];
         sq = e->add(sq, shuffleXor(sq, 1));
         sq = e->add(sq, shuffleXor(sq, 2));
         Value store = e->cmpI(P::eq, part, idx(0));
-        if (first + kThreads / 4 > blockN)
+        if (first + threads / 4 > blockN)
           store = e->andI(store, e->cmpI(P::slt, key, idx(blockN)));
         scf::IfOp::create(*b, store, [&](OpBuilder &nb, Location) {
           OpBuilder::InsertionGuard guard(*b);
@@ -937,16 +943,17 @@ DictionaryAttr KernelBuilder::build() {
   };
 
 
-  // The KV loop, a 3-stage ring: wait for tile u (tile u+1 may still be in
-  // flight), then prefetch tile u+2 into the stage that tile u-1 used. The
-  // barrier after the wait both publishes tile u and guarantees that every
-  // warp is done with tile u-1, so no barrier is needed after the compute.
+  // The KV loop over a ring of `stages` buffers: wait for tile u (the
+  // stages - 2 newer tiles may still be in flight), then prefetch tile
+  // u + stages - 1 into the buffer that tile u-1 used. The barrier after the
+  // wait both publishes tile u and guarantees that every warp is done with
+  // tile u-1, so no barrier is needed after the compute.
   ValueRange finalState = e->forLoop(
       uBegin, uEnd, state, [&](Value u, ValueRange cur) -> SmallVector<Value> {
         Value stage = stageOf(u);
-        NVVM::CpAsyncWaitGroupOp::create(*b, kStages - 2);
+        NVVM::CpAsyncWaitGroupOp::create(*b, stages - 2);
         gpu::BarrierOp::create(*b);
-        Value nextU = e->addI(u, idx(kStages - 1));
+        Value nextU = e->addI(u, idx(stages - 1));
         scf::IfOp::create(*b, e->cmpI(P::slt, nextU, uEnd),
                           [&](OpBuilder &nb, Location) {
                             OpBuilder::InsertionGuard guard(*b);
@@ -1048,7 +1055,7 @@ DictionaryAttr KernelBuilder::build() {
   SmallVector<NamedAttribute> launch = {
       {str("kernel"), str(name)},
       {str("args"), ArrayAttr::get(ctx, argDocs)},
-      {str("block"), b->getI64ArrayAttr({kThreads, 1, 1})},
+      {str("block"), b->getI64ArrayAttr({threads, 1, 1})},
       {str("grid"), b->getStrArrayAttr({"ceildiv(Sq, block_m)", "Hq", "B"})},
       {str("block_m"), i64Attr(blockM)},
       {str("block_n"), i64Attr(blockN)},
@@ -1069,9 +1076,12 @@ struct AttnToNVGPUPass final
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
     if ((mTiles != 0 && mTiles != 1 && mTiles != 2) ||
-        (kvTile != 0 && (kvTile % 16 || kvTile > 128))) {
-      module.emitError("attn-to-nvgpu: m-tiles must be 0, 1 or 2 and kv-tile "
-                       "0 or a multiple of 16 up to 128");
+        (kvTile != 0 && (kvTile % 16 || kvTile > 128)) ||
+        !llvm::is_contained({1, 2, 4, 8}, warps) || stages < 2 ||
+        stages > 4) {
+      module.emitError("attn-to-nvgpu: m-tiles must be 0, 1 or 2, kv-tile 0 "
+                       "or a multiple of 16 up to 128, warps 1, 2, 4 or 8, "
+                       "and stages 2 to 4");
       return signalPassFailure();
     }
     SmallVector<AttentionOp> ops;
@@ -1108,7 +1118,8 @@ struct AttnToNVGPUPass final
       unsigned n = perFunc[base]++;
       std::string name = n ? base + "_" + std::to_string(n) : base;
       DictionaryAttr launch =
-          KernelBuilder(op, gpuModule, name, mTiles, kvTile).build();
+          KernelBuilder(op, gpuModule, name, mTiles, kvTile, warps, stages)
+              .build();
       SmallVector<NamedAttribute> entries(launch.getValue());
       auto variantName = op->getAttrOfType<StringAttr>("attn.variant_name");
       entries.emplace_back(StringAttr::get(ctx, "variant"),

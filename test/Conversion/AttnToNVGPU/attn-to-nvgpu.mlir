@@ -1,4 +1,10 @@
 // RUN: attn-opt %s --split-input-file --attn-to-nvgpu --verify-diagnostics | FileCheck %s
+// RUN: attn-opt %s --split-input-file --attn-to-nvgpu="warps=8 stages=2 kv-tile=16" --verify-diagnostics | FileCheck %s --check-prefix=W8
+// RUN: not attn-opt %s --split-input-file --attn-to-nvgpu="warps=3" 2>&1 | FileCheck %s --check-prefix=BADOPT
+
+// W8: block = [256, 1, 1]{{.*}}block_m = 256 : i64, block_n = 16 : i64
+// W8: nvvm.cp.async.wait.group 0
+// BADOPT: attn-to-nvgpu: m-tiles must be 0, 1 or 2, kv-tile 0 or a multiple of 16 up to 128, warps 1, 2, 4 or 8, and stages 2 to 4
 
 // One kernel per attention op, named after its function, in
 // gpu.module @attn_kernels; the host function is gone and the launch
