@@ -722,14 +722,30 @@ DictionaryAttr KernelBuilder::build() {
         Value row = e->minI(key, idx(blockN - 1));
         Value part = e->remI(tid, idx(4));
         int64_t quarter = dqk / 4;
+        // 16-byte vector loads when a quarter row is whole 8-element chunks
+        // (rows are 16-byte aligned in shared memory), else scalar loads.
+        int64_t width = quarter % 8 == 0 ? 8 : 1;
         Value sq = e->forLoop(
-            idx(0), idx(quarter), {zero},
-            [&](Value d, ValueRange a) -> SmallVector<Value> {
-              Value col = e->addI(e->mulI(part, idx(quarter)), d);
-              Value x = memref::LoadOp::create(*b, kSmem,
-                                               ValueRange{stage, row, col});
-              x = arith::ExtFOp::create(*b, f32Type, x);
-              return {e->add(a[0], e->mul(x, x))};
+            idx(0), idx(quarter / width), {zero},
+            [&](Value c, ValueRange a) -> SmallVector<Value> {
+              Value col = e->addI(e->mulI(part, idx(quarter)),
+                                  e->mulI(c, idx(width)));
+              if (width == 1) {
+                Value x = memref::LoadOp::create(*b, kSmem,
+                                                 ValueRange{stage, row, col});
+                x = arith::ExtFOp::create(*b, f32Type, x);
+                return {e->add(a[0], e->mul(x, x))};
+              }
+              Value v = vector::LoadOp::create(
+                  *b, VectorType::get({width}, elt), kSmem,
+                  ValueRange{stage, row, col}, /*nontemporal=*/false,
+                  llvm::MaybeAlign(16));
+              Value f = arith::ExtFOp::create(
+                  *b, VectorType::get({width}, f32Type), v);
+              Value sqv = arith::MulFOp::create(*b, f, f);
+              Value r = vector::ReductionOp::create(
+                  *b, vector::CombiningKind::ADD, sqv);
+              return {e->add(a[0], r)};
             })[0];
         sq = e->add(sq, shuffleXor(sq, 1));
         sq = e->add(sq, shuffleXor(sq, 2));
@@ -1011,8 +1027,10 @@ DictionaryAttr KernelBuilder::build() {
             *b, VectorType::get({2}, elt),
             ValueRange{arith::TruncFOp::create(*b, elt, x0),
                        arith::TruncFOp::create(*b, elt, x1)});
-        vector::StoreOp::create(*b, pair, oBuf,
-                                ValueRange{e->addI(base, col)});
+        // Columns come in even pairs and Dv is a multiple of 16: 4-byte
+        // aligned.
+        vector::StoreOp::create(*b, pair, oBuf, ValueRange{e->addI(base, col)},
+                                /*nontemporal=*/false, llvm::MaybeAlign(4));
       }
       Value writeLse = e->cmpI(P::eq, t4, idx(0));
       scf::IfOp::create(*b, writeLse, [&](OpBuilder &nb2, Location) {
