@@ -697,11 +697,6 @@ SWEEP_CONFIGS = [("flash", (3, 5)), ("flash", (1, 1)), ("flash", (64, 7)),
 # Known compiler bugs: (case, lowering) -> reason.  Strict: once fixed, the
 # XPASS fails the suite and the entry must go.
 XFAIL = {
-    ("rbf_large_offset", "flash"):
-        "compiler bug: attn-to-flash computes the RBF score as "
-        "2 gamma q.k - gamma |k|^2 - gamma |q|^2, which cancels for large, "
-        "close q and k (norm ~1e3, |q - k| ~ 7): O off by ~1e-2 relative "
-        "where loops is exact to ~1e-7 (/tmp/repro_rbf_cancellation.mlir)",
 }
 
 

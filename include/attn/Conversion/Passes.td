@@ -36,8 +36,10 @@ def AttnToFlashPass : Pass<"attn-to-flash"> {
     a running maximum and normalizer per query for the softmax family
     (sink logits and softmax1's `+1` folded into the initial state, sink rows
     processed as a first, never-masked tile); RBF scores as
-    `2*gamma*q.k - gamma*|k|^2 - gamma*|q|^2` with `|k|^2` computed once per
-    KV tile and `|q|^2` once per query, the `|q|^2` term dropped when the
+    `2*gamma*q.k - gamma*|k|^2 - gamma*|q|^2` (on q and k centred on the
+    q-tile's first query, so that a large common offset does not cancel)
+    with `|k|^2` computed once per KV tile and `|q|^2` once per query, the
+    `|q|^2` term dropped when the
     normalization is shift-invariant (added back into the LSE); the LSE
     written when asked for.
 

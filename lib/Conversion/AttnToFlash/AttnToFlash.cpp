@@ -61,6 +61,11 @@ private:
   /// Score of row `i` against key `j` (of `source`), before masking.
   Value emitScore(KeySource source, Value i, Value j, Value kNorm);
   Value rowFactor(Value r);
+  /// Element d of the RBF centring vector: phi_q of the q-tile's first query.
+  Value centre(Value d) {
+    return e.featureMap(e.loadF32(info.query, {bIdx, h, i0, d}),
+                        info.spec.getQFeatureMap());
+  }
 
   ImplicitLocOpBuilder &b;
   ScalarEmitter e;
@@ -102,15 +107,19 @@ Value FlashLowering::emitScore(KeySource source, Value i, Value j,
     s = emitKernelScore(e, info, bIdx, h, i, keys, keyRow);
   } else {
     // -gamma|q - k|^2 = 2 gamma q.k - gamma |k|^2 - gamma |q|^2, with the
-    // key norm from the tile and the query norm from the q-tile.
+    // key norm from the tile and the query norm from the q-tile; q and k are
+    // centred on the q-tile's first query (the distance does not change), so
+    // that a large offset common to q and k does not cancel.
     FeatureMap qMap = info.spec.getQFeatureMap(), kMap = info.spec.getKFeatureMap();
     Value dot = e.forLoop(
         e.index(0), info.headDimQK, {e.f32(0.0)},
         [&](Value d, ValueRange a) -> SmallVector<Value> {
-          Value qx = e.featureMap(e.loadF32(info.query, {bIdx, h, i, d}), qMap);
+          Value c = centre(d);
+          Value qx = e.sub(
+              e.featureMap(e.loadF32(info.query, {bIdx, h, i, d}), qMap), c);
           SmallVector<Value> kIdx = keyRow;
           kIdx.push_back(d);
-          Value kx = e.featureMap(e.loadF32(keys, kIdx), kMap);
+          Value kx = e.sub(e.featureMap(e.loadF32(keys, kIdx), kMap), c);
           return {e.add(a[0], e.mul(qx, kx))};
         })[0];
     Value gamma = emitGamma(e, info);
@@ -142,10 +151,11 @@ TileState FlashLowering::emitKVTile(TileState state, KeySource source,
           Value sq = e.forLoop(
               e.index(0), info.headDimQK, {zero},
               [&](Value d, ValueRange s) -> SmallVector<Value> {
-                Value x = e.featureMap(
-                    sink ? e.loadF32(keys, {hk, j, d})
-                         : e.loadF32(keys, {bIdx, hk, j, d}),
-                    info.spec.getKFeatureMap());
+                Value x = e.sub(e.featureMap(
+                                    sink ? e.loadF32(keys, {hk, j, d})
+                                         : e.loadF32(keys, {bIdx, hk, j, d}),
+                                    info.spec.getKFeatureMap()),
+                                centre(d));
                 return {e.add(s[0], e.mul(x, x))};
               })[0];
           Value n = e.mul(emitGamma(e, info), sq);
@@ -282,9 +292,11 @@ SmallVector<Value> FlashLowering::emitQueryTile(Value bi, Value hi,
           Value sq = e.forLoop(
               e.index(0), info.headDimQK, {zero},
               [&](Value d, ValueRange s) -> SmallVector<Value> {
-                Value x = e.featureMap(
-                    e.loadF32(info.query, {bIdx, h, e.addI(i0, r), d}),
-                    info.spec.getQFeatureMap());
+                Value x = e.sub(
+                    e.featureMap(
+                        e.loadF32(info.query, {bIdx, h, e.addI(i0, r), d}),
+                        info.spec.getQFeatureMap()),
+                    centre(d));
                 return {e.add(s[0], e.mul(x, x))};
               })[0];
           return {tensor::InsertOp::create(
