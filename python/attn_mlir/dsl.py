@@ -1179,6 +1179,24 @@ def _fn_name(f) -> str:
     return name if re.fullmatch(r"[A-Za-z_]\w*", name or "") else "anonymous"
 
 
+def _region_decorator(decorator: str, region: str, fn, kwargs):
+    """``@dsl.<decorator>`` and ``@dsl.<decorator>(**kwargs)``: a ``Variant``
+    whose ``region`` (``score_mod`` or ``mask_mod``) is the decorated
+    function, named after it unless ``name=`` is given."""
+    loc = _user_location()
+
+    def make(f):
+        kw = dict(kwargs)
+        return Variant(kw.pop("name", _fn_name(f)), _loc=loc,
+                       **{region: f}, **kw)
+    if fn is None:
+        return make
+    if not callable(fn):
+        raise _error(f"use @dsl.{decorator} or @dsl.{decorator}(keyword=...)",
+                     loc)
+    return make(fn)
+
+
 def variant(fn: Optional[Callable] = None, /, **kwargs):
     """Decorator: makes a ``Variant`` whose score region is the decorated
     function (named after it unless ``name=`` is given)::
@@ -1193,20 +1211,7 @@ def variant(fn: Optional[Callable] = None, /, **kwargs):
     **keywords)`` is the same as a call. A variant without a score region
     is ``dsl.Variant(name, ...)``.
     """
-    loc = _user_location()
-    if fn is not None:
-        if not callable(fn):
-            raise _error("use @dsl.variant or @dsl.variant(keyword=...)",
-                         loc)
-        kw = dict(kwargs)
-        return Variant(kw.pop("name", _fn_name(fn)), score_mod=fn, _loc=loc,
-                       **kw)
-
-    def deco(f):
-        kw = dict(kwargs)
-        return Variant(kw.pop("name", _fn_name(f)), score_mod=f, _loc=loc,
-                       **kw)
-    return deco
+    return _region_decorator("variant", "score_mod", fn, kwargs)
 
 
 def mask(fn: Optional[Callable] = None, /, **kwargs):
@@ -1218,16 +1223,4 @@ def mask(fn: Optional[Callable] = None, /, **kwargs):
         def even_keys(b, h, q_idx, kv_idx):
             return kv_idx % 2 == 0
     """
-    loc = _user_location()
-    if fn is not None:
-        if not callable(fn):
-            raise _error("use @dsl.mask or @dsl.mask(keyword=...)", loc)
-        kw = dict(kwargs)
-        return Variant(kw.pop("name", _fn_name(fn)), mask_mod=fn, _loc=loc,
-                       **kw)
-
-    def deco(f):
-        kw = dict(kwargs)
-        return Variant(kw.pop("name", _fn_name(f)), mask_mod=f, _loc=loc,
-                       **kw)
-    return deco
+    return _region_decorator("mask", "mask_mod", fn, kwargs)

@@ -493,6 +493,13 @@ SmallVector<Value> mlir::attn::emitOutputLoopNest(
   return replacements;
 }
 
+LogicalResult mlir::attn::verifyInstantiated(AttentionOp op) {
+  if (!op.getVariantAttr())
+    return success();
+  return op.emitOpError() << "references variant " << op.getVariantAttr()
+                          << "; run attn-instantiate-variants first";
+}
+
 LogicalResult mlir::attn::replaceAttentionOps(
     Operation *root,
     function_ref<SmallVector<Value>(ImplicitLocOpBuilder &, AttentionOp)>
@@ -500,9 +507,8 @@ LogicalResult mlir::attn::replaceAttentionOps(
   SmallVector<AttentionOp> ops;
   root->walk([&](AttentionOp op) { ops.push_back(op); });
   for (AttentionOp op : ops) {
-    if (op.getVariantAttr())
-      return op.emitOpError() << "references variant " << op.getVariantAttr()
-                              << "; run attn-instantiate-variants first";
+    if (failed(verifyInstantiated(op)))
+      return failure();
     ImplicitLocOpBuilder b(op.getLoc(), op);
     op->replaceAllUsesWith(lower(b, op));
     op->erase();

@@ -1112,11 +1112,8 @@ struct AttnToNVGPUPass final
     if (ops.empty())
       return;
     for (AttentionOp op : ops) {
-      if (op.getVariantAttr()) {
-        op.emitOpError() << "references variant " << op.getVariantAttr()
-                         << "; run attn-instantiate-variants first";
+      if (failed(verifyInstantiated(op)))
         return signalPassFailure();
-      }
       if (std::optional<std::string> why = unsupportedReason(op)) {
         op.emitOpError() << "cannot be compiled for the GPU yet: " << *why;
         return signalPassFailure();

@@ -145,6 +145,10 @@ SmallVector<Value> emitOutputLoopNest(
                                     Value output, Value lse)>
         body);
 
+/// Fails, with a diagnostic on the op, when `op` still references a variant:
+/// every lowering needs the specification on the op itself.
+LogicalResult verifyInstantiated(AttentionOp op);
+
 /// Replaces every attn.attention under `root` by what `lower` emits in its
 /// place. Fails, with a diagnostic on the op, on one that still references a
 /// variant.
