@@ -78,6 +78,10 @@ void mlir::attn::buildAttnToNVVMPipeline(OpPassManager &pm,
   kernel.kvTile = options.kvTile;
   kernel.warps = options.warps;
   kernel.stages = options.stages;
+  // wgmma is Hopper's (sm_90a); elsewhere `auto` means mma.sync.
+  kernel.mma = options.mma == "auto" && options.chip != "sm_90a"
+                   ? std::string("sync")
+                   : options.mma.getValue();
   pm.addPass(createAttnToNVGPUPass(kernel));
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;
@@ -94,6 +98,8 @@ void mlir::attn::buildAttnToNVVMPipeline(OpPassManager &pm,
   ConvertGpuOpsToNVVMOpsOptions toNVVM;
   toNVVM.indexBitwidth = 64;
   kernels.addPass(createConvertGpuOpsToNVVMOps(toNVVM));
+  // NVVM ops built on inline PTX (wgmma.mma_async) become llvm.inline_asm.
+  kernels.addPass(createConvertNVVMToLLVMPass());
   kernels.addPass(createCanonicalizerPass());
   kernels.addPass(createCSEPass());
   kernels.addPass(createReconcileUnrealizedCastsPass());

@@ -90,11 +90,17 @@ def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
     Option<"kvTile", "kv-tile", "int64_t", /*default=*/"0",
            "Keys per KV tile (multiple of 16, at most 128; 0: 64 for head "
            "dims up to 64, else 32)">,
-    Option<"warps", "warps", "int64_t", /*default=*/"4",
-           "Warps per CTA (1, 2, 4 or 8); the q-tile is 16 * m-tiles * warps "
-           "rows">,
-    Option<"stages", "stages", "int64_t", /*default=*/"3",
-           "Depth of the K/V shared-memory ring (2 to 4)">,
+    Option<"warps", "warps", "int64_t", /*default=*/"0",
+           "Warps per CTA (1, 2, 4 or 8; with wgmma 4 or 8; 0: 4, or 8 with "
+           "wgmma); the q-tile is 16 * m-tiles * warps rows">,
+    Option<"stages", "stages", "int64_t", /*default=*/"0",
+           "Depth of the K/V shared-memory ring (2 to 4; 0: 3, or 2 with "
+           "wgmma)">,
+    Option<"mma", "mma", "std::string", /*default=*/"\"sync\"",
+           "Tensor-core instructions: `sync` (mma.sync, sm_80 and later), "
+           "`wgmma` (Hopper's warpgroup wgmma.mma_async, sm_90a; head dims "
+           "must be multiples of 64) or `auto` (wgmma wherever the op "
+           "allows it, else mma.sync)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::gpu::GPUDialect",

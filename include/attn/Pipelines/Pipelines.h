@@ -60,11 +60,19 @@ struct AttnToNVVMOptions : public PassPipelineOptions<AttnToNVVMOptions> {
       *this, "kv-tile", llvm::cl::desc("attn-to-nvgpu KV tile (0: default)"),
       llvm::cl::init(0)};
   PassOptions::Option<int64_t> warps{
-      *this, "warps", llvm::cl::desc("attn-to-nvgpu warps per CTA"),
-      llvm::cl::init(4)};
+      *this, "warps",
+      llvm::cl::desc("attn-to-nvgpu warps per CTA (0: default)"),
+      llvm::cl::init(0)};
   PassOptions::Option<int64_t> stages{
-      *this, "stages", llvm::cl::desc("attn-to-nvgpu K/V ring depth"),
-      llvm::cl::init(3)};
+      *this, "stages",
+      llvm::cl::desc("attn-to-nvgpu K/V ring depth (0: default)"),
+      llvm::cl::init(0)};
+  PassOptions::Option<std::string> mma{
+      *this, "mma",
+      llvm::cl::desc("attn-to-nvgpu tensor-core instructions: sync, wgmma "
+                     "or auto (auto: wgmma where the op allows it on "
+                     "sm_90a, else mma.sync)"),
+      llvm::cl::init("auto")};
 };
 
 /// attn-to-nvvm: from attn.attention on tensors (variants may be referenced)

@@ -127,15 +127,33 @@ std::optional<std::string> unsupportedReason(AttentionOp op) {
   return std::nullopt;
 }
 
+/// Why the warpgroup (wgmma) kernel cannot take an op the mma.sync kernel
+/// takes, or nullopt.
+std::optional<std::string> wgmmaUnsupportedReason(AttentionOp op,
+                                                  int64_t mTiles,
+                                                  int64_t warps) {
+  int64_t dqk = op.getQuery().getType().getDimSize(3);
+  int64_t dv = op.getValue().getType().getDimSize(3);
+  if (dqk % 64 || dv % 64)
+    return "head dims " + std::to_string(dqk) + " and " + std::to_string(dv) +
+           " (the swizzled wgmma tiles take multiples of 64)";
+  if (mTiles == 2)
+    return std::string("m-tiles=2 (a wgmma warp owns one 16-row m-tile)");
+  if (warps != 0 && warps != 4 && warps != 8)
+    return "warps=" + std::to_string(warps) +
+           " (wgmma needs whole warpgroups: 4 or 8)";
+  return std::nullopt;
+}
+
 /// Builds the kernel for one op.
 class KernelBuilder {
 public:
   KernelBuilder(AttentionOp op, gpu::GPUModuleOp gpuModule, StringRef name,
                 int64_t mTilesOption, int64_t blockNOption, int64_t warps,
-                int64_t stages)
+                int64_t stages, bool wgmma)
       : op(op), gpuModule(gpuModule), name(name.str()),
         mTilesOption(mTilesOption), blockNOption(blockNOption), warps(warps),
-        threads(32 * warps), stages(stages) {}
+        threads(32 * warps), stages(stages), wgmma(wgmma) {}
 
   /// Creates the gpu.func; returns the launch description.
   DictionaryAttr build();
@@ -158,6 +176,23 @@ private:
   Value packPair(Value lo, Value hi);
   /// One mma operand register from a vector<2xelt> pair.
   Value fragmentRegister(Value pair);
+  /// Indices into a shared-memory tile ([stage][row][col] padded rows for
+  /// mma.sync; [stage][panel][row][64] with the 128-byte swizzle for
+  /// wgmma) of element (row, col).
+  SmallVector<Value> smemIndex(Value stage, Value row, Value col);
+  /// wgmma shared-memory matrix descriptor for the swizzled tile at byte
+  /// `offset` (i64) of dynamic shared memory.
+  Value descriptor(Value offset, int64_t leadingBytes, int64_t strideBytes);
+  /// The f32 values of an accumulator struct.
+  SmallVector<Value> unpack(Value accStruct);
+  /// Pins `values` after everything before it: the registers of an async
+  /// wgmma are only read after its wait (an empty asm statement).
+  SmallVector<Value> fenceRegisters(ArrayRef<Value> values);
+  /// D += A.B with A (64 x 16) in registers (4 i32 per thread, the
+  /// m16n8k16 A layout per warp) and B (16 x n) in shared memory: the
+  /// register-A form of wgmma, for which MLIR has no op.
+  SmallVector<Value> wgmmaRegisterA(ArrayRef<Value> acc, ArrayRef<Value> a,
+                                    Value descB, bool transposeB);
 
   AttentionOp op;
   gpu::GPUModuleOp gpuModule;
@@ -167,6 +202,8 @@ private:
   int64_t threads; ///< 32 * warps.
   int64_t stages;  ///< Depth of the K/V shared-memory ring (prefetch
                    ///< distance stages - 1).
+  bool wgmma;      ///< Warpgroup wgmma (sm_90a) instead of mma.sync.
+  Value smemAddress; ///< i64 shared-window address of dynamic smem (wgmma).
   std::unique_ptr<ImplicitLocOpBuilder> b;
   std::unique_ptr<ScalarEmitter> e;
   Type elt;
@@ -201,6 +238,107 @@ Value KernelBuilder::packPair(Value lo, Value hi) {
                                                       Value(), rn)
                       .getResult();
   return fragmentRegister(v);
+}
+
+SmallVector<Value> KernelBuilder::smemIndex(Value stage, Value row,
+                                            Value col) {
+  if (!wgmma)
+    return {stage, row, col};
+  // 64-column panels of 128-byte rows; in a panel, 16-byte chunk c of row r
+  // sits at chunk c ^ (r % 8) (the layout wgmma's 128B swizzle reads).
+  Value panel = e->divI(col, idx(64));
+  Value inPanel = e->remI(col, idx(64));
+  Value chunk = arith::XOrIOp::create(*b, e->divI(inPanel, idx(8)),
+                                      e->remI(row, idx(8)));
+  return {stage, panel, row,
+          e->addI(e->mulI(chunk, idx(8)), e->remI(inPanel, idx(8)))};
+}
+
+Value KernelBuilder::descriptor(Value offset, int64_t leadingBytes,
+                                int64_t strideBytes) {
+  // Bits 0-13: start address >> 4; 16-29: leading byte offset >> 4; 32-45:
+  // stride byte offset >> 4; 62-63: 1 = 128-byte swizzle. Tiles start on
+  // 1024-byte boundaries, so the base offset (bits 49-51) is 0.
+  Type i64 = b->getI64Type();
+  auto c = [&](int64_t v) {
+    return arith::ConstantIntOp::create(*b, i64, v).getResult();
+  };
+  Value addr = arith::AddIOp::create(*b, smemAddress, offset);
+  Value start = arith::ShRUIOp::create(
+      *b, arith::AndIOp::create(*b, addr, c(0x3FFFF)), c(4));
+  int64_t fixed = ((leadingBytes >> 4) << 16) |
+                  ((strideBytes >> 4) << 32) | (int64_t(1) << 62);
+  return arith::OrIOp::create(*b, start, c(fixed));
+}
+
+SmallVector<Value> KernelBuilder::unpack(Value accStruct) {
+  auto st = cast<LLVM::LLVMStructType>(accStruct.getType());
+  SmallVector<Value> out;
+  for (int64_t i = 0, n = st.getBody().size(); i < n; ++i)
+    out.push_back(LLVM::ExtractValueOp::create(*b, accStruct, i));
+  return out;
+}
+
+SmallVector<Value> KernelBuilder::fenceRegisters(ArrayRef<Value> values) {
+  Type f = b->getF32Type();
+  auto st = LLVM::LLVMStructType::getLiteral(
+      b->getContext(), SmallVector<Type>(values.size(), f));
+  std::string constraints;
+  for (size_t i = 0; i < values.size(); ++i)
+    constraints += "=f,";
+  for (size_t i = 0; i < values.size(); ++i)
+    constraints += std::to_string(i) + (i + 1 < values.size() ? "," : "");
+  auto asmOp = LLVM::InlineAsmOp::create(
+      *b, st, values, "", constraints, /*has_side_effects=*/true,
+      /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(b->getContext(), LLVM::AsmDialect::AD_ATT),
+      ArrayAttr());
+  return unpack(asmOp.getResult(0));
+}
+
+SmallVector<Value> KernelBuilder::wgmmaRegisterA(ArrayRef<Value> acc,
+                                                 ArrayRef<Value> a,
+                                                 Value descB,
+                                                 bool transposeB) {
+  int64_t n = acc.size(); // n f32 per thread: an m64 x 2n tile
+  std::string ptx = "{\n.reg .pred p;\nsetp.ne.b32 p, $" +
+                    std::to_string(2 * n + 5) +
+                    ", 0;\nwgmma.mma_async.sync.aligned.m64n" +
+                    std::to_string(2 * n) + "k16.f32." +
+                    (elt.isBF16() ? "bf16.bf16" : "f16.f16") + " {";
+  for (int64_t i = 0; i < n; ++i)
+    ptx += "$" + std::to_string(i) + (i + 1 < n ? ", " : "}, {");
+  for (int64_t i = 0; i < 4; ++i)
+    ptx += "$" + std::to_string(2 * n + i) + (i < 3 ? ", " : "}, ");
+  ptx += "$" + std::to_string(2 * n + 4) + ", p, 1, 1, " +
+         (transposeB ? "1" : "0") + ";\n}\n";
+  std::string constraints;
+  for (int64_t i = 0; i < n; ++i)
+    constraints += "=f,";
+  for (int64_t i = 0; i < n; ++i)
+    constraints += std::to_string(i) + ",";
+  constraints += "r,r,r,r,l,n";
+  SmallVector<Value> operands(acc.begin(), acc.end());
+  for (Value r : a) {
+    // f16 pairs come as vector<2xf16>: the asm takes 32-bit registers.
+    if (isa<VectorType>(r.getType()))
+      r = vector::ExtractOp::create(
+          *b,
+          vector::BitCastOp::create(
+              *b, VectorType::get({1}, b->getI32Type()), r),
+          ArrayRef<int64_t>{0});
+    operands.push_back(r);
+  }
+  operands.push_back(descB);
+  operands.push_back(arith::ConstantIntOp::create(*b, b->getI32Type(), 1));
+  auto st = LLVM::LLVMStructType::getLiteral(
+      b->getContext(), SmallVector<Type>(n, b->getF32Type()));
+  auto asmOp = LLVM::InlineAsmOp::create(
+      *b, st, operands, ptx, constraints, /*has_side_effects=*/true,
+      /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(b->getContext(), LLVM::AsmDialect::AD_ATT),
+      ArrayAttr());
+  return unpack(asmOp.getResult(0));
 }
 
 SmallVector<Value> KernelBuilder::ldmatrix(Value smem, ValueRange indices,
@@ -250,7 +388,7 @@ void KernelBuilder::asyncCopyTile(Value src, Value dst, Value stage,
       Value srcElements = e->select(valid, idx(8), idx(0));
       nvgpu::DeviceAsyncCopyOp::create(
           *b, nvgpu::DeviceAsyncTokenType::get(b->getContext()), dst,
-          ValueRange{stage, row, col}, src, ValueRange{srcIndex},
+          smemIndex(stage, row, col), src, ValueRange{srcIndex},
           b->getIndexAttr(8), srcElements, /*bypassL1=*/b->getUnitAttr());
     };
     if (first + threads <= total) {
@@ -452,18 +590,25 @@ DictionaryAttr KernelBuilder::build() {
   // Tiling: each warp owns mTiles m16 tiles of query rows (32 rows with two,
   // so that every K/V fragment read from shared memory feeds two mma); the
   // KV tile shrinks for large head dims to keep S and O in registers.
-  const int64_t mTiles = mTilesOption > 0 ? mTilesOption : 2;
+  // With wgmma a warpgroup owns 64 rows (16 per warp, one m-tile) and the
+  // accumulators are spread over 128 threads: KV tiles of 128 keys fit.
+  const int64_t mTiles = wgmma ? 1 : (mTilesOption > 0 ? mTilesOption : 2);
   const int64_t blockN =
-      blockNOption > 0 ? blockNOption : (std::max(dqk, dv) <= 64 ? 64 : 32);
+      blockNOption > 0 ? blockNOption
+      : wgmma          ? (std::max(dqk, dv) <= 128 ? 128 : 64)
+                       : (std::max(dqk, dv) <= 64 ? 64 : 32);
   const int64_t blockM = 16 * mTiles * warps;
   const int64_t nTiles = blockN / 8;
   const int64_t dTiles = dv / 8;
   const int64_t rowsPerThread = 2 * mTiles; // rows g and g + 8 per m-tile
 
-  // Shared memory: Q, K[2], V[2], then (RBF) the key norms of a tile.
-  int64_t qBytes = blockM * strideQK * 2;
-  int64_t kBytes = stages * blockN * strideQK * 2;
-  int64_t vBytes = stages * blockN * strideV * 2;
+  // Shared memory: Q, K[stages], V[stages], then (RBF) the key norms of a
+  // tile. Rows are padded for ldmatrix, or swizzled (no padding) for wgmma.
+  const int64_t rowQK = wgmma ? dqk : strideQK, rowV = wgmma ? dv : strideV;
+  int64_t qBytes = blockM * rowQK * 2;
+  int64_t kStageBytes = blockN * rowQK * 2, vStageBytes = blockN * rowV * 2;
+  int64_t kBytes = stages * kStageBytes;
+  int64_t vBytes = stages * vStageBytes;
   int64_t normBytes = rbf ? blockN * 4 : 0;
   int64_t smemBytes = qBytes + kBytes + vBytes + normBytes;
   auto smemSpace = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
@@ -477,9 +622,17 @@ DictionaryAttr KernelBuilder::build() {
                smem, idx(offset), ValueRange{})
         .getResult();
   };
-  Value qSmem = view(0, {1, blockM, strideQK}, elt);
-  Value kSmem = view(qBytes, {stages, blockN, strideQK}, elt);
-  Value vSmem = view(qBytes + kBytes, {stages, blockN, strideV}, elt);
+  Value qSmem = wgmma ? view(0, {1, dqk / 64, blockM, 64}, elt)
+                      : view(0, {1, blockM, strideQK}, elt);
+  Value kSmem = wgmma ? view(qBytes, {stages, dqk / 64, blockN, 64}, elt)
+                      : view(qBytes, {stages, blockN, strideQK}, elt);
+  Value vSmem = wgmma
+                    ? view(qBytes + kBytes, {stages, dv / 64, blockN, 64}, elt)
+                    : view(qBytes + kBytes, {stages, blockN, strideV}, elt);
+  if (wgmma)
+    smemAddress = arith::IndexCastOp::create(
+        *b, b->getI64Type(),
+        memref::ExtractAlignedPointerAsIndexOp::create(*b, smem));
   Value normSmem =
       rbf ? view(qBytes + kBytes + vBytes, {blockN}, f32Type) : Value();
 
@@ -601,9 +754,19 @@ DictionaryAttr KernelBuilder::build() {
     });
     NVVM::CpAsyncCommitGroupOp::create(*b);
   }
+  // cp.async writes shared memory through the generic proxy; wgmma reads it
+  // through the async proxy: each thread fences its own copies before the
+  // barrier that publishes them.
+  auto publishCopies = [&]() {
+    if (wgmma)
+      NVVM::FenceProxyOp::create(
+          *b, NVVM::ProxyKind::async_shared,
+          NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
+    gpu::BarrierOp::create(*b);
+  };
   // Q is the oldest group.
   NVVM::CpAsyncWaitGroupOp::create(*b, stages - 1);
-  gpu::BarrierOp::create(*b);
+  publishCopies();
 
   // Q fragments: resident in registers with one m-tile per warp; with two,
   // re-read from shared memory per KV tile (registers go to S and O).
@@ -612,7 +775,7 @@ DictionaryAttr KernelBuilder::build() {
     Value col = e->addI(idx(ks * 16), e->mulI(e->divI(lane, idx(16)), idx(8)));
     return ldmatrix(qSmem, {stage0, row, col}, 4, false);
   };
-  const bool qInRegisters = mTiles == 1;
+  const bool qInRegisters = mTiles == 1 && !wgmma;
   SmallVector<SmallVector<Value>> residentQ;
   if (qInRegisters)
     for (int64_t ks = 0; ks < dqk / 16; ++ks)
@@ -625,7 +788,7 @@ DictionaryAttr KernelBuilder::build() {
       Value sq = e->forLoop(idx(0), idx(dqk), {zero},
                             [&](Value d, ValueRange a) -> SmallVector<Value> {
                               Value x = memref::LoadOp::create(
-                                  *b, qSmem, ValueRange{stage0, localRow[r], d});
+                                  *b, qSmem, smemIndex(stage0, localRow[r], d));
                               x = arith::ExtFOp::create(*b, f32Type, x);
                               return {e->add(a[0], e->mul(x, x))};
                             })[0];
@@ -732,13 +895,13 @@ DictionaryAttr KernelBuilder::build() {
                                   e->mulI(c, idx(width)));
               if (width == 1) {
                 Value x = memref::LoadOp::create(*b, kSmem,
-                                                 ValueRange{stage, row, col});
+                                                 smemIndex(stage, row, col));
                 x = arith::ExtFOp::create(*b, f32Type, x);
                 return {e->add(a[0], e->mul(x, x))};
               }
               Value v = vector::LoadOp::create(
                   *b, VectorType::get({width}, elt), kSmem,
-                  ValueRange{stage, row, col}, /*nontemporal=*/false,
+                  smemIndex(stage, row, col), /*nontemporal=*/false,
                   llvm::MaybeAlign(16));
               Value f = arith::ExtFOp::create(
                   *b, VectorType::get({width}, f32Type), v);
@@ -766,10 +929,60 @@ DictionaryAttr KernelBuilder::build() {
     // two n-tiles (matrices (nt, k-lo), (nt, k-hi), (nt+1, k-lo),
     // (nt+1, k-hi) from lanes 0-7, 8-15, 16-23, 24-31) for every m-tile.
     SmallVector<Value> s(mTiles * nTiles * 4, zero);
+    Type i64 = b->getI64Type();
+    auto bytes = [&](Value indexValue, int64_t scale, int64_t offset) {
+      Value v = arith::IndexCastOp::create(
+          *b, i64, e->addI(e->mulI(indexValue, idx(scale)), idx(offset)));
+      return v;
+    };
+    auto accType = [&](int64_t n) {
+      return LLVM::LLVMStructType::getLiteral(
+          ctx, SmallVector<Type>(n, f32Type));
+    };
+    if (wgmma) {
+      // S (64 x blockN per warpgroup) = Q.K^T: both operands K-major in
+      // swizzled shared memory; a k-step of 16 is 32 bytes into a 128-byte
+      // panel row. The accumulator layout per warp is the m16n8 C layout
+      // of n-tiles 0..nTiles-1, as with mma.sync.
+      Value wg = e->divI(warp, idx(4));
+      auto wgType = elt.isBF16() ? NVVM::WGMMATypes::bf16
+                                 : NVVM::WGMMATypes::f16;
+      auto typeAttr = NVVM::WGMMATypesAttr::get(ctx, wgType);
+      Value acc = LLVM::PoisonOp::create(*b, accType(nTiles * 4));
+      SmallVector<Value> descsA, descsB;
+      for (int64_t ks = 0; ks < dqk / 16; ++ks) {
+        int64_t panelOffset = (ks / 4), within = (ks % 4) * 32;
+        descsA.push_back(descriptor(
+            bytes(wg, 64 * 128, panelOffset * blockM * 128 + within), 16,
+            1024));
+        descsB.push_back(descriptor(
+            bytes(stage, kStageBytes,
+                  qBytes + panelOffset * blockN * 128 + within),
+            16, 1024));
+      }
+      NVVM::WgmmaFenceAlignedOp::create(*b);
+      for (int64_t ks = 0; ks < dqk / 16; ++ks) {
+        acc = NVVM::WgmmaMmaAsyncOp::create(
+            *b, acc.getType(), acc, descsA[ks], descsB[ks],
+            NVVM::MMAShapeAttr::get(ctx, 64, blockN, 16), typeAttr, typeAttr,
+            NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::f32),
+            NVVM::WGMMAScaleOutAttr::get(ctx, ks == 0
+                                                  ? NVVM::WGMMAScaleOut::zero
+                                                  : NVVM::WGMMAScaleOut::one),
+            NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
+            NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
+            NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
+            NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::col),
+            NVVM::MMAIntOverflowAttr());
+      }
+      NVVM::WgmmaGroupSyncAlignedOp::create(*b);
+      NVVM::WgmmaWaitGroupSyncOp::create(*b, 0);
+      s = fenceRegisters(unpack(acc));
+    }
     Value kRowInPair = e->addI(e->mulI(e->divI(lane, idx(16)), idx(8)),
                                e->remI(lane, idx(8)));
     Value kColHalf = e->mulI(e->remI(e->divI(lane, idx(8)), idx(2)), idx(8));
-    for (int64_t ks = 0; ks < dqk / 16; ++ks) {
+    for (int64_t ks = 0; ks < (wgmma ? 0 : dqk / 16); ++ks) {
       SmallVector<SmallVector<Value>> aFrags;
       for (int64_t mi = 0; mi < mTiles; ++mi)
         aFrags.push_back(qInRegisters ? residentQ[ks] : loadQFrag(mi, ks));
@@ -927,6 +1140,37 @@ DictionaryAttr KernelBuilder::build() {
           [&]() { return oldO; });
       std::copy(scaled.begin(), scaled.end(), next.begin());
     }
+    if (wgmma) {
+      // O (64 x Dv per warpgroup) += P.V with P from registers (the S
+      // accumulators of n-tiles 2kk, 2kk+1 repacked as the A fragment of
+      // k-step kk) and V MN-major in swizzled shared memory: 16 keys are two
+      // 8-row groups of 1024 bytes; 64-column panels are blockN * 128 bytes
+      // apart.
+      // All A fragments and descriptors are computed before the fence, so
+      // that the wgmma chain issues back to back (no register of an
+      // in-flight wgmma is written in between).
+      SmallVector<Value> o(next.begin(), next.begin() + nO);
+      SmallVector<SmallVector<Value>> aFrags;
+      SmallVector<Value> descs;
+      for (int64_t kk = 0; kk < blockN / 16; ++kk) {
+        auto at = [&](int64_t nt, int64_t k) { return p[nt * 4 + k]; };
+        aFrags.push_back({packPair(at(2 * kk, 0), at(2 * kk, 1)),
+                          packPair(at(2 * kk, 2), at(2 * kk, 3)),
+                          packPair(at(2 * kk + 1, 0), at(2 * kk + 1, 1)),
+                          packPair(at(2 * kk + 1, 2), at(2 * kk + 1, 3))});
+        descs.push_back(descriptor(
+            bytes(stage, vStageBytes, qBytes + kBytes + kk * 16 * 128),
+            blockN * 128, 1024));
+      }
+      NVVM::WgmmaFenceAlignedOp::create(*b);
+      for (int64_t kk = 0; kk < blockN / 16; ++kk)
+        o = wgmmaRegisterA(o, aFrags[kk], descs[kk], /*transposeB=*/true);
+      NVVM::WgmmaGroupSyncAlignedOp::create(*b);
+      NVVM::WgmmaWaitGroupSyncOp::create(*b, 0);
+      o = fenceRegisters(o);
+      std::copy(o.begin(), o.end(), next.begin());
+      return next;
+    }
     Value vRowInStep = e->remI(lane, idx(16));
     Value vColHalf = e->mulI(e->divI(lane, idx(16)), idx(8));
     for (int64_t kk = 0; kk < blockN / 16; ++kk) {
@@ -968,7 +1212,7 @@ DictionaryAttr KernelBuilder::build() {
       uBegin, uEnd, state, [&](Value u, ValueRange cur) -> SmallVector<Value> {
         Value stage = stageOf(u);
         NVVM::CpAsyncWaitGroupOp::create(*b, stages - 2);
-        gpu::BarrierOp::create(*b);
+        publishCopies();
         Value nextU = e->addI(u, idx(stages - 1));
         scf::IfOp::create(*b, e->cmpI(P::slt, nextU, uEnd),
                           [&](OpBuilder &nb, Location) {
@@ -1077,6 +1321,8 @@ DictionaryAttr KernelBuilder::build() {
       {str("grid"), b->getStrArrayAttr({"ceildiv(Sq, block_m)", "Hq", "B"})},
       {str("block_m"), i64Attr(blockM)},
       {str("block_n"), i64Attr(blockN)},
+      {str("mma"), str(wgmma ? "wgmma" : "mma.sync")},
+      {str("stages"), i64Attr(stages)},
       {str("shared_memory_bytes"), i64Attr(smemBytes)},
       {str("dtype"), str(llvm::to_string(elt))},
       {str("head_dim_qk"), i64Attr(dqk)},
@@ -1095,11 +1341,12 @@ struct AttnToNVGPUPass final
     MLIRContext *ctx = &getContext();
     if ((mTiles != 0 && mTiles != 1 && mTiles != 2) ||
         (kvTile != 0 && (kvTile % 16 || kvTile > 128)) ||
-        !llvm::is_contained({1, 2, 4, 8}, warps) || stages < 2 ||
-        stages > 4) {
+        !llvm::is_contained({0, 1, 2, 4, 8}, warps) ||
+        (stages != 0 && (stages < 2 || stages > 4)) ||
+        !llvm::is_contained({"sync", "wgmma", "auto"}, mma)) {
       module.emitError("attn-to-nvgpu: m-tiles must be 0, 1 or 2, kv-tile 0 "
-                       "or a multiple of 16 up to 128, warps 1, 2, 4 or 8, "
-                       "and stages 2 to 4");
+                       "or a multiple of 16 up to 128, warps 0, 1, 2, 4 or "
+                       "8, stages 0 or 2 to 4, and mma sync, wgmma or auto");
       return signalPassFailure();
     }
     SmallVector<AttentionOp> ops;
@@ -1111,6 +1358,7 @@ struct AttnToNVGPUPass final
     });
     if (ops.empty())
       return;
+    DenseMap<Operation *, bool> useWgmma;
     for (AttentionOp op : ops) {
       if (failed(verifyInstantiated(op)))
         return signalPassFailure();
@@ -1118,6 +1366,13 @@ struct AttnToNVGPUPass final
         op.emitOpError() << "cannot be compiled for the GPU yet: " << *why;
         return signalPassFailure();
       }
+      std::optional<std::string> noWgmma = wgmmaUnsupportedReason(
+          op, mTiles, warps);
+      if (mma == "wgmma" && noWgmma) {
+        op.emitOpError() << "cannot use wgmma (mma=wgmma): " << *noWgmma;
+        return signalPassFailure();
+      }
+      useWgmma[op] = mma != "sync" && !noWgmma;
     }
     OpBuilder mb(ctx);
     mb.setInsertionPointToEnd(module.getBody());
@@ -1132,9 +1387,12 @@ struct AttnToNVGPUPass final
       std::string base = func ? func.getSymName().str() : "attention";
       unsigned n = perFunc[base]++;
       std::string name = n ? base + "_" + std::to_string(n) : base;
-      DictionaryAttr launch =
-          KernelBuilder(op, gpuModule, name, mTiles, kvTile, warps, stages)
-              .build();
+      bool wg = useWgmma[op];
+      int64_t nWarps = warps ? warps : (wg ? 8 : 4);
+      int64_t nStages = stages ? stages : (wg ? 2 : 3);
+      DictionaryAttr launch = KernelBuilder(op, gpuModule, name, mTiles,
+                                            kvTile, nWarps, nStages, wg)
+                                  .build();
       SmallVector<NamedAttribute> entries(launch.getValue());
       auto variantName = op->getAttrOfType<StringAttr>("attn.variant_name");
       entries.emplace_back(StringAttr::get(ctx, "variant"),
