@@ -52,6 +52,7 @@ class Kernel:
     bundle: "Bundle"
     desc: dict
     function: object = None
+    prologue: object = None  # the key-norm kernel of RBF variants
 
     @property
     def name(self) -> str:
@@ -159,6 +160,23 @@ class Kernel:
         for i, c in enumerate(captures):
             buffers[f"capture{i}"] = c
         sizes = {"B": B, "Hq": Hq, "Hkv": Hkv, "Sq": Sq, "Sk": Sk, "Ns": ns}
+        driver = _driver()
+        stream = driver.CUstream(torch.cuda.current_stream(q.device).cuda_stream)
+        if self.prologue is not None:
+            # RBF: the norms of all keys first, rows padded to whole KV tiles.
+            pd = d["prologue"]
+            tiles = math.ceil(Sk / d["key_norms_padding"])
+            buffers["key_norms"] = torch.empty(
+                B * Hkv * tiles * d["key_norms_padding"], dtype=torch.float32,
+                device=q.device)
+            self._launch(self.prologue, pd, (tiles, Hkv, B), buffers, sizes,
+                         stream)
+        self._launch(self.function, d, (math.ceil(Sq / d["block_m"]), Hq, B),
+                     buffers, sizes, stream)
+        return out, lse
+
+    @staticmethod
+    def _launch(function, d, grid, buffers, sizes, stream):
         values, types = [], []
         for a in d["args"]:
             if a["kind"] == "buffer":
@@ -171,13 +189,10 @@ class Kernel:
             else:
                 values.append(sizes[a["name"]])
                 types.append(ctypes.c_int64)
-        grid = (math.ceil(Sq / d["block_m"]), Hq, B)
         driver = _driver()
-        stream = driver.CUstream(torch.cuda.current_stream(q.device).cuda_stream)
-        _check(driver.cuLaunchKernel(self.function, *grid, *d["block"],
+        _check(driver.cuLaunchKernel(function, *grid, *d["block"],
                                      d["shared_memory_bytes"], stream,
                                      (tuple(values), tuple(types)), 0))
-        return out, lse
 
 
 @dataclass
@@ -210,7 +225,11 @@ class Bundle:
                 fn,
                 driver.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 kd["shared_memory_bytes"]))
-            bundle.kernels[kd["kernel"]] = Kernel(bundle, kd, fn)
+            pro = None
+            if "prologue" in kd:
+                pro = _check(driver.cuModuleGetFunction(
+                    module, kd["prologue"]["kernel"].encode()))
+            bundle.kernels[kd["kernel"]] = Kernel(bundle, kd, fn, pro)
         return bundle
 
     def kernel(self, name: str | None = None) -> Kernel:

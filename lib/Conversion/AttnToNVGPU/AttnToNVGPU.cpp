@@ -168,12 +168,19 @@ private:
   void asyncCopyTile(Value src, Value dst, Value stage, int64_t tileRows,
                      int64_t dim, function_ref<Value(Value row)> rowOffset,
                      Value validRows);
+  /// The RBF prologue kernel `<name>_key_norms`: factor * |k_j|^2 of every
+  /// key into a [B * Hkv, ceil(Sk / blockN) * blockN] f32 buffer, once per
+  /// key instead of once per (q-tile, key). Returns its launch description.
+  DictionaryAttr buildKeyNormKernel(int64_t dqk, int64_t blockN,
+                                    double factor);
   /// ldmatrix returning the i32 registers of the fragment.
   SmallVector<Value> ldmatrix(Value smem, ValueRange indices, int numTiles,
                               bool transpose);
   SmallVector<Value> mma(ArrayRef<Value> a, ArrayRef<Value> b,
                          ArrayRef<Value> c);
   Value packPair(Value lo, Value hi);
+  /// 2^x on the special-function unit (ex2.approx.ftz: exp2(-inf) = 0).
+  Value exp2(Value x);
   /// One mma operand register from a vector<2xelt> pair.
   Value fragmentRegister(Value pair);
   /// Indices into a shared-memory tile ([stage][row][col] padded rows for
@@ -238,6 +245,15 @@ Value KernelBuilder::packPair(Value lo, Value hi) {
                                                       Value(), rn)
                       .getResult();
   return fragmentRegister(v);
+}
+
+Value KernelBuilder::exp2(Value x) {
+  // One MUFU.EX2; libdevice's exp2f without FTZ adds denormal scaling
+  // around it (three more instructions per element).
+  return LLVM::CallIntrinsicOp::create(
+             *b, b->getF32Type(),
+             b->getStringAttr("llvm.nvvm.ex2.approx.ftz.f32"), ValueRange{x})
+      .getResult(0);
 }
 
 SmallVector<Value> KernelBuilder::smemIndex(Value stage, Value row,
@@ -420,6 +436,13 @@ DictionaryAttr KernelBuilder::build() {
   const bool dropQueryNorm =
       rbf && isShiftInvariant(spec, bool(op.getSinkLogits()));
   const double log2e = 1.0 / std::log(2.0);
+  // RBF scores feeding a softmax untouched by a score region are built in
+  // the exp2 domain directly: key norms stored times log2(e), then one FMA
+  // per element.
+  const bool rbfLog2Domain = rbf && softmax &&
+                             norm != Normalization::scalable_softmax &&
+                             spec.getScoreMod().empty();
+  const double normScale = rbfLog2Domain ? log2e : 1.0;
   const int64_t strideQK = dqk + kPad, strideV = dv + kPad;
 
   // Signature: tensors as 1-D global memrefs, then the run-time sizes.
@@ -453,6 +476,9 @@ DictionaryAttr KernelBuilder::build() {
   for (auto [i, c] : llvm::enumerate(op.getCaptures()))
     addBuffer("capture" + std::to_string(i),
               cast<RankedTensorType>(c.getType()).getElementType());
+  // RBF: the key norms come from the prologue kernel.
+  if (rbf)
+    addBuffer("key_norms", f32Type);
   for (StringRef size : {"B", "Hq", "Hkv", "Sq", "Sk", "Ns"}) {
     argTypes.push_back(IndexType::get(ctx));
     argDocs.push_back(DictionaryAttr::get(
@@ -486,6 +512,7 @@ DictionaryAttr KernelBuilder::build() {
   SmallVector<Value> captureBufs;
   for (size_t i = 0; i < op.getCaptures().size(); ++i)
     captureBufs.push_back(nextArg());
+  Value keyNormBuf = rbf ? nextArg() : Value();
   Value batch = nextArg(), qHeads = nextArg(), kvHeads = nextArg(),
         qLen = nextArg(), kvLen = nextArg(), numSinkRows = nextArg();
 
@@ -537,8 +564,7 @@ DictionaryAttr KernelBuilder::build() {
         // (ex2.approx, rcp.approx) rather than libdevice's exact tanhf;
         // saturates correctly (exp2 -> inf gives 1, -> 0 gives -1).
         Value x = mapping.lookup(tanh.getOperand());
-        Value e2x = math::Exp2Op::create(
-            *b, e->mul(x, f32(2.0 / std::log(2.0))));
+        Value e2x = exp2(e->mul(x, f32(2.0 / std::log(2.0))));
         Value inv = NVVM::RcpApproxFtzF32Op::create(
             *b, b->getF32Type(), e->add(e2x, f32(1.0)));
         Value r = e->sub(f32(1.0), e->mul(f32(2.0), inv));
@@ -609,7 +635,7 @@ DictionaryAttr KernelBuilder::build() {
   int64_t kStageBytes = blockN * rowQK * 2, vStageBytes = blockN * rowV * 2;
   int64_t kBytes = stages * kStageBytes;
   int64_t vBytes = stages * vStageBytes;
-  int64_t normBytes = rbf ? blockN * 4 : 0;
+  int64_t normBytes = rbf ? stages * blockN * 4 : 0;
   int64_t smemBytes = qBytes + kBytes + vBytes + normBytes;
   auto smemSpace = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   Value smem = gpu::DynamicSharedMemoryOp::create(
@@ -634,7 +660,8 @@ DictionaryAttr KernelBuilder::build() {
         *b, b->getI64Type(),
         memref::ExtractAlignedPointerAsIndexOp::create(*b, smem));
   Value normSmem =
-      rbf ? view(qBytes + kBytes + vBytes, {blockN}, f32Type) : Value();
+      rbf ? view(qBytes + kBytes + vBytes, {stages, blockN}, f32Type)
+          : Value();
 
   using P = arith::CmpIPredicate;
   using FP = arith::CmpFPredicate;
@@ -710,6 +737,29 @@ DictionaryAttr KernelBuilder::build() {
             return e->mulI(e->addI(kvRowBase, e->addI(j0, r)), idx(dv));
           },
           rows);
+      if (rbf) {
+        // The tile's key norms: blockN floats, 16 bytes per thread, from
+        // the prologue's buffer (rows padded to whole tiles: always in
+        // bounds and 16-byte aligned).
+        Value padded = e->mulI(e->divI(e->addI(kvLen, idx(blockN - 1)), tn),
+                               tn);
+        Value base = e->addI(
+            e->mulI(e->addI(e->mulI(bIdx, kvHeads), hk), padded), j0);
+        scf::IfOp::create(
+            *b, e->cmpI(P::slt, tid, idx(blockN / 4)),
+            [&](OpBuilder &nb, Location) {
+              OpBuilder::InsertionGuard guard(*b);
+              b->setInsertionPoint(nb.getInsertionBlock(),
+                                   nb.getInsertionPoint());
+              Value col = e->mulI(tid, idx(4));
+              nvgpu::DeviceAsyncCopyOp::create(
+                  *b, nvgpu::DeviceAsyncTokenType::get(ctx), normSmem,
+                  ValueRange{stage, col}, keyNormBuf,
+                  ValueRange{e->addI(base, col)}, b->getIndexAttr(4),
+                  Value(), /*bypassL1=*/b->getUnitAttr());
+              scf::YieldOp::create(*b);
+            });
+      }
     };
     if (!sinkRows) {
       loadRegular();
@@ -846,7 +896,7 @@ DictionaryAttr KernelBuilder::build() {
       m0 = e->maxF(m0, c);
     Value shift = e->select(e->cmpF(FP::OEQ, m0, negInf), zero, m0);
     for (Value c : extra)
-      l0 = e->add(l0, math::Exp2Op::create(*b, e->sub(c, shift)));
+      l0 = e->add(l0, exp2(e->sub(c, shift)));
     l0 = e->select(e->cmpI(P::eq, t4, idx(0)), l0, zero);
   }
   state.append(rowsPerThread, m0);
@@ -876,8 +926,9 @@ DictionaryAttr KernelBuilder::build() {
     Value j0 = mode == Mode::SinkRows ? idx(0) : e->mulI(tileOf(u), tn);
     // RBF: gamma * |k|^2 of the tile's keys, via shared memory: four
     // neighbouring lanes share a key, each summing a quarter of its
-    // elements, and combine with two shuffles.
-    if (rbf) {
+    // elements, and combine with two shuffles. With wgmma this runs while
+    // the tensor cores compute S.
+    auto computeKeyNorms = [&]() {
       for (int64_t first = 0; first < blockN; first += threads / 4) {
         Value key = e->addI(idx(first), e->divI(tid, idx(4)));
         // With more lanes than keys in the last round, the surplus lanes
@@ -918,13 +969,17 @@ DictionaryAttr KernelBuilder::build() {
         scf::IfOp::create(*b, store, [&](OpBuilder &nb, Location) {
           OpBuilder::InsertionGuard guard(*b);
           b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          memref::StoreOp::create(*b, e->mul(f32(info.gamma), sq), normSmem,
-                                  ValueRange{key});
+          memref::StoreOp::create(*b, e->mul(f32(info.gamma * normScale), sq),
+                                  normSmem, ValueRange{stage, key});
           scf::YieldOp::create(*b);
         });
       }
       gpu::BarrierOp::create(*b);
-    }
+    };
+    // The learned sink rows have no prologue norms: computed here.
+    bool normsHere = rbf && mode == Mode::SinkRows;
+    if (normsHere && !wgmma)
+      computeKeyNorms();
     // S = Q K^T: s[(mi * nTiles + nt) * 4 + k]. One ldmatrix.x4 of K feeds
     // two n-tiles (matrices (nt, k-lo), (nt, k-hi), (nt+1, k-lo),
     // (nt+1, k-hi) from lanes 0-7, 8-15, 16-23, 24-31) for every m-tile.
@@ -976,6 +1031,8 @@ DictionaryAttr KernelBuilder::build() {
             NVVM::MMAIntOverflowAttr());
       }
       NVVM::WgmmaGroupSyncAlignedOp::create(*b);
+      if (normsHere)
+        computeKeyNorms();
       NVVM::WgmmaWaitGroupSyncOp::create(*b, 0);
       s = fenceRegisters(unpack(acc));
     }
@@ -1004,6 +1061,16 @@ DictionaryAttr KernelBuilder::build() {
     SmallVector<Value> p(s.size());
     SmallVector<Value> rowMax(rowsPerThread, negInf);
     SmallVector<Value> rowCount(rowsPerThread, zero);
+    // Plain softmax of a dot product: scores go to the exp2 domain with one
+    // multiply by scale*log2(e). With a positive factor the row maximum can
+    // be taken on the raw scores and the multiply folded into the
+    // exponent's FMA (x * c - max).
+    const bool foldedScale = softmax && !rbf &&
+                             norm != Normalization::scalable_softmax &&
+                             (mode == Mode::SinkRows ||
+                              spec.getScoreMod().empty());
+    const double scaleLog2 = info.scale * log2e;
+    const bool deferScale = foldedScale && scaleLog2 > 0;
     for (int64_t mi = 0; mi < mTiles; ++mi) {
       for (int64_t nt = 0; nt < nTiles; ++nt) {
         for (int64_t k = 0; k < 4; ++k) {
@@ -1012,19 +1079,15 @@ DictionaryAttr KernelBuilder::build() {
           Value col = e->addI(idx(nt * 8 + (k % 2)), e->mulI(t4, idx(2)));
           Value j = e->addI(j0, col);
           Value x = s[at];
-          // Plain softmax of a dot product: one multiply by scale*log2(e)
-          // takes the score straight to the exp2 domain.
-          bool foldedScale = softmax && !rbf &&
-                             norm != Normalization::scalable_softmax &&
-                             (mode == Mode::SinkRows ||
-                              spec.getScoreMod().empty());
           if (foldedScale) {
-            x = e->mul(x, f32(info.scale * log2e));
+            if (!deferScale)
+              x = e->mul(x, f32(scaleLog2));
           } else if (rbf) {
-            Value kn = memref::LoadOp::create(*b, normSmem, ValueRange{col});
-            x = e->sub(e->mul(f32(2.0 * info.gamma), x), kn);
+            Value kn =
+                memref::LoadOp::create(*b, normSmem, ValueRange{stage, col});
+            x = e->sub(e->mul(f32(2.0 * info.gamma * normScale), x), kn);
             if (!dropQueryNorm)
-              x = e->sub(x, qNorm[r]);
+              x = e->sub(x, e->mul(qNorm[r], f32(normScale)));
           } else {
             x = e->mul(f32(info.scale), x);
           }
@@ -1042,7 +1105,7 @@ DictionaryAttr KernelBuilder::build() {
           }
           Value w;
           if (softmax) {
-            Value scaled = foldedScale ? x
+            Value scaled = foldedScale || rbfLog2Domain ? x
                            : norm == Normalization::scalable_softmax
                                ? e->mul(x, e->mul(factor[r], f32(log2e)))
                                : e->mul(x, f32(log2e));
@@ -1056,8 +1119,7 @@ DictionaryAttr KernelBuilder::build() {
               Value z = e->add(x, f32(bias));
               w = NVVM::RcpApproxFtzF32Op::create(
                   *b, f32Type,
-                  e->add(f32(1.0), math::Exp2Op::create(
-                                       *b, e->mul(z, f32(-log2e)))));
+                  e->add(f32(1.0), exp2(e->mul(z, f32(-log2e)))));
               break;
             }
             case Normalization::relu:
@@ -1090,9 +1152,11 @@ DictionaryAttr KernelBuilder::build() {
       for (int64_t r = 0; r < rowsPerThread; ++r) {
         for (int32_t off : {1, 2})
           rowMax[r] = e->maxF(rowMax[r], shuffleXor(rowMax[r], off));
+        if (deferScale)
+          rowMax[r] = e->mul(rowMax[r], f32(scaleLog2));
         Value mNew = e->maxF(cur[mAt + r], rowMax[r]);
         shift[r] = e->select(e->cmpF(FP::OEQ, mNew, negInf), zero, mNew);
-        alpha[r] = math::Exp2Op::create(*b, e->sub(cur[mAt + r], shift[r]));
+        alpha[r] = exp2(e->sub(cur[mAt + r], shift[r]));
         next[mAt + r] = mNew;
       }
       for (int64_t mi = 0; mi < mTiles; ++mi)
@@ -1100,7 +1164,8 @@ DictionaryAttr KernelBuilder::build() {
           for (int64_t k = 0; k < 4; ++k) {
             int64_t r = 2 * mi + k / 2;
             int64_t at = (mi * nTiles + nt) * 4 + k;
-            p[at] = math::Exp2Op::create(*b, e->sub(p[at], shift[r]));
+            Value t = deferScale ? e->mul(p[at], f32(scaleLog2)) : p[at];
+            p[at] = exp2(e->sub(t, shift[r]));
             sum[r] = e->add(sum[r], p[at]);
           }
       for (int64_t r = 0; r < rowsPerThread; ++r)
@@ -1328,6 +1393,93 @@ DictionaryAttr KernelBuilder::build() {
       {str("head_dim_qk"), i64Attr(dqk)},
       {str("head_dim_v"), i64Attr(dv)},
       {str("has_lse_result"), b->getBoolAttr(bool(op.getLse()))},
+  };
+  if (rbf) {
+    launch.emplace_back(
+        str("prologue"),
+        buildKeyNormKernel(dqk, blockN, info.gamma * normScale));
+    launch.emplace_back(str("key_norms_padding"), i64Attr(blockN));
+  }
+  return DictionaryAttr::get(ctx, launch);
+}
+
+DictionaryAttr KernelBuilder::buildKeyNormKernel(int64_t dqk, int64_t blockN,
+                                                 double factor) {
+  MLIRContext *ctx = op.getContext();
+  auto str = [&](StringRef s) { return StringAttr::get(ctx, s); };
+  auto global = [&](Type t) {
+    return MemRefType::get(
+        {ShapedType::kDynamic}, t, MemRefLayoutAttrInterface(),
+        IntegerAttr::get(IntegerType::get(ctx, 64), kGlobalSpace));
+  };
+  Type f32Type = Float32Type::get(ctx), indexType = IndexType::get(ctx);
+  SmallVector<Type> argTypes = {global(elt), global(f32Type), indexType,
+                                indexType, indexType};
+  auto doc = [&](StringRef argName, StringRef kind, StringRef dtype) {
+    SmallVector<NamedAttribute> d = {{str("name"), str(argName)},
+                                     {str("kind"), str(kind)}};
+    if (!dtype.empty())
+      d.emplace_back(str("dtype"), str(dtype));
+    return DictionaryAttr::get(ctx, d);
+  };
+  SmallVector<Attribute> argDocs = {
+      doc("k", "buffer", llvm::to_string(elt)),
+      doc("key_norms", "buffer", "f32"), doc("B", "size", ""),
+      doc("Hkv", "size", ""), doc("Sk", "size", "")};
+  std::string fnName = name + "_key_norms";
+  OpBuilder mb(ctx);
+  mb.setInsertionPointToEnd(gpuModule.getBody());
+  auto func = gpu::GPUFuncOp::create(mb, op.getLoc(), fnName,
+                                     FunctionType::get(ctx, argTypes, {}));
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), UnitAttr::get(ctx));
+  func.setKnownBlockSizeAttr(
+      DenseI32ArrayAttr::get(ctx, {int32_t(blockN), 1, 1}));
+  Block &entry = func.getBody().front();
+  ImplicitLocOpBuilder kb(op.getLoc(), ctx);
+  kb.setInsertionPointToStart(&entry);
+  gpu::ReturnOp::create(kb);
+  kb.setInsertionPointToStart(&entry);
+  ScalarEmitter ke{kb};
+  Value kBuf = entry.getArgument(0), out = entry.getArgument(1);
+  Value kvHeads = entry.getArgument(3), kvLen = entry.getArgument(4);
+  Value j = ke.addI(ke.mulI(gpu::BlockIdOp::create(kb, gpu::Dimension::x),
+                            ke.index(blockN)),
+                    gpu::ThreadIdOp::create(kb, gpu::Dimension::x));
+  Value head = ke.addI(
+      ke.mulI(gpu::BlockIdOp::create(kb, gpu::Dimension::z), kvHeads),
+      gpu::BlockIdOp::create(kb, gpu::Dimension::y));
+  Value padded = ke.mulI(
+      ke.divI(ke.addI(kvLen, ke.index(blockN - 1)), ke.index(blockN)),
+      ke.index(blockN));
+  Value inRange = ke.cmpI(arith::CmpIPredicate::slt, j, kvLen);
+  // Rows past Sk (the padding) get 0 from a clamped, valid row.
+  Value row = ke.addI(ke.mulI(head, kvLen),
+                      ke.minI(j, ke.subI(kvLen, ke.index(1))));
+  Value sum = ke.forLoop(
+      ke.index(0), ke.index(dqk / 8), {ke.f32(0.0)},
+      [&](Value c, ValueRange a) -> SmallVector<Value> {
+        Value at = ke.addI(ke.mulI(row, ke.index(dqk)),
+                           ke.mulI(c, ke.index(8)));
+        Value v = vector::LoadOp::create(kb, VectorType::get({8}, elt), kBuf,
+                                         ValueRange{at}, false,
+                                         llvm::MaybeAlign(16));
+        Value f = arith::ExtFOp::create(
+            kb, VectorType::get({8}, f32Type), v);
+        Value sq = arith::MulFOp::create(kb, f, f);
+        return {ke.add(a[0], vector::ReductionOp::create(
+                                 kb, vector::CombiningKind::ADD, sq))};
+      })[0];
+  Value norm = ke.select(inRange, ke.mul(ke.f32(factor), sum), ke.f32(0.0));
+  memref::StoreOp::create(kb, norm, out,
+                          ValueRange{ke.addI(ke.mulI(head, padded), j)});
+  auto i64Attr = [&](int64_t v) { return kb.getI64IntegerAttr(v); };
+  SmallVector<NamedAttribute> launch = {
+      {str("kernel"), str(fnName)},
+      {str("args"), ArrayAttr::get(ctx, argDocs)},
+      {str("block"), kb.getI64ArrayAttr({blockN, 1, 1})},
+      {str("grid"), kb.getStrArrayAttr({"ceildiv(Sk, block_n)", "Hkv", "B"})},
+      {str("block_n"), i64Attr(blockN)},
+      {str("shared_memory_bytes"), i64Attr(0)},
   };
   return DictionaryAttr::get(ctx, launch);
 }
