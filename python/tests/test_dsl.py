@@ -555,4 +555,5 @@ def test_spec_and_signature_errors():
 def test_dsl_variant_compiles_for_gpu(attn_opt, tmp_path, var, captures):
     path = compiler.compile(var, head_dim=64, captures=captures,
                             cache=tmp_path)
-    assert "mma.sync" in (path / "attn.ptx").read_text()
+    # sm_90a and head dim 64: the warpgroup (wgmma) kernel.
+    assert "wgmma.mma_async.sync.aligned" in (path / "attn.ptx").read_text()

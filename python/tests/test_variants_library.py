@@ -14,7 +14,7 @@ For every library variant:
   from ``attn_mlir.regions`` (for ALiBi and soft-capping also from a
   handwritten numpy formula);
 * it compiles to a GPU bundle (``attn-opt --attn-to-nvvm``, PTX with
-  ``mma.sync``), or the compiler refuses it with a diagnostic when the
+  ``wgmma.mma_async`` on sm_90a), or the compiler refuses it with a diagnostic when the
   tensor-core kernel does not support it (feature maps).
 
 Tolerances as in test_cpu_lowerings.py (f32: 1e-5 relative).
@@ -332,12 +332,14 @@ def test_gpu_ptx(gpu_builds, name):
         return
     assert err is None, err and err.diagnostics
     ptx = (path / "attn.ptx").read_text()
-    assert "mma.sync" in ptx
+    # sm_90a, head dim 64: the warpgroup kernel (wgmma.mma_async).
+    assert "wgmma.mma_async.sync.aligned" in ptx
     assert (path / "attn.cubin").stat().st_size > 0
     desc = json.loads((path / "attn.json").read_text())
     assert desc["format"] == "attn-bundle-v1"
     (kernel,) = desc["kernels"]
     assert kernel["dtype"] == "bf16" and kernel["head_dim_qk"] == 64
+    assert kernel["mma"] == "wgmma" and kernel["block"] == [256, 1, 1]
     names = [a["name"] for a in kernel["args"]]
     v = variants.load(name)
     assert ("sink_logits" in names) == bool(v.sink_logits)

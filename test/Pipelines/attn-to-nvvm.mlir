@@ -1,13 +1,20 @@
-// RUN: rm -rf %t && mkdir -p %t
+// RUN: rm -rf %t && mkdir -p %t/sync %t/sm80
 // RUN: attn-opt %s --attn-to-nvvm="chip=sm_90a bundle-dir=%t toolkit=%cuda_toolkit" | FileCheck %s
 // RUN: FileCheck %s --check-prefix=PTX < %t/attn.ptx
 // RUN: FileCheck %s --check-prefix=JSON < %t/attn.json
 // RUN: %ptxas -v -arch=sm_90a %t/attn.ptx -o %t/check.cubin 2>&1 | FileCheck %s --check-prefix=PTXAS
 // RUN: %ptxas -v -arch=sm_90a %t/attn.ptx -o %t/check.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
-// RUN: attn-opt %s --attn-to-nvvm="chip=sm_80 toolkit=%cuda_toolkit" | FileCheck %s --check-prefix=SM80
+// RUN: attn-opt %s --attn-to-nvvm="chip=sm_90a mma=sync bundle-dir=%t/sync toolkit=%cuda_toolkit" -o /dev/null
+// RUN: FileCheck %s --check-prefix=SYNC < %t/sync/attn.ptx
+// RUN: FileCheck %s --check-prefix=SYNCJSON < %t/sync/attn.json
+// RUN: %ptxas -v -arch=sm_90a %t/sync/attn.ptx -o %t/check.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
+// RUN: attn-opt %s --attn-to-nvvm="chip=sm_80 bundle-dir=%t/sm80 toolkit=%cuda_toolkit" | FileCheck %s --check-prefix=SM80
+// RUN: FileCheck %s --check-prefix=SYNC < %t/sm80/attn.ptx
 
 // attn-to-nvvm ends in a gpu.binary holding the cubin; with bundle-dir it
 // also writes the bundle. Variants referenced by symbol are instantiated.
+// On sm_90a (mma=auto) head dims that are multiples of 64 get the wgmma
+// kernel; mma=sync and sm_80 get the mma.sync kernel.
 
 attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #attn.sliding_window<left = 255>]
 
@@ -16,26 +23,58 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // CHECK: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">{{.+}}bin = "\7FELF
 // SM80: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_80"
 
+// The wgmma kernel: cp.async into swizzled tiles published to the async
+// proxy, S = Q.K^T from shared memory (m64n128: 128-key tiles), P.V with P
+// from registers (m64n64 at Dv = 64), one MUFU op per exponential.
 // PTX: .target sm_90a
 // PTX-DAG: .entry streaming_d64(
 // PTX-DAG: .entry softcap_d64(
 // PTX-DAG: .entry distance_d64(
 // PTX-DAG: cp.async.cg.shared.global
-// PTX-DAG: ldmatrix.sync.aligned.m8n8.x4.shared.b16
-// PTX-DAG: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
-// PTX-DAG: ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16
-// PTX-DAG: ex2.approx
+// PTX-DAG: fence.proxy.async.shared::cta
+// PTX-DAG: wgmma.fence.sync.aligned
+// PTX-DAG: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.+}}, {{%rd[0-9]+}}, {{%rd[0-9]+}}, p, 1, 1, 0, 0;
+// PTX-DAG: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.+}}, {{{%r[0-9]+}}, {{%r[0-9]+}}, {{%r[0-9]+}}, {{%r[0-9]+}}}, {{%rd[0-9]+}}, p, 1, 1, 1;
+// PTX-DAG: wgmma.commit_group.sync.aligned
+// PTX-DAG: wgmma.wait_group.sync.aligned 0
+// PTX-DAG: ex2.approx.ftz.f32
 // PTX-DAG: rcp.approx
 // PTX-DAG: cvt.rn.bf16x2.f32
 // PTX-DAG: vote.sync.any.pred
+// PTX-NOT: mma.sync
 
+// SYNC-DAG: cp.async.cg.shared.global
+// SYNC-DAG: ldmatrix.sync.aligned.m8n8.x4.shared.b16
+// SYNC-DAG: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// SYNC-DAG: ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16
+// SYNC-DAG: ex2.approx.ftz.f32
+// SYNC-DAG: cvt.rn.bf16x2.f32
+// SYNC-DAG: vote.sync.any.pred
+// SYNC-NOT: wgmma
+
+// Two warpgroups of 64 rows, 128-key tiles, a 2-stage ring:
+// 16 KiB of Q + 2 x (16 KiB K + 16 KiB V).
 // JSON: "cubin": "attn.cubin"
 // JSON: "format": "attn-bundle-v1"
-// JSON: "kernel": "streaming_d64"
-// JSON: "shared_memory_bytes": 73728
-// JSON: "variant": "streaming"
+// JSON: "block": [
+// JSON-NEXT: 256,
+// JSON: "block_m": 128,
+// JSON-NEXT: "block_n": 128,
+// JSON: "kernel": "streaming_d64",
+// JSON-NEXT: "mma": "wgmma",
+// JSON-NEXT: "shared_memory_bytes": 81920,
+// JSON-NEXT: "stages": 2,
+// JSON-NEXT: "variant": "streaming"
 
-// The default configurations at head dim 64 spill nothing.
+// SYNCJSON: "block": [
+// SYNCJSON-NEXT: 128,
+// SYNCJSON: "kernel": "streaming_d64",
+// SYNCJSON-NEXT: "mma": "mma.sync",
+// SYNCJSON-NEXT: "shared_memory_bytes": 73728,
+// SYNCJSON-NEXT: "stages": 3,
+
+// The default configurations at head dim 64 spill nothing, with either
+// instruction set.
 // PTXAS-DAG: Compiling entry function 'streaming_d64' for 'sm_90a'
 // PTXAS-DAG: Compiling entry function 'softcap_d64' for 'sm_90a'
 // SPILL-COUNT-3: 0 bytes spill stores, 0 bytes spill loads

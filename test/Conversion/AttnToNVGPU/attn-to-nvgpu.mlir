@@ -4,7 +4,7 @@
 
 // W8: block = [256, 1, 1]{{.*}}block_m = 256 : i64, block_n = 16 : i64
 // W8: nvvm.cp.async.wait.group 0
-// BADOPT: attn-to-nvgpu: m-tiles must be 0, 1 or 2, kv-tile 0 or a multiple of 16 up to 128, warps 1, 2, 4 or 8, and stages 2 to 4
+// BADOPT: attn-to-nvgpu: m-tiles must be 0, 1 or 2, kv-tile 0 or a multiple of 16 up to 128, warps 0, 1, 2, 4 or 8, stages 0 or 2 to 4, and mma sync, wgmma or auto
 
 // One kernel per attention op, named after its function, in
 // gpu.module @attn_kernels; the host function is gone and the launch
@@ -27,9 +27,9 @@
 // CHECK: gpu.barrier
 // CHECK: nvgpu.ldmatrix {{.+}} {numTiles = 4 : i32, transpose = false}
 // CHECK: nvvm.mma.sync {{.+}} multiplicandAPtxType = #nvvm.mma_type<bf16>{{.+}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
-// Row statistics over the quad; exp2 online softmax.
+// Row statistics over the quad; exp2 online softmax on the MUFU unit.
 // CHECK: gpu.shuffle xor
-// CHECK: math.exp2
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
 // P.V with V fragments loaded transposed.
 // CHECK: nvgpu.ldmatrix {{.+}} {numTiles = 4 : i32, transpose = true}
 // CHECK: nvvm.mma.sync

@@ -1,0 +1,75 @@
+// RUN: attn-opt %s --split-input-file --attn-to-nvgpu="mma=wgmma" --verify-diagnostics | FileCheck %s
+// RUN: attn-opt %s --split-input-file --attn-to-nvgpu="mma=auto" 2>&1 | FileCheck %s --check-prefix=AUTO
+// RUN: not attn-opt %s --split-input-file --attn-to-nvgpu="mma=wgmma warps=2" 2>&1 | FileCheck %s --check-prefix=WARPS
+// RUN: not attn-opt %s --split-input-file --attn-to-nvgpu="mma=wgmma m-tiles=2" 2>&1 | FileCheck %s --check-prefix=MTILES
+// RUN: not attn-opt %s --split-input-file --attn-to-nvgpu="mma=tcgen05" 2>&1 | FileCheck %s --check-prefix=BADMMA
+
+// The Hopper kernel: two warpgroups of 64 query rows (256 threads), 128-key
+// tiles in a 2-stage ring of swizzled tiles (no row padding: 32 KiB of Q and
+// 2 x 64 KiB of K and V at head dim 128).
+// CHECK: block = [256, 1, 1]{{.*}}block_m = 128 : i64, block_n = 128 : i64{{.*}}kernel = "softmax_d128", mma = "wgmma", shared_memory_bytes = 163840 : i64, stages = 2 : i64
+// CHECK: gpu.func @softmax_d128
+// CHECK-SAME: known_block_size = array<i32: 256, 1, 1>
+// The wgmma descriptors hold the shared-window address of the tiles.
+// CHECK: memref.extract_aligned_pointer_as_index
+// cp.async lands in 64-column panels with the 128-byte XOR swizzle.
+// CHECK: arith.xori
+// CHECK: nvgpu.device_async_copy {{.+}} : memref<?xbf16, 1> to memref<1x2x128x64xbf16, #gpu.address_space<workgroup>>
+// The copies are published to the async proxy before the barrier.
+// CHECK: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+// CHECK-NEXT: gpu.barrier
+// S = Q.K^T: 8 k-steps of m64n128k16 from shared memory, K-major operands.
+// CHECK: scf.for
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK: nvvm.wgmma.mma_async {{.+}}, <m = 64, n = 128, k = 16>, D[<f32>, <zero>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK-COUNT-7: nvvm.wgmma.mma_async {{.+}}, <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// The accumulators are pinned after the wait.
+// CHECK: llvm.inline_asm has_side_effects asm_dialect = att "", "=f,
+// CHECK: llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"
+// P.V: P from registers (register-A wgmma, V N-major: transposed B).
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK-COUNT-8: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.+}}p, 1, 1, 1;
+// CHECK: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: vector.store
+// AUTO: kernel = "softmax_d128", mma = "wgmma"
+func.func @softmax_d128(%q: tensor<?x?x?x128xbf16>, %k: tensor<?x?x?x128xbf16>, %v: tensor<?x?x?x128xbf16>) -> tensor<?x?x?x128xbf16> {
+  %o = attn.attention %q, %k, %v
+      : tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16> -> tensor<?x?x?x128xbf16>
+  return %o : tensor<?x?x?x128xbf16>
+}
+
+// WARPS: error: 'attn.attention' op cannot use wgmma (mma=wgmma): warps=2 (wgmma needs whole warpgroups: 4 or 8)
+// MTILES: error: 'attn.attention' op cannot use wgmma (mma=wgmma): m-tiles=2 (a wgmma warp owns one 16-row m-tile)
+// BADMMA: attn-to-nvgpu: m-tiles must be 0, 1 or 2, {{.+}} and mma sync, wgmma or auto
+
+// -----
+
+// RBF: a prologue kernel computes gamma * log2(e) * |k|^2 once per key into
+// a buffer padded to whole KV tiles; the main kernel takes it as
+// `key_norms` and copies a tile's norms with the K tile.
+// CHECK: kernel = "rbf_d64"{{.*}}prologue = {{{.*}}block = [128, 1, 1]{{.*}}kernel = "rbf_d64_key_norms"
+// CHECK: gpu.func @rbf_d64({{.+}}, %[[NORMS:.+]]: memref<?xf32, 1>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel
+// CHECK: nvgpu.device_async_copy %[[NORMS]]
+// CHECK: gpu.func @rbf_d64_key_norms(%{{.+}}: memref<?xbf16, 1>, %[[OUT:.+]]: memref<?xf32, 1>, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index) kernel
+// CHECK: vector.load {{.+}} : memref<?xbf16, 1>, vector<8xbf16>
+// CHECK: memref.store {{.+}}, %[[OUT]]
+// AUTO: kernel = "rbf_d64"{{.*}}mma = "wgmma"
+func.func @rbf_d64(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v: tensor<?x?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {
+  %o = attn.attention %q, %k, %v score<rbf>
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16> -> tensor<?x?x?x64xbf16>
+  return %o : tensor<?x?x?x64xbf16>
+}
+
+// -----
+
+// Head dims that are not multiples of 64: mma=wgmma refuses, mma=auto falls
+// back to mma.sync.
+// AUTO: kernel = "d80", mma = "mma.sync"
+func.func @d80(%q: tensor<?x?x?x80xbf16>, %k: tensor<?x?x?x80xbf16>, %v: tensor<?x?x?x80xbf16>) -> tensor<?x?x?x80xbf16> {
+  // expected-error @+1 {{cannot use wgmma (mma=wgmma): head dims 80 and 80 (the swizzled wgmma tiles take multiples of 64)}}
+  %o = attn.attention %q, %k, %v
+      : tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16> -> tensor<?x?x?x80xbf16>
+  return %o : tensor<?x?x?x80xbf16>
+}
