@@ -78,6 +78,7 @@ void mlir::attn::buildAttnToNVVMPipeline(OpPassManager &pm,
   kernel.kvTile = options.kvTile;
   kernel.warps = options.warps;
   kernel.stages = options.stages;
+  kernel.pipeline = options.pipeline;
   // wgmma is Hopper's (sm_90a); elsewhere `auto` means mma.sync.
   kernel.mma = options.mma == "auto" && options.chip != "sm_90a"
                    ? std::string("sync")

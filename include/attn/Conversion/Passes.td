@@ -95,12 +95,16 @@ def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
            "wgmma); the q-tile is 16 * m-tiles * warps rows">,
     Option<"stages", "stages", "int64_t", /*default=*/"0",
            "Depth of the K/V shared-memory ring (2 to 4; 0: 3, or 2 with "
-           "wgmma)">,
+           "wgmma unpipelined)">,
     Option<"mma", "mma", "std::string", /*default=*/"\"sync\"",
            "Tensor-core instructions: `sync` (mma.sync, sm_80 and later), "
            "`wgmma` (Hopper's warpgroup wgmma.mma_async, sm_90a; head dims "
            "must be multiples of 64) or `auto` (wgmma wherever the op "
            "allows it, else mma.sync)">,
+    Option<"pipeline", "pipeline", "bool", /*default=*/"false",
+           "wgmma: software-pipeline the KV loop (S of the next tile on the "
+           "tensor cores while the warps compute the weights of this one; "
+           "needs stages >= 3)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::gpu::GPUDialect",

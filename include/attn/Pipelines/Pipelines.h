@@ -73,6 +73,10 @@ struct AttnToNVVMOptions : public PassPipelineOptions<AttnToNVVMOptions> {
                      "or auto (auto: wgmma where the op allows it on "
                      "sm_90a, else mma.sync)"),
       llvm::cl::init("auto")};
+  PassOptions::Option<bool> pipeline{
+      *this, "pipeline",
+      llvm::cl::desc("attn-to-nvgpu: software-pipelined wgmma loop"),
+      llvm::cl::init(false)};
 };
 
 /// attn-to-nvvm: from attn.attention on tensors (variants may be referenced)

@@ -64,6 +64,8 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr int64_t kPad = 8;       ///< Elements of padding per smem row.
 constexpr unsigned kSharedSpace = 3;
 constexpr unsigned kGlobalSpace = 1;
+/// Dynamic shared memory a CTA may use on sm_90 (227 KiB).
+constexpr int64_t kMaxSharedBytes = 232448;
 
 /// Why an op cannot be compiled for the GPU yet, or nullopt.
 std::optional<std::string> unsupportedReason(AttentionOp op) {
@@ -131,7 +133,9 @@ std::optional<std::string> unsupportedReason(AttentionOp op) {
 /// takes, or nullopt.
 std::optional<std::string> wgmmaUnsupportedReason(AttentionOp op,
                                                   int64_t mTiles,
-                                                  int64_t warps) {
+                                                  int64_t warps,
+                                                  int64_t stages,
+                                                  bool pipeline) {
   int64_t dqk = op.getQuery().getType().getDimSize(3);
   int64_t dv = op.getValue().getType().getDimSize(3);
   if (dqk % 64 || dv % 64)
@@ -142,6 +146,9 @@ std::optional<std::string> wgmmaUnsupportedReason(AttentionOp op,
   if (warps != 0 && warps != 4 && warps != 8)
     return "warps=" + std::to_string(warps) +
            " (wgmma needs whole warpgroups: 4 or 8)";
+  if (stages == 2 && pipeline)
+    return std::string("stages=2 with pipeline (the pipelined wgmma loop "
+                       "prefetches two tiles ahead: 3 or 4)");
   return std::nullopt;
 }
 
@@ -150,10 +157,11 @@ class KernelBuilder {
 public:
   KernelBuilder(AttentionOp op, gpu::GPUModuleOp gpuModule, StringRef name,
                 int64_t mTilesOption, int64_t blockNOption, int64_t warps,
-                int64_t stages, bool wgmma)
+                int64_t stages, bool wgmma, bool pipelined)
       : op(op), gpuModule(gpuModule), name(name.str()),
         mTilesOption(mTilesOption), blockNOption(blockNOption), warps(warps),
-        threads(32 * warps), stages(stages), wgmma(wgmma) {}
+        threads(32 * warps), stages(stages), wgmma(wgmma),
+        pipelined(pipelined) {}
 
   /// Creates the gpu.func; returns the launch description.
   DictionaryAttr build();
@@ -163,11 +171,11 @@ private:
   Value idx(int64_t v) { return e->index(v); }
   Value f32(double v) { return e->f32(v); }
   Value shuffleXor(Value x, int32_t offset);
-  /// 16-byte cp.async of `count` rows x `dim` elements from global `src`
-  /// (row r at element offset rowBase(r)) into smem `dst[stage]`.
+  /// 16-byte cp.async of `tileRows` rows x `dim` elements from global
+  /// `src` (row r at element offset firstRow + r * dim; rows from
+  /// `validRows` on zero-filled) into smem `dst[stage]`.
   void asyncCopyTile(Value src, Value dst, Value stage, int64_t tileRows,
-                     int64_t dim, function_ref<Value(Value row)> rowOffset,
-                     Value validRows);
+                     int64_t dim, Value firstRow, Value validRows);
   /// The RBF prologue kernel `<name>_key_norms`: factor * |k_j|^2 of every
   /// key into a [B * Hkv, ceil(Sk / blockN) * blockN] f32 buffer, once per
   /// key instead of once per (q-tile, key). Returns its launch description.
@@ -192,8 +200,10 @@ private:
   Value descriptor(Value offset, int64_t leadingBytes, int64_t strideBytes);
   /// The f32 values of an accumulator struct.
   SmallVector<Value> unpack(Value accStruct);
-  /// Pins `values` after everything before it: the registers of an async
-  /// wgmma are only read after its wait (an empty asm statement).
+  /// Pins `values` (f32, i32, i64 or vector<2xf16>) at this point of the
+  /// program with an empty asm statement: the registers of an async wgmma
+  /// are read only after its wait, its inputs are all defined before its
+  /// fence, and inputs it reads asynchronously stay live up to the wait.
   SmallVector<Value> fenceRegisters(ArrayRef<Value> values);
   /// D += A.B with A (64 x 16) in registers (4 i32 per thread, the
   /// m16n8k16 A layout per warp) and B (16 x n) in shared memory: the
@@ -210,6 +220,7 @@ private:
   int64_t stages;  ///< Depth of the K/V shared-memory ring (prefetch
                    ///< distance stages - 1).
   bool wgmma;      ///< Warpgroup wgmma (sm_90a) instead of mma.sync.
+  bool pipelined;  ///< wgmma: S(u+1) overlapped with the weights of u.
   Value smemAddress; ///< i64 shared-window address of dynamic smem (wgmma).
   std::unique_ptr<ImplicitLocOpBuilder> b;
   std::unique_ptr<ScalarEmitter> e;
@@ -296,20 +307,39 @@ SmallVector<Value> KernelBuilder::unpack(Value accStruct) {
 }
 
 SmallVector<Value> KernelBuilder::fenceRegisters(ArrayRef<Value> values) {
-  Type f = b->getF32Type();
-  auto st = LLVM::LLVMStructType::getLiteral(
-      b->getContext(), SmallVector<Type>(values.size(), f));
-  std::string constraints;
-  for (size_t i = 0; i < values.size(); ++i)
-    constraints += "=f,";
-  for (size_t i = 0; i < values.size(); ++i)
-    constraints += std::to_string(i) + (i + 1 < values.size() ? "," : "");
+  // f32 ("f"), i32 ("r") and i64 ("l") registers; f16 pairs travel as i32.
+  auto i32 = b->getI32Type();
+  SmallVector<Value> regs;
+  SmallVector<Type> types;
+  std::string outs, ins;
+  for (auto [n, value] : llvm::enumerate(values)) {
+    Value v = value;
+    if (isa<VectorType>(v.getType()))
+      v = vector::ExtractOp::create(
+          *b, vector::BitCastOp::create(*b, VectorType::get({1}, i32), v),
+          ArrayRef<int64_t>{0});
+    regs.push_back(v);
+    types.push_back(v.getType());
+    std::string c = v.getType().isF32() ? "f" : v.getType().isInteger(64)
+                                                    ? "l"
+                                                    : "r";
+    outs += (n ? ",=" : "=") + c;
+    ins += "," + std::to_string(n);
+  }
+  auto st = LLVM::LLVMStructType::getLiteral(b->getContext(), types);
   auto asmOp = LLVM::InlineAsmOp::create(
-      *b, st, values, "", constraints, /*has_side_effects=*/true,
+      *b, st, regs, "", outs + ins, /*has_side_effects=*/true,
       /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
       LLVM::AsmDialectAttr::get(b->getContext(), LLVM::AsmDialect::AD_ATT),
       ArrayAttr());
-  return unpack(asmOp.getResult(0));
+  SmallVector<Value> out = unpack(asmOp.getResult(0));
+  for (auto [n, v] : llvm::enumerate(values))
+    if (isa<VectorType>(v.getType()))
+      out[n] = vector::BitCastOp::create(
+          *b, v.getType(),
+          vector::FromElementsOp::create(*b, VectorType::get({1}, i32),
+                                         ValueRange{out[n]}));
+  return out;
 }
 
 SmallVector<Value> KernelBuilder::wgmmaRegisterA(ArrayRef<Value> acc,
@@ -387,40 +417,61 @@ SmallVector<Value> KernelBuilder::mma(ArrayRef<Value> a, ArrayRef<Value> bb,
 
 void KernelBuilder::asyncCopyTile(Value src, Value dst, Value stage,
                                   int64_t tileRows, int64_t dim,
-                                  function_ref<Value(Value row)> rowOffset,
-                                  Value validRows) {
+                                  Value firstRow, Value validRows) {
   int64_t chunksPerRow = dim / 8;
   int64_t total = tileRows * chunksPerRow;
   Value tid = gpu::ThreadIdOp::create(*b, gpu::Dimension::x);
-  for (int64_t first = 0; first < total; first += threads) {
-    Value c = e->addI(tid, idx(first));
-    auto copy = [&]() {
-      Value row = e->divI(c, idx(chunksPerRow));
-      Value col = e->mulI(e->remI(c, idx(chunksPerRow)), idx(8));
-      Value valid = e->cmpI(arith::CmpIPredicate::slt, row, validRows);
-      // Rows past the end read nothing (zero fill) from a clamped address.
-      Value srcRow = e->select(valid, row, idx(0));
-      Value srcIndex = e->addI(rowOffset(srcRow), col);
-      Value srcElements = e->select(valid, idx(8), idx(0));
-      nvgpu::DeviceAsyncCopyOp::create(
-          *b, nvgpu::DeviceAsyncTokenType::get(b->getContext()), dst,
-          smemIndex(stage, row, col), src, ValueRange{srcIndex},
-          b->getIndexAttr(8), srcElements, /*bypassL1=*/b->getUnitAttr());
-    };
-    if (first + threads <= total) {
-      copy();
-      continue;
+  // Every (row, col) a thread copies is fixed for the kernel (loop
+  // invariant); per tile only the source base moves. Whole tiles (the
+  // common case) copy without per-row checks.
+  auto copies = [&](bool whole) {
+    for (int64_t first = 0; first < total; first += threads) {
+      Value c = e->addI(tid, idx(first));
+      auto copy = [&]() {
+        Value row = e->divI(c, idx(chunksPerRow));
+        Value col = e->mulI(e->remI(c, idx(chunksPerRow)), idx(8));
+        Value offset = e->addI(e->mulI(row, idx(dim)), col);
+        Value srcElements;
+        if (!whole) {
+          // Rows past the end read nothing (zero fill) from a clamped
+          // address.
+          Value valid = e->cmpI(arith::CmpIPredicate::slt, row, validRows);
+          offset = e->select(valid, offset, idx(0));
+          srcElements = e->select(valid, idx(8), idx(0));
+        }
+        nvgpu::DeviceAsyncCopyOp::create(
+            *b, nvgpu::DeviceAsyncTokenType::get(b->getContext()), dst,
+            smemIndex(stage, row, col), src,
+            ValueRange{e->addI(firstRow, offset)}, b->getIndexAttr(8),
+            srcElements, /*bypassL1=*/b->getUnitAttr());
+      };
+      if (first + threads <= total) {
+        copy();
+        continue;
+      }
+      // The last round: only the threads with a chunk left copy.
+      scf::IfOp::create(*b,
+                        e->cmpI(arith::CmpIPredicate::slt, c, idx(total)),
+                        [&](OpBuilder &nb, Location) {
+                          OpBuilder::InsertionGuard guard(*b);
+                          b->setInsertionPoint(nb.getInsertionBlock(),
+                                               nb.getInsertionPoint());
+                          copy();
+                          scf::YieldOp::create(*b);
+                        });
     }
-    // The last round: only the threads with a chunk left copy.
-    scf::IfOp::create(*b, e->cmpI(arith::CmpIPredicate::slt, c, idx(total)),
-                      [&](OpBuilder &nb, Location) {
-                        OpBuilder::InsertionGuard guard(*b);
-                        b->setInsertionPoint(nb.getInsertionBlock(),
-                                             nb.getInsertionPoint());
-                        copy();
-                        scf::YieldOp::create(*b);
-                      });
-  }
+  };
+  auto branch = [&](bool whole) {
+    return [&, whole](OpBuilder &nb, Location) {
+      OpBuilder::InsertionGuard guard(*b);
+      b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+      copies(whole);
+      scf::YieldOp::create(*b);
+    };
+  };
+  scf::IfOp::create(
+      *b, e->cmpI(arith::CmpIPredicate::eq, validRows, idx(tileRows)),
+      branch(true), branch(false));
 }
 
 DictionaryAttr KernelBuilder::build() {
@@ -619,11 +670,19 @@ DictionaryAttr KernelBuilder::build() {
   // With wgmma a warpgroup owns 64 rows (16 per warp, one m-tile) and the
   // accumulators are spread over 128 threads: KV tiles of 128 keys fit.
   const int64_t mTiles = wgmma ? 1 : (mTilesOption > 0 ? mTilesOption : 2);
-  const int64_t blockN =
-      blockNOption > 0 ? blockNOption
-      : wgmma          ? (std::max(dqk, dv) <= 128 ? 128 : 64)
-                       : (std::max(dqk, dv) <= 64 ? 64 : 32);
   const int64_t blockM = 16 * mTiles * warps;
+  // wgmma: the largest KV tile (up to 128) whose ring fits in shared memory.
+  auto wgmmaBlockN = [&]() {
+    int64_t n = 128;
+    while (n > 16 && blockM * dqk * 2 + stages * n * (dqk + dv) * 2 +
+                             stages * n * 4 >
+                         kMaxSharedBytes)
+      n /= 2;
+    return n;
+  };
+  const int64_t blockN = blockNOption > 0 ? blockNOption
+                         : wgmma          ? wgmmaBlockN()
+                                 : (std::max(dqk, dv) <= 64 ? 64 : 32);
   const int64_t nTiles = blockN / 8;
   const int64_t dTiles = dv / 8;
   const int64_t rowsPerThread = 2 * mTiles; // rows g and g + 8 per m-tile
@@ -637,6 +696,14 @@ DictionaryAttr KernelBuilder::build() {
   int64_t vBytes = stages * vStageBytes;
   int64_t normBytes = rbf ? stages * blockN * 4 : 0;
   int64_t smemBytes = qBytes + kBytes + vBytes + normBytes;
+  if (smemBytes > kMaxSharedBytes) {
+    op.emitOpError() << "needs " << smemBytes
+                     << " bytes of shared memory with kv-tile=" << blockN
+                     << " and stages=" << stages << " (at most "
+                     << kMaxSharedBytes << "): use a smaller kv-tile or "
+                     << "fewer stages";
+    return DictionaryAttr();
+  }
   auto smemSpace = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
   Value smem = gpu::DynamicSharedMemoryOp::create(
       *b, MemRefType::get({ShapedType::kDynamic}, b->getI8Type(),
@@ -693,10 +760,8 @@ DictionaryAttr KernelBuilder::build() {
 
   // Prologue: Q and the first K/V tiles in flight.
   Value stage0 = idx(0);
-  asyncCopyTile(
-      qBuf, qSmem, stage0, blockM, dqk,
-      [&](Value r) { return e->mulI(e->addI(qRowBase, e->addI(i0, r)), idx(dqk)); },
-      e->subI(i1, i0));
+  asyncCopyTile(qBuf, qSmem, stage0, blockM, dqk,
+                e->mulI(e->addI(qRowBase, i0), idx(dqk)), e->subI(i1, i0));
   NVVM::CpAsyncCommitGroupOp::create(*b);
 
   // The KV tiles to visit: [sink tiles] ++ [main tiles], as one index u.
@@ -725,18 +790,11 @@ DictionaryAttr KernelBuilder::build() {
     auto loadRegular = [&]() {
       Value j0 = e->mulI(tileOf(u), tn);
       Value rows = e->maxI(e->minI(e->subI(kvLen, j0), tn), idx(0));
-      asyncCopyTile(
-          kBuf, kSmem, stage, blockN, dqk,
-          [&](Value r) {
-            return e->mulI(e->addI(kvRowBase, e->addI(j0, r)), idx(dqk));
-          },
-          rows);
-      asyncCopyTile(
-          vBuf, vSmem, stage, blockN, dv,
-          [&](Value r) {
-            return e->mulI(e->addI(kvRowBase, e->addI(j0, r)), idx(dv));
-          },
-          rows);
+      Value firstKey = e->addI(kvRowBase, j0);
+      asyncCopyTile(kBuf, kSmem, stage, blockN, dqk,
+                    e->mulI(firstKey, idx(dqk)), rows);
+      asyncCopyTile(vBuf, vSmem, stage, blockN, dv,
+                    e->mulI(firstKey, idx(dv)), rows);
       if (rbf) {
         // The tile's key norms: blockN floats, 16 bytes per thread, from
         // the prologue's buffer (rows padded to whole tiles: always in
@@ -772,14 +830,10 @@ DictionaryAttr KernelBuilder::build() {
           b->setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
           Value rows = e->minI(numSinkRows, tn);
           Value base = e->mulI(hk, numSinkRows);
-          asyncCopyTile(
-              sinkKeyBuf, kSmem, stage, blockN, dqk,
-              [&](Value r) { return e->mulI(e->addI(base, r), idx(dqk)); },
-              rows);
-          asyncCopyTile(
-              sinkValueBuf, vSmem, stage, blockN, dv,
-              [&](Value r) { return e->mulI(e->addI(base, r), idx(dv)); },
-              rows);
+          asyncCopyTile(sinkKeyBuf, kSmem, stage, blockN, dqk,
+                        e->mulI(base, idx(dqk)), rows);
+          asyncCopyTile(sinkValueBuf, vSmem, stage, blockN, dv,
+                        e->mulI(base, idx(dv)), rows);
           scf::YieldOp::create(*b);
         },
         [&](OpBuilder &nb, Location) {
@@ -814,8 +868,10 @@ DictionaryAttr KernelBuilder::build() {
           NVVM::SharedSpaceAttr::get(ctx, NVVM::SharedSpace::shared_cta));
     gpu::BarrierOp::create(*b);
   };
-  // Q is the oldest group.
-  NVVM::CpAsyncWaitGroupOp::create(*b, stages - 1);
+  // Q is the oldest group (the pipelined wgmma loop also needs the first
+  // KV tile).
+  NVVM::CpAsyncWaitGroupOp::create(*b,
+                                   pipelined ? stages - 2 : stages - 1);
   publishCopies();
 
   // Q fragments: resident in registers with one m-tile per warp; with two,
@@ -921,14 +977,24 @@ DictionaryAttr KernelBuilder::build() {
 
   enum class Mode { SinkRows, Full, Masked };
   // One KV tile in one mode: returns the new state.
-  auto processTile = [&](ValueRange cur, Value u, Value stage,
-                         Mode mode) -> SmallVector<Value> {
-    Value j0 = mode == Mode::SinkRows ? idx(0) : e->mulI(tileOf(u), tn);
-    // RBF: gamma * |k|^2 of the tile's keys, via shared memory: four
-    // neighbouring lanes share a key, each summing a quarter of its
-    // elements, and combine with two shuffles. With wgmma this runs while
-    // the tensor cores compute S.
-    auto computeKeyNorms = [&]() {
+  // The pieces of one KV tile: S = Q.K^T, the weights P (scores, masks,
+  // normalization) with the new row statistics, the rescale of O, and
+  // O += P.V.
+  Type i64 = b->getI64Type();
+  auto bytes = [&](Value indexValue, int64_t scale, int64_t offset) {
+    Value v = arith::IndexCastOp::create(
+        *b, i64, e->addI(e->mulI(indexValue, idx(scale)), idx(offset)));
+    return v;
+  };
+  auto accType = [&](int64_t n) {
+    return LLVM::LLVMStructType::getLiteral(ctx,
+                                            SmallVector<Type>(n, f32Type));
+  };
+  // RBF: gamma * |k|^2 of the tile's keys, via shared memory: four
+  // neighbouring lanes share a key, each summing a quarter of its elements,
+  // and combine with two shuffles. Only for the learned sink rows: the
+  // regular keys' norms come from the prologue kernel.
+  auto computeKeyNorms = [&](Value stage) {
       for (int64_t first = 0; first < blockN; first += threads / 4) {
         Value key = e->addI(idx(first), e->divI(tid, idx(4)));
         // With more lanes than keys in the last round, the surplus lanes
@@ -976,66 +1042,12 @@ DictionaryAttr KernelBuilder::build() {
       }
       gpu::BarrierOp::create(*b);
     };
-    // The learned sink rows have no prologue norms: computed here.
-    bool normsHere = rbf && mode == Mode::SinkRows;
-    if (normsHere && !wgmma)
-      computeKeyNorms();
-    // S = Q K^T: s[(mi * nTiles + nt) * 4 + k]. One ldmatrix.x4 of K feeds
-    // two n-tiles (matrices (nt, k-lo), (nt, k-hi), (nt+1, k-lo),
-    // (nt+1, k-hi) from lanes 0-7, 8-15, 16-23, 24-31) for every m-tile.
+
+  // mma.sync: s[(mi * nTiles + nt) * 4 + k]. One ldmatrix.x4 of K feeds
+  // two n-tiles (matrices (nt, k-lo), (nt, k-hi), (nt+1, k-lo),
+  // (nt+1, k-hi) from lanes 0-7, 8-15, 16-23, 24-31) for every m-tile.
+  auto mmaSyncScores = [&](Value stage) {
     SmallVector<Value> s(mTiles * nTiles * 4, zero);
-    Type i64 = b->getI64Type();
-    auto bytes = [&](Value indexValue, int64_t scale, int64_t offset) {
-      Value v = arith::IndexCastOp::create(
-          *b, i64, e->addI(e->mulI(indexValue, idx(scale)), idx(offset)));
-      return v;
-    };
-    auto accType = [&](int64_t n) {
-      return LLVM::LLVMStructType::getLiteral(
-          ctx, SmallVector<Type>(n, f32Type));
-    };
-    if (wgmma) {
-      // S (64 x blockN per warpgroup) = Q.K^T: both operands K-major in
-      // swizzled shared memory; a k-step of 16 is 32 bytes into a 128-byte
-      // panel row. The accumulator layout per warp is the m16n8 C layout
-      // of n-tiles 0..nTiles-1, as with mma.sync.
-      Value wg = e->divI(warp, idx(4));
-      auto wgType = elt.isBF16() ? NVVM::WGMMATypes::bf16
-                                 : NVVM::WGMMATypes::f16;
-      auto typeAttr = NVVM::WGMMATypesAttr::get(ctx, wgType);
-      Value acc = LLVM::PoisonOp::create(*b, accType(nTiles * 4));
-      SmallVector<Value> descsA, descsB;
-      for (int64_t ks = 0; ks < dqk / 16; ++ks) {
-        int64_t panelOffset = (ks / 4), within = (ks % 4) * 32;
-        descsA.push_back(descriptor(
-            bytes(wg, 64 * 128, panelOffset * blockM * 128 + within), 16,
-            1024));
-        descsB.push_back(descriptor(
-            bytes(stage, kStageBytes,
-                  qBytes + panelOffset * blockN * 128 + within),
-            16, 1024));
-      }
-      NVVM::WgmmaFenceAlignedOp::create(*b);
-      for (int64_t ks = 0; ks < dqk / 16; ++ks) {
-        acc = NVVM::WgmmaMmaAsyncOp::create(
-            *b, acc.getType(), acc, descsA[ks], descsB[ks],
-            NVVM::MMAShapeAttr::get(ctx, 64, blockN, 16), typeAttr, typeAttr,
-            NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::f32),
-            NVVM::WGMMAScaleOutAttr::get(ctx, ks == 0
-                                                  ? NVVM::WGMMAScaleOut::zero
-                                                  : NVVM::WGMMAScaleOut::one),
-            NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
-            NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
-            NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
-            NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::col),
-            NVVM::MMAIntOverflowAttr());
-      }
-      NVVM::WgmmaGroupSyncAlignedOp::create(*b);
-      if (normsHere)
-        computeKeyNorms();
-      NVVM::WgmmaWaitGroupSyncOp::create(*b, 0);
-      s = fenceRegisters(unpack(acc));
-    }
     Value kRowInPair = e->addI(e->mulI(e->divI(lane, idx(16)), idx(8)),
                                e->remI(lane, idx(8)));
     Value kColHalf = e->mulI(e->remI(e->divI(lane, idx(8)), idx(2)), idx(8));
@@ -1057,6 +1069,73 @@ DictionaryAttr KernelBuilder::build() {
         }
       }
     }
+    return s;
+  };
+  // wgmma: issues S (no wait); the result is valid after the wait for its
+  // commit group.
+  // The operand registers of the wgmma chains in flight (descriptors, A
+  // fragments): kept live up to the wait that retires their chain, so that
+  // nothing reuses them while the tensor cores may still read them.
+  SmallVector<Value> inFlightS, inFlightPV;
+  auto issueScores = [&](Value stage) -> Value {
+    // S (64 x blockN per warpgroup) = Q.K^T: both operands K-major in
+    // swizzled shared memory; a k-step of 16 is 32 bytes into a 128-byte
+    // panel row. The accumulator layout per warp is the m16n8 C layout
+    // of n-tiles 0..nTiles-1, as with mma.sync.
+    Value wg = e->divI(warp, idx(4));
+    auto wgType = elt.isBF16() ? NVVM::WGMMATypes::bf16
+                               : NVVM::WGMMATypes::f16;
+    auto typeAttr = NVVM::WGMMATypesAttr::get(ctx, wgType);
+    // The first k-step ignores the accumulator (scale-d = 0); it still
+    // names registers, so they get a defined value (zeros) before the fence.
+    Value acc = LLVM::PoisonOp::create(*b, accType(nTiles * 4));
+    SmallVector<Value> zeros = fenceRegisters(SmallVector<Value>(nTiles * 4, zero));
+    for (auto [i, z] : llvm::enumerate(zeros))
+      acc = LLVM::InsertValueOp::create(*b, acc, z, i);
+    SmallVector<Value> descsA, descsB;
+    for (int64_t ks = 0; ks < dqk / 16; ++ks) {
+      int64_t panelOffset = (ks / 4), within = (ks % 4) * 32;
+      descsA.push_back(descriptor(
+          bytes(wg, 64 * 128, panelOffset * blockM * 128 + within), 16,
+          1024));
+      descsB.push_back(descriptor(
+          bytes(stage, kStageBytes,
+                qBytes + panelOffset * blockN * 128 + within),
+          16, 1024));
+    }
+    descsA = fenceRegisters(descsA);
+    descsB = fenceRegisters(descsB);
+    inFlightS.assign(descsA.begin(), descsA.end());
+    inFlightS.append(descsB.begin(), descsB.end());
+    NVVM::WgmmaFenceAlignedOp::create(*b);
+    for (int64_t ks = 0; ks < dqk / 16; ++ks) {
+      acc = NVVM::WgmmaMmaAsyncOp::create(
+          *b, acc.getType(), acc, descsA[ks], descsB[ks],
+          NVVM::MMAShapeAttr::get(ctx, 64, blockN, 16), typeAttr, typeAttr,
+          NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::f32),
+          NVVM::WGMMAScaleOutAttr::get(ctx, ks == 0
+                                                ? NVVM::WGMMAScaleOut::zero
+                                                : NVVM::WGMMAScaleOut::one),
+          NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
+          NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
+          NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
+          NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::col),
+          NVVM::MMAIntOverflowAttr());
+    }
+    NVVM::WgmmaGroupSyncAlignedOp::create(*b);
+    return acc;
+  };
+
+  struct Weights {
+    SmallVector<Value> p, nextM, nextL, alpha;
+    Value changed; ///< Some row of this lane has a new maximum.
+  };
+  auto weightsOf = [&](ArrayRef<Value> s, ArrayRef<Value> curM,
+                       ArrayRef<Value> curL, Value u, Value stage,
+                       Mode mode) -> Weights {
+    Value j0 = mode == Mode::SinkRows ? idx(0) : e->mulI(tileOf(u), tn);
+    if (rbf && mode == Mode::SinkRows)
+      computeKeyNorms(stage);
     // Scores, masks and weights per accumulator element.
     SmallVector<Value> p(s.size());
     SmallVector<Value> rowMax(rowsPerThread, negInf);
@@ -1145,7 +1224,8 @@ DictionaryAttr KernelBuilder::build() {
         }
       }
     }
-    SmallVector<Value> next(cur.begin(), cur.end());
+    SmallVector<Value> nextM(curM.begin(), curM.end()),
+        nextL(curL.begin(), curL.end());
     SmallVector<Value> alpha(rowsPerThread, f32(1.0));
     if (softmax) {
       SmallVector<Value> shift(rowsPerThread), sum(rowsPerThread, zero);
@@ -1154,10 +1234,10 @@ DictionaryAttr KernelBuilder::build() {
           rowMax[r] = e->maxF(rowMax[r], shuffleXor(rowMax[r], off));
         if (deferScale)
           rowMax[r] = e->mul(rowMax[r], f32(scaleLog2));
-        Value mNew = e->maxF(cur[mAt + r], rowMax[r]);
+        Value mNew = e->maxF(curM[r], rowMax[r]);
         shift[r] = e->select(e->cmpF(FP::OEQ, mNew, negInf), zero, mNew);
-        alpha[r] = exp2(e->sub(cur[mAt + r], shift[r]));
-        next[mAt + r] = mNew;
+        alpha[r] = exp2(e->sub(curM[r], shift[r]));
+        nextM[r] = mNew;
       }
       for (int64_t mi = 0; mi < mTiles; ++mi)
         for (int64_t nt = 0; nt < nTiles; ++nt)
@@ -1169,86 +1249,116 @@ DictionaryAttr KernelBuilder::build() {
             sum[r] = e->add(sum[r], p[at]);
           }
       for (int64_t r = 0; r < rowsPerThread; ++r)
-        next[lAt + r] = e->add(e->mul(cur[lAt + r], alpha[r]), sum[r]);
+        nextL[r] = e->add(e->mul(curL[r], alpha[r]), sum[r]);
     } else if (norm == Normalization::mean) {
       for (int64_t r = 0; r < rowsPerThread; ++r)
-        next[lAt + r] = e->add(cur[lAt + r], rowCount[r]);
+        nextL[r] = e->add(curL[r], rowCount[r]);
     }
-    // O = O * alpha + P V. P's accumulators of n-tiles 2kk, 2kk+1 are the A
-    // fragment of k-step kk; one ldmatrix.x4.trans of V feeds two d-tiles
-    // (matrices (k-lo, dt), (k-hi, dt), (k-lo, dt+1), (k-hi, dt+1)).
-    // Rescale O only when some row of the warp has a new maximum: once the
-    // maxima settle (most tiles of a long row), the 4*Dv/8 multiplies per
-    // m-tile are skipped. A warp-uniform branch (vote.any).
-    if (softmax) {
-      Value changed = e->i1(false);
+    Value changed = e->i1(false);
+    if (softmax)
       for (int64_t r = 0; r < rowsPerThread; ++r)
-        changed = e->orI(changed,
-                         e->cmpF(FP::ONE, next[mAt + r], cur[mAt + r]));
-      Value anyLane = NVVM::VoteSyncOp::create(
-          *b, b->getI1Type(),
-          arith::ConstantIntOp::create(*b, -1, 32), changed,
-          NVVM::VoteSyncKind::any);
-      SmallVector<Value> oldO(cur.begin(), cur.begin() + nO);
-      SmallVector<Value> scaled = ifOp(
-          anyLane,
-          [&]() {
-            SmallVector<Value> o(nO);
-            for (int64_t mi = 0; mi < mTiles; ++mi)
-              for (int64_t dt = 0; dt < dTiles; ++dt)
-                for (int64_t k = 0; k < 4; ++k) {
-                  int64_t at = (mi * dTiles + dt) * 4 + k;
-                  o[at] = e->mul(oldO[at], alpha[2 * mi + k / 2]);
-                }
-            return o;
-          },
-          [&]() { return oldO; });
-      std::copy(scaled.begin(), scaled.end(), next.begin());
-    }
+        changed = e->orI(changed, e->cmpF(FP::ONE, nextM[r], curM[r]));
+    return {p, nextM, nextL, alpha, changed};
+  };
+  // Rescale O only when some row of the warp has a new maximum: once the
+  // maxima settle (most tiles of a long row), the 4*Dv/8 multiplies per
+  // m-tile are skipped. A warp-uniform branch (vote.any).
+  auto rescaleO = [&](ArrayRef<Value> oldO, ArrayRef<Value> alpha,
+                      Value changed) -> SmallVector<Value> {
+    if (!softmax)
+      return SmallVector<Value>(oldO);
+    Value anyLane = NVVM::VoteSyncOp::create(
+        *b, b->getI1Type(), arith::ConstantIntOp::create(*b, -1, 32),
+        changed, NVVM::VoteSyncKind::any);
+    return ifOp(
+        anyLane,
+        [&]() {
+          SmallVector<Value> o(nO);
+          for (int64_t mi = 0; mi < mTiles; ++mi)
+            for (int64_t dt = 0; dt < dTiles; ++dt)
+              for (int64_t k = 0; k < 4; ++k) {
+                int64_t at = (mi * dTiles + dt) * 4 + k;
+                o[at] = e->mul(oldO[at], alpha[2 * mi + k / 2]);
+              }
+          return o;
+        },
+        [&]() { return SmallVector<Value>(oldO); });
+  };
+  // P's accumulators of n-tiles 2kk, 2kk+1 are the A fragment of k-step kk.
+  auto packP = [&](ArrayRef<Value> p, int64_t mi,
+                   int64_t kk) -> SmallVector<Value> {
+    auto at = [&](int64_t nt, int64_t k) {
+      return p[(mi * nTiles + nt) * 4 + k];
+    };
+    return {packPair(at(2 * kk, 0), at(2 * kk, 1)),
+            packPair(at(2 * kk, 2), at(2 * kk, 3)),
+            packPair(at(2 * kk + 1, 0), at(2 * kk + 1, 1)),
+            packPair(at(2 * kk + 1, 2), at(2 * kk + 1, 3))};
+  };
+  // wgmma: issues O += P.V (no wait): P from registers (the packed A
+  // fragments), V MN-major in swizzled shared memory: 16 keys are two 8-row
+  // groups of 1024 bytes; 64-column panels are blockN * 128 bytes apart.
+  // The descriptors are computed before the fence, so that the chain issues
+  // back to back (no register of an in-flight wgmma is written in between).
+  auto issuePV = [&](ArrayRef<Value> oIn, ArrayRef<Value> packed,
+                     Value stage) -> SmallVector<Value> {
+    SmallVector<Value> descs;
+    for (int64_t kk = 0; kk < blockN / 16; ++kk)
+      descs.push_back(descriptor(
+          bytes(stage, vStageBytes, qBytes + kBytes + kk * 16 * 128),
+          blockN * 128, 1024));
+    descs = fenceRegisters(descs);
+    SmallVector<Value> a = fenceRegisters(packed);
+    SmallVector<Value> o = fenceRegisters(oIn);
+    inFlightPV.assign(descs.begin(), descs.end());
+    inFlightPV.append(a.begin(), a.end());
+    NVVM::WgmmaFenceAlignedOp::create(*b);
+    for (int64_t kk = 0; kk < blockN / 16; ++kk)
+      o = wgmmaRegisterA(o, ArrayRef<Value>(a).slice(4 * kk, 4), descs[kk],
+                         /*transposeB=*/true);
+    NVVM::WgmmaGroupSyncAlignedOp::create(*b);
+    return o;
+  };
+
+  auto packAll = [&](ArrayRef<Value> p) {
+    SmallVector<Value> packed;
+    for (int64_t kk = 0; kk < blockN / 16; ++kk)
+      packed.append(packP(p, 0, kk));
+    return packed;
+  };
+  auto waitScores = [&](Value acc, int64_t pendingGroups) {
+    NVVM::WgmmaWaitGroupSyncOp::create(*b, pendingGroups);
+    (void)fenceRegisters(inFlightS);
+    return fenceRegisters(unpack(acc));
+  };
+
+  // One KV tile start to end (mma.sync, or wgmma without pipelining). One ldmatrix.x4.trans of V feeds
+  // two d-tiles (matrices (k-lo, dt), (k-hi, dt), (k-lo, dt+1),
+  // (k-hi, dt+1)).
+  auto processTile = [&](ValueRange cur, Value u, Value stage,
+                         Mode mode) -> SmallVector<Value> {
+    SmallVector<Value> curV(cur.begin(), cur.end());
+    ArrayRef<Value> c(curV);
+    SmallVector<Value> s = wgmma ? waitScores(issueScores(stage), 0)
+                                 : mmaSyncScores(stage);
+    Weights w = weightsOf(s, c.slice(mAt, rowsPerThread),
+                          c.slice(lAt, rowsPerThread), u, stage, mode);
+    SmallVector<Value> o = rescaleO(c.take_front(nO), w.alpha, w.changed);
     if (wgmma) {
-      // O (64 x Dv per warpgroup) += P.V with P from registers (the S
-      // accumulators of n-tiles 2kk, 2kk+1 repacked as the A fragment of
-      // k-step kk) and V MN-major in swizzled shared memory: 16 keys are two
-      // 8-row groups of 1024 bytes; 64-column panels are blockN * 128 bytes
-      // apart.
-      // All A fragments and descriptors are computed before the fence, so
-      // that the wgmma chain issues back to back (no register of an
-      // in-flight wgmma is written in between).
-      SmallVector<Value> o(next.begin(), next.begin() + nO);
-      SmallVector<SmallVector<Value>> aFrags;
-      SmallVector<Value> descs;
-      for (int64_t kk = 0; kk < blockN / 16; ++kk) {
-        auto at = [&](int64_t nt, int64_t k) { return p[nt * 4 + k]; };
-        aFrags.push_back({packPair(at(2 * kk, 0), at(2 * kk, 1)),
-                          packPair(at(2 * kk, 2), at(2 * kk, 3)),
-                          packPair(at(2 * kk + 1, 0), at(2 * kk + 1, 1)),
-                          packPair(at(2 * kk + 1, 2), at(2 * kk + 1, 3))});
-        descs.push_back(descriptor(
-            bytes(stage, vStageBytes, qBytes + kBytes + kk * 16 * 128),
-            blockN * 128, 1024));
-      }
-      NVVM::WgmmaFenceAlignedOp::create(*b);
-      for (int64_t kk = 0; kk < blockN / 16; ++kk)
-        o = wgmmaRegisterA(o, aFrags[kk], descs[kk], /*transposeB=*/true);
-      NVVM::WgmmaGroupSyncAlignedOp::create(*b);
+      o = issuePV(o, packAll(w.p), stage);
       NVVM::WgmmaWaitGroupSyncOp::create(*b, 0);
       o = fenceRegisters(o);
-      std::copy(o.begin(), o.end(), next.begin());
-      return next;
+      (void)fenceRegisters(inFlightPV);
+      o.append(w.nextM);
+      o.append(w.nextL);
+      return o;
     }
     Value vRowInStep = e->remI(lane, idx(16));
     Value vColHalf = e->mulI(e->divI(lane, idx(16)), idx(8));
     for (int64_t kk = 0; kk < blockN / 16; ++kk) {
       SmallVector<SmallVector<Value>> aFrags;
-      for (int64_t mi = 0; mi < mTiles; ++mi) {
-        auto at = [&](int64_t nt, int64_t k) {
-          return p[(mi * nTiles + nt) * 4 + k];
-        };
-        aFrags.push_back({packPair(at(2 * kk, 0), at(2 * kk, 1)),
-                          packPair(at(2 * kk, 2), at(2 * kk, 3)),
-                          packPair(at(2 * kk + 1, 0), at(2 * kk + 1, 1)),
-                          packPair(at(2 * kk + 1, 2), at(2 * kk + 1, 3))});
-      }
+      for (int64_t mi = 0; mi < mTiles; ++mi)
+        aFrags.push_back(packP(w.p, mi, kk));
       Value row = e->addI(idx(kk * 16), vRowInStep);
       for (int64_t dt = 0; dt < dTiles; dt += 2) {
         SmallVector<Value> frags = ldmatrix(
@@ -1256,59 +1366,175 @@ DictionaryAttr KernelBuilder::build() {
         for (int64_t mi = 0; mi < mTiles; ++mi) {
           for (int64_t half = 0; half < 2; ++half) {
             int64_t base = (mi * dTiles + dt + half) * 4;
-            SmallVector<Value> acc(next.begin() + base,
-                                   next.begin() + base + 4);
+            SmallVector<Value> acc(o.begin() + base,
+                                   o.begin() + base + 4);
             acc = mma(aFrags[mi], {frags[2 * half], frags[2 * half + 1]}, acc);
-            std::copy(acc.begin(), acc.end(), next.begin() + base);
+            std::copy(acc.begin(), acc.end(), o.begin() + base);
           }
         }
       }
     }
+    SmallVector<Value> next(o);
+    next.append(w.nextM);
+    next.append(w.nextL);
     return next;
   };
 
+  // Runs fn(mode) for tile u under the mode it takes (uniform across the
+  // CTA): the learned sink rows, or a tile fully visible (no mask code) or
+  // not.
+  auto dispatch = [&](Value u, bool maySink,
+                      function_ref<SmallVector<Value>(Mode)> fn) {
+    auto regular = [&]() {
+      Value j0 = e->mulI(tileOf(u), tn);
+      Value j1 = e->addI(j0, tn);
+      Value full =
+          e->andI(e->cmpI(P::sle, j1, kvLen),
+                  emitBlockFullyVisible(*e, info, i0, i1, j0, j1));
+      return ifOp(
+          full, [&]() { return fn(Mode::Full); },
+          [&]() { return fn(Mode::Masked); });
+    };
+    if (sinkRows && maySink)
+      return ifOp(
+          e->cmpI(P::slt, u, idx(0)), [&]() { return fn(Mode::SinkRows); },
+          regular);
+    return regular();
+  };
+  // Issues the load of tile `ahead` (if it exists) into its ring buffer and
+  // commits a group (empty when there is no such tile).
+  auto prefetch = [&](Value ahead) {
+    scf::IfOp::create(*b, e->cmpI(P::slt, ahead, uEnd),
+                      [&](OpBuilder &nb, Location) {
+                        OpBuilder::InsertionGuard guard(*b);
+                        b->setInsertionPoint(nb.getInsertionBlock(),
+                                             nb.getInsertionPoint());
+                        issueTileLoad(ahead, stageOf(ahead));
+                        scf::YieldOp::create(*b);
+                      });
+    NVVM::CpAsyncCommitGroupOp::create(*b);
+  };
 
-  // The KV loop over a ring of `stages` buffers: wait for tile u (the
-  // stages - 2 newer tiles may still be in flight), then prefetch tile
-  // u + stages - 1 into the buffer that tile u-1 used. The barrier after the
-  // wait both publishes tile u and guarantees that every warp is done with
-  // tile u-1, so no barrier is needed after the compute.
-  ValueRange finalState = e->forLoop(
-      uBegin, uEnd, state, [&](Value u, ValueRange cur) -> SmallVector<Value> {
-        Value stage = stageOf(u);
-        NVVM::CpAsyncWaitGroupOp::create(*b, stages - 2);
-        publishCopies();
-        Value nextU = e->addI(u, idx(stages - 1));
-        scf::IfOp::create(*b, e->cmpI(P::slt, nextU, uEnd),
-                          [&](OpBuilder &nb, Location) {
-                            OpBuilder::InsertionGuard guard(*b);
-                            b->setInsertionPoint(nb.getInsertionBlock(),
-                                                 nb.getInsertionPoint());
-                            issueTileLoad(nextU, stageOf(nextU));
-                            scf::YieldOp::create(*b);
-                          });
-        NVVM::CpAsyncCommitGroupOp::create(*b);
-        auto regular = [&]() {
-          Value j0 = e->mulI(tileOf(u), tn);
-          Value j1 = e->addI(j0, tn);
-          Value full = e->andI(
-              e->cmpI(P::sle, j1, kvLen),
-              emitBlockFullyVisible(*e, info, i0, i1, j0, j1));
-          return ifOp(
-              full, [&]() { return processTile(cur, u, stage, Mode::Full); },
-              [&]() { return processTile(cur, u, stage, Mode::Masked); });
-        };
-        SmallVector<Value> out;
-        if (sinkRows)
-          out = ifOp(
-              e->cmpI(P::slt, u, idx(0)),
-              [&]() { return processTile(cur, u, stage, Mode::SinkRows); },
-              regular);
-        else
-          out = regular();
+  SmallVector<Value> fin;
+  if (!pipelined) {
+    // The KV loop over a ring of `stages` buffers: wait for tile u (the
+    // stages - 2 newer tiles may still be in flight), then prefetch tile
+    // u + stages - 1 into the buffer that tile u-1 used. The barrier after
+    // the wait both publishes tile u and guarantees that every warp is done
+    // with tile u-1, so no barrier is needed after the compute.
+    ValueRange finalState = e->forLoop(
+        uBegin, uEnd, state,
+        [&](Value u, ValueRange cur) -> SmallVector<Value> {
+          Value stage = stageOf(u);
+          NVVM::CpAsyncWaitGroupOp::create(*b, stages - 2);
+          publishCopies();
+          prefetch(e->addI(u, idx(stages - 1)));
+          return dispatch(u, /*maySink=*/true, [&](Mode mode) {
+            return processTile(cur, u, stage, mode);
+          });
+        });
+    fin.assign(finalState.begin(), finalState.end());
+  } else {
+    // Software-pipelined (FlashAttention-3's intra-warpgroup overlap): in
+    // iteration u the tensor cores compute S(u+1) = Q.K(u+1)^T and then
+    // O += P(u).V(u) while the warps turn S(u+1) into P(u+1); the loop
+    // carries O, the row statistics, the packed P of the tile whose P.V is
+    // next, and its O rescale (alpha, and whether any row moved).
+    // Tile u+1 is resident at the top of iteration u (issued one iteration
+    // earlier: prefetch distance stages - 1 = 2).
+    const int64_t nP = (blockN / 16) * 4;
+    // The weights of tile u from its scores: packed P ++ m ++ l ++ alpha ++
+    // {changed}.
+    auto weightsState = [&](ArrayRef<Value> s, ArrayRef<Value> curM,
+                            ArrayRef<Value> curL, Value u, bool maySink) {
+      return dispatch(u, maySink, [&](Mode mode) {
+        Weights w = weightsOf(s, curM, curL, u, stageOf(u), mode);
+        SmallVector<Value> out = packAll(w.p);
+        out.append(w.nextM);
+        out.append(w.nextL);
+        out.append(w.alpha);
+        out.push_back(w.changed);
         return out;
       });
-  SmallVector<Value> fin(finalState.begin(), finalState.end());
+    };
+    // Layout of the pipelined state.
+    const int64_t pAt = nO + 2 * rowsPerThread, alphaAt = pAt + nP,
+                  changedAt = alphaAt + rowsPerThread;
+    SmallVector<Value> init(state.begin(), state.end());
+    {
+      // Placeholders for "no tile yet": zero P, no rescale.
+      SmallVector<Value> zeros(blockN / 16 * 4 * 2, zero);
+      SmallVector<Value> packedZero = packAll(zeros);
+      init.append(packedZero.begin(), packedZero.begin() + nP);
+    }
+    init.append(rowsPerThread, f32(1.0));
+    init.push_back(e->i1(false));
+    SmallVector<Value> first = ifOp(
+        e->cmpI(P::slt, uBegin, uEnd),
+        [&]() {
+          Value acc = issueScores(stageOf(uBegin));
+          SmallVector<Value> sc = waitScores(acc, 0);
+          SmallVector<Value> w = weightsState(
+              sc, ArrayRef<Value>(init).slice(mAt, rowsPerThread),
+              ArrayRef<Value>(init).slice(lAt, rowsPerThread), uBegin,
+              /*maySink=*/true);
+          SmallVector<Value> out(init.begin(), init.begin() + nO);
+          out.append(w.begin() + nP, w.begin() + nP + 2 * rowsPerThread);
+          out.append(w.begin(), w.begin() + nP);
+          out.append(w.begin() + nP + 2 * rowsPerThread, w.end());
+          return out;
+        },
+        [&]() { return init; });
+    ValueRange looped = e->forLoop(
+        uBegin, e->maxI(e->subI(uEnd, idx(1)), uBegin), first,
+        [&](Value u, ValueRange curRange) -> SmallVector<Value> {
+          SmallVector<Value> curV(curRange.begin(), curRange.end());
+          ArrayRef<Value> cur(curV);
+          Value next = e->addI(u, idx(1));
+          NVVM::CpAsyncWaitGroupOp::create(*b, stages - 3);
+          publishCopies();
+          prefetch(e->addI(u, idx(stages - 1)));
+          Value acc = issueScores(stageOf(next));
+          SmallVector<Value> o =
+              rescaleO(cur.take_front(nO), cur.slice(alphaAt, rowsPerThread),
+                       cur[changedAt]);
+          SmallVector<Value> packed(cur.slice(pAt, nP));
+          o = issuePV(o, packed, stageOf(u));
+          SmallVector<Value> sc = waitScores(acc, 1);
+          SmallVector<Value> w =
+              weightsState(sc, cur.slice(mAt, rowsPerThread),
+                           cur.slice(lAt, rowsPerThread), next,
+                           /*maySink=*/false);
+          NVVM::WgmmaWaitGroupSyncOp::create(*b, 0);
+          o = fenceRegisters(o);
+          (void)fenceRegisters(inFlightPV);
+          SmallVector<Value> out(o);
+          out.append(w.begin() + nP, w.begin() + nP + 2 * rowsPerThread);
+          out.append(w.begin(), w.begin() + nP);
+          out.append(w.begin() + nP + 2 * rowsPerThread, w.end());
+          return out;
+        });
+    // The last tile's P.V.
+    SmallVector<Value> last(looped.begin(), looped.end());
+    SmallVector<Value> done = ifOp(
+        e->cmpI(P::slt, uBegin, uEnd),
+        [&]() {
+          SmallVector<Value> o = rescaleO(
+              SmallVector<Value>(ArrayRef<Value>(last).take_front(nO)),
+              ArrayRef<Value>(last).slice(alphaAt, rowsPerThread),
+              last[changedAt]);
+          o = issuePV(o, ArrayRef<Value>(last).slice(pAt, nP),
+                      stageOf(e->subI(uEnd, idx(1))));
+          NVVM::WgmmaWaitGroupSyncOp::create(*b, 0);
+          (void)fenceRegisters(inFlightPV);
+          return fenceRegisters(o);
+        },
+        [&]() {
+          return SmallVector<Value>(ArrayRef<Value>(last).take_front(nO));
+        });
+    fin = done;
+    fin.append(last.begin() + nO, last.begin() + nO + 2 * rowsPerThread);
+  }
 
   // Epilogue: reduce the normalizer over the quad, write O and the LSE.
   bool divides = softmax || norm == Normalization::mean;
@@ -1519,7 +1745,7 @@ struct AttnToNVGPUPass final
         return signalPassFailure();
       }
       std::optional<std::string> noWgmma = wgmmaUnsupportedReason(
-          op, mTiles, warps);
+          op, mTiles, warps, stages, pipeline);
       if (mma == "wgmma" && noWgmma) {
         op.emitOpError() << "cannot use wgmma (mma=wgmma): " << *noWgmma;
         return signalPassFailure();
@@ -1541,10 +1767,13 @@ struct AttnToNVGPUPass final
       std::string name = n ? base + "_" + std::to_string(n) : base;
       bool wg = useWgmma[op];
       int64_t nWarps = warps ? warps : (wg ? 8 : 4);
-      int64_t nStages = stages ? stages : (wg ? 2 : 3);
-      DictionaryAttr launch = KernelBuilder(op, gpuModule, name, mTiles,
-                                            kvTile, nWarps, nStages, wg)
-                                  .build();
+      int64_t nStages = stages ? stages : (wg && !pipeline ? 2 : 3);
+      DictionaryAttr launch =
+          KernelBuilder(op, gpuModule, name, mTiles, kvTile, nWarps, nStages,
+                        wg, wg && pipeline)
+              .build();
+      if (!launch)
+        return signalPassFailure();
       SmallVector<NamedAttribute> entries(launch.getValue());
       auto variantName = op->getAttrOfType<StringAttr>("attn.variant_name");
       entries.emplace_back(StringAttr::get(ctx, "variant"),
