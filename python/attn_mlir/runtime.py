@@ -164,11 +164,14 @@ class Kernel:
         stream = driver.CUstream(torch.cuda.current_stream(q.device).cuda_stream)
         if self.prologue is not None:
             # RBF: the norms of all keys first, rows padded to whole KV tiles.
+            # (f32 norms, or 8 bf16 per key: the norm's parts for the
+            # tensor cores).
             pd = d["prologue"]
             tiles = math.ceil(Sk / d["key_norms_padding"])
+            want = next(a["dtype"] for a in d["args"] if a["name"] == "key_norms")
             buffers["key_norms"] = torch.empty(
-                B * Hkv * tiles * d["key_norms_padding"], dtype=torch.float32,
-                device=q.device)
+                B * Hkv * tiles * d["key_norms_padding"] * d.get("key_norms_width", 1),
+                dtype=self._torch_dtype(want), device=q.device)
             self._launch(self.prologue, pd, (tiles, Hkv, B), buffers, sizes,
                          stream)
         self._launch(self.function, d, (math.ceil(Sq / d["block_m"]), Hq, B),

@@ -101,10 +101,11 @@ def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
            "`wgmma` (Hopper's warpgroup wgmma.mma_async, sm_90a; head dims "
            "must be multiples of 64) or `auto` (wgmma wherever the op "
            "allows it, else mma.sync)">,
-    Option<"pipeline", "pipeline", "bool", /*default=*/"false",
+    Option<"pipeline", "pipeline", "std::string", /*default=*/"\"auto\"",
            "wgmma: software-pipeline the KV loop (S of the next tile on the "
            "tensor cores while the warps compute the weights of this one; "
-           "needs stages >= 3)">,
+           "needs stages >= 3): `on`, `off` or `auto` (on for head dims up "
+           "to 64)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::gpu::GPUDialect",

@@ -73,10 +73,11 @@ struct AttnToNVVMOptions : public PassPipelineOptions<AttnToNVVMOptions> {
                      "or auto (auto: wgmma where the op allows it on "
                      "sm_90a, else mma.sync)"),
       llvm::cl::init("auto")};
-  PassOptions::Option<bool> pipeline{
+  PassOptions::Option<std::string> pipeline{
       *this, "pipeline",
-      llvm::cl::desc("attn-to-nvgpu: software-pipelined wgmma loop"),
-      llvm::cl::init(false)};
+      llvm::cl::desc("attn-to-nvgpu: software-pipelined wgmma loop (auto, "
+                     "on, off)"),
+      llvm::cl::init("auto")};
 };
 
 /// attn-to-nvvm: from attn.attention on tensors (variants may be referenced)
