@@ -7,9 +7,14 @@
 // RUN: attn-opt %s --attn-to-nvvm="chip=sm_90a mma=sync bundle-dir=%t/sync toolkit=%cuda_toolkit" -o /dev/null
 // RUN: FileCheck %s --check-prefix=SYNC < %t/sync/attn.ptx
 // RUN: FileCheck %s --check-prefix=SYNCJSON < %t/sync/attn.json
-// RUN: %ptxas -v -arch=sm_90a %t/sync/attn.ptx -o %t/check.cubin 2>&1 | FileCheck %s --check-prefix=SPILL
+// RUN: %ptxas -v -arch=sm_90a %t/sync/attn.ptx -o %t/check.cubin 2>&1 | FileCheck %s --check-prefix=SYNCSPILL
 // RUN: attn-opt %s --attn-to-nvvm="chip=sm_80 bundle-dir=%t/sm80 toolkit=%cuda_toolkit" | FileCheck %s --check-prefix=SM80
 // RUN: FileCheck %s --check-prefix=SYNC < %t/sm80/attn.ptx
+// RUN: attn-opt %s --attn-to-nvvm="chip=sm_90a toolkit=%cuda_toolkit" -o /dev/null 2>&1 | FileCheck %s --allow-empty --check-prefix=NODIAG
+// RUN: attn-opt %s --attn-to-nvvm="chip=sm_90a mma=sync toolkit=%cuda_toolkit" -o /dev/null 2>&1 | FileCheck %s --allow-empty --check-prefix=NODIAG
+
+// A successful compile prints nothing.
+// NODIAG-NOT: {{error|warning}}
 
 // attn-to-nvvm ends in a gpu.binary holding the cubin; with bundle-dir it
 // also writes the bundle. Variants referenced by symbol are instantiated.
@@ -24,18 +29,24 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // SM80: gpu.binary @attn_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_80"
 
 // The wgmma kernel: cp.async into swizzled tiles published to the async
-// proxy, S = Q.K^T from shared memory (m64n128: 128-key tiles), P.V with P
-// from registers (m64n64 at Dv = 64), one MUFU op per exponential.
+// proxy, S = Q.K^T from shared memory, P.V with P from registers (m64n64:
+// 64-key tiles and Dv = 64), one MUFU op per exponential. At head dim 64 the
+// loop is pipelined: the wait for S of the next tile leaves P.V in flight.
 // PTX: .target sm_90a
 // PTX-DAG: .entry streaming_d64(
 // PTX-DAG: .entry softcap_d64(
 // PTX-DAG: .entry distance_d64(
+// PTX-DAG: .entry rbf_d64(
+// PTX-DAG: .entry rbf_d64_key_norms(
+// PTX-DAG: .entry rbf_sinks_d64(
+// PTX-DAG: .entry rbf_sinks_d64_key_norms(
 // PTX-DAG: cp.async.cg.shared.global
 // PTX-DAG: fence.proxy.async.shared::cta
 // PTX-DAG: wgmma.fence.sync.aligned
-// PTX-DAG: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{.+}}, {{%rd[0-9]+}}, {{%rd[0-9]+}}, p, 1, 1, 0, 0;
+// PTX-DAG: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.+}}, {{%rd[0-9]+}}, {{%rd[0-9]+}}, p, 1, 1, 0, 0;
 // PTX-DAG: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {{.+}}, {{{%r[0-9]+}}, {{%r[0-9]+}}, {{%r[0-9]+}}, {{%r[0-9]+}}}, {{%rd[0-9]+}}, p, 1, 1, 1;
 // PTX-DAG: wgmma.commit_group.sync.aligned
+// PTX-DAG: wgmma.wait_group.sync.aligned 1
 // PTX-DAG: wgmma.wait_group.sync.aligned 0
 // PTX-DAG: ex2.approx.ftz.f32
 // PTX-DAG: rcp.approx
@@ -52,18 +63,18 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // SYNC-DAG: vote.sync.any.pred
 // SYNC-NOT: wgmma
 
-// Two warpgroups of 64 rows, 128-key tiles, a 2-stage ring:
-// 16 KiB of Q + 2 x (16 KiB K + 16 KiB V).
+// Two warpgroups of 64 rows, 64-key tiles, a 4-stage ring:
+// 16 KiB of Q + 4 x (8 KiB K + 8 KiB V).
 // JSON: "cubin": "attn.cubin"
 // JSON: "format": "attn-bundle-v1"
 // JSON: "block": [
 // JSON-NEXT: 256,
 // JSON: "block_m": 128,
-// JSON-NEXT: "block_n": 128,
+// JSON-NEXT: "block_n": 64,
 // JSON: "kernel": "streaming_d64",
 // JSON-NEXT: "mma": "wgmma",
 // JSON-NEXT: "shared_memory_bytes": 81920,
-// JSON-NEXT: "stages": 2,
+// JSON-NEXT: "stages": 4,
 // JSON-NEXT: "variant": "streaming"
 
 // SYNCJSON: "block": [
@@ -73,11 +84,21 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // SYNCJSON-NEXT: "shared_memory_bytes": 73728,
 // SYNCJSON-NEXT: "stages": 3,
 
-// The default configurations at head dim 64 spill nothing, with either
-// instruction set.
+// The default configurations at head dim 64 spill nothing; with mma.sync
+// the three softmax-family kernels spill nothing either (the mma.sync RBF
+// kernel does: 40 bytes, see docs/performance.md).
+// SYNCSPILL: Compiling entry function 'distance_d64' for 'sm_90a'
+// SYNCSPILL-NEXT: Function properties for distance_d64
+// SYNCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
+// SYNCSPILL: Compiling entry function 'softcap_d64' for 'sm_90a'
+// SYNCSPILL-NEXT: Function properties for softcap_d64
+// SYNCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
+// SYNCSPILL: Compiling entry function 'streaming_d64' for 'sm_90a'
+// SYNCSPILL-NEXT: Function properties for streaming_d64
+// SYNCSPILL-NEXT: 0 bytes spill stores, 0 bytes spill loads
 // PTXAS-DAG: Compiling entry function 'streaming_d64' for 'sm_90a'
 // PTXAS-DAG: Compiling entry function 'softcap_d64' for 'sm_90a'
-// SPILL-COUNT-3: 0 bytes spill stores, 0 bytes spill loads
+// SPILL-COUNT-7: 0 bytes spill stores, 0 bytes spill loads
 // SPILL-NOT: spill stores
 
 func.func @streaming_d64(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v: tensor<?x?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {
@@ -117,5 +138,20 @@ func.func @distance_d64(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v
     %r = arith.addf %s, %bias : f32
     attn.yield %r : f32
   }
+  return %o : tensor<?x?x?x64xbf16>
+}
+
+// RBF: the key-norm prologue kernel goes into the same cubin.
+// JSON: "kernel": "rbf_d64_key_norms"
+func.func @rbf_d64(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v: tensor<?x?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {
+  %o = attn.attention %q, %k, %v score<rbf>
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16> -> tensor<?x?x?x64xbf16>
+  return %o : tensor<?x?x?x64xbf16>
+}
+
+// RBF with learned sink rows: their norms are computed in the kernel.
+func.func @rbf_sinks_d64(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v: tensor<?x?x?x64xbf16>, %sk: tensor<?x?x64xbf16>, %sv: tensor<?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {
+  %o = attn.attention %q, %k, %v sink_rows(%sk, %sv : tensor<?x?x64xbf16>, tensor<?x?x64xbf16>) score<rbf> mask = [#attn.causal]
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16> -> tensor<?x?x?x64xbf16>
   return %o : tensor<?x?x?x64xbf16>
 }

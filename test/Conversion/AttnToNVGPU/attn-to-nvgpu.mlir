@@ -4,7 +4,7 @@
 
 // W8: block = [256, 1, 1]{{.*}}block_m = 256 : i64, block_n = 16 : i64
 // W8: nvvm.cp.async.wait.group 0
-// BADOPT: attn-to-nvgpu: m-tiles must be 0, 1 or 2, kv-tile 0 or a multiple of 16 up to 128, warps 0, 1, 2, 4 or 8, stages 0 or 2 to 4, and mma sync, wgmma or auto
+// BADOPT: attn-to-nvgpu: m-tiles must be 0, 1 or 2, kv-tile 0 or a multiple of 16 up to 128, warps 0, 1, 2, 4 or 8, stages 0 or 2 to 4, mma sync, wgmma or auto, and pipeline auto, on or off
 
 // One kernel per attention op, named after its function, in
 // gpu.module @attn_kernels; the host function is gone and the launch
