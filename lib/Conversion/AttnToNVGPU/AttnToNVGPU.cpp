@@ -1263,9 +1263,20 @@ DictionaryAttr KernelBuilder::build() {
                               (mode == Mode::SinkRows ||
                                spec.getScoreMod().empty())) ||
                              augmentRbf;
+    // The factor from x (below) to the exp2 domain: the folded scale for
+    // raw dot products, 1 for RBF scores already built in that domain,
+    // log2(e) for scores in natural units (after a score region). When it
+    // is positive the maximum is taken before it and it is folded into the
+    // exponent's FMA (scalable softmax has a per-row factor: not deferred).
     const double scaleLog2 =
-        augmentRbf ? 2.0 * info.gamma * log2e : info.scale * log2e;
-    const bool deferScale = foldedScale && scaleLog2 > 0;
+        foldedScale
+            ? (augmentRbf ? 2.0 * info.gamma * log2e : info.scale * log2e)
+        : rbfLog2Domain ? 1.0
+                        : log2e;
+    const bool deferScale = softmax &&
+                            norm != Normalization::scalable_softmax &&
+                            scaleLog2 > 0;
+    const bool scaleNeeded = scaleLog2 != 1.0;
     for (int64_t mi = 0; mi < mTiles; ++mi) {
       for (int64_t nt = 0; nt < nTiles; ++nt) {
         for (int64_t k = 0; k < 4; ++k) {
@@ -1300,7 +1311,7 @@ DictionaryAttr KernelBuilder::build() {
           }
           Value w;
           if (softmax) {
-            Value scaled = foldedScale || rbfLog2Domain ? x
+            Value scaled = deferScale || foldedScale || rbfLog2Domain ? x
                            : norm == Normalization::scalable_softmax
                                ? e->mul(x, e->mul(factor[r], f32(log2e)))
                                : e->mul(x, f32(log2e));
@@ -1348,7 +1359,7 @@ DictionaryAttr KernelBuilder::build() {
       for (int64_t r = 0; r < rowsPerThread; ++r) {
         for (int32_t off : {1, 2})
           rowMax[r] = e->maxF(rowMax[r], shuffleXor(rowMax[r], off));
-        if (deferScale)
+        if (deferScale && scaleNeeded)
           rowMax[r] = e->mul(rowMax[r], f32(scaleLog2));
         Value mNew = e->maxF(curM[r], rowMax[r]);
         shift[r] = e->select(e->cmpF(FP::OEQ, mNew, negInf), zero, mNew);
@@ -1360,7 +1371,9 @@ DictionaryAttr KernelBuilder::build() {
           for (int64_t k = 0; k < 4; ++k) {
             int64_t r = 2 * mi + k / 2;
             int64_t at = (mi * nTiles + nt) * 4 + k;
-            Value t = deferScale ? e->mul(p[at], f32(scaleLog2)) : p[at];
+            Value t = deferScale && scaleNeeded
+                          ? e->mul(p[at], f32(scaleLog2))
+                          : p[at];
             p[at] = exp2(e->sub(t, shift[r]));
             sum[r] = e->add(sum[r], p[at]);
           }
