@@ -172,6 +172,15 @@ CASES = [
          spec="mask = [#attn.sliding_window<left = 100, right = 100>] normalize<relu2>",
          ref={"masks": [{"kind": "sliding_window", "left": 100, "right": 100}],
               "normalization": "relu2"}),
+    # The wgmma kernel's other paths: head dims 64 (pipelined loop) with the
+    # RBF norms on the tensor cores, f16 RBF (per-element f32 norms), large
+    # and unequal head dims (192 x 128, 256), odd sequence lengths.
+    Case("rbf_causal_gqa_d64", d=64, spec="score<rbf> mask = [#attn.causal]",
+         ref={"score": "rbf", "masks": [CAUSAL]}, check_shape=(2, 8, 2, 777, 777)),
+    Case("rbf_f16_d128", dtype="f16", spec="score<rbf>", ref={"score": "rbf"}),
+    Case("softmax_d192_dv128", d=192, dv=128, check_shape=(1, 4, 4, 555, 1001)),
+    Case("causal_d256", d=256, spec="mask = [#attn.causal]", ref={"masks": [CAUSAL]},
+         check_shape=(1, 2, 1, 1000, 1000)),
     Case("causal_f16_d128", dtype="f16", spec="mask = [#attn.causal]",
          ref={"masks": [CAUSAL]}),
 ]
