@@ -104,6 +104,9 @@ class Kernel:
             raise BundleError(f"{self.name}: k has {Sk} positions, v has {Sv}")
         if Sq == 0 or Sk == 0 or B == 0 or Hq == 0:
             raise BundleError(f"{self.name}: empty input")
+        if max(B, Hq, Sq, Sk) >= 2 ** 31:
+            # The kernels convert positions to float through 32-bit integers.
+            raise BundleError(f"{self.name}: sizes must be below 2^31")
         names = [a["name"] for a in d["args"]]
         if ("sink_logits" in names) != (sink_logits is not None):
             raise BundleError(f"{self.name}: the kernel "

@@ -609,7 +609,40 @@ DictionaryAttr KernelBuilder::build() {
          llvm::enumerate(block.getArguments().drop_front(args.size())))
       captureOf[arg] = {captureBufs[k],
                         cast<RankedTensorType>(op.getCaptures()[k].getType())};
+    // Integers known to lie in (-2^31, 2^31): the index arguments (batch,
+    // head and positions, below 2^31: the runtime checks the sizes), their
+    // integer casts, differences of two such non-negative values and
+    // absolute values of those. Their conversions to float go through i32:
+    // the same value, without the slow 64-bit integer conversion.
+    llvm::DenseSet<Value> nonNegative, small;
+    auto isCastOfIndexArg = [&](Value v) {
+      auto cast = v.getDefiningOp<arith::IndexCastOp>();
+      return cast && isa<BlockArgument>(cast.getIn()) &&
+             cast.getIn().getType().isIndex();
+    };
     for (Operation &inner : block.without_terminator()) {
+      if (inner.getNumResults() == 1 &&
+          isCastOfIndexArg(inner.getResult(0))) {
+        nonNegative.insert(inner.getResult(0));
+        small.insert(inner.getResult(0));
+      } else if (isa<arith::SubIOp>(inner) &&
+                 nonNegative.contains(inner.getOperand(0)) &&
+                 nonNegative.contains(inner.getOperand(1))) {
+        small.insert(inner.getResult(0));
+      } else if (isa<math::AbsIOp>(inner) &&
+                 small.contains(inner.getOperand(0))) {
+        small.insert(inner.getResult(0));
+        nonNegative.insert(inner.getResult(0));
+      }
+      if (auto conv = dyn_cast<arith::SIToFPOp>(inner);
+          conv && small.contains(conv.getIn()) &&
+          conv.getIn().getType().isInteger(64)) {
+        Value narrow = arith::TruncIOp::create(*b, b->getI32Type(),
+                                               mapping.lookup(conv.getIn()));
+        mapping.map(conv.getResult(),
+                    arith::SIToFPOp::create(*b, conv.getType(), narrow));
+        continue;
+      }
       if (auto ex = dyn_cast<tensor::ExtractOp>(inner)) {
         auto it = captureOf.find(ex.getTensor());
         Value linear = idx(0);
@@ -1921,19 +1954,29 @@ struct AttnToNVGPUPass final
       unsigned n = perFunc[base]++;
       std::string name = n ? base + "_" + std::to_string(n) : base;
       bool wg = useWgmma[op];
-      int64_t nWarps = warps ? warps : (wg ? 8 : 4);
-      // Measured defaults (bench/NOTES.md): at head dims up to 64 the
-      // pipelined loop with 64-key tiles and a 4-deep ring; above, the
-      // plain loop with 128-key tiles and a 2-deep ring.
+      // Measured defaults (bench/NOTES.md, bench/sweep.py). wgmma at head
+      // dims up to 64: the pipelined loop, 64-key tiles, a 4-deep ring.
+      // Above: the plain loop; one CTA of two warpgroups with 128-key tiles
+      // and a 2-deep ring, except for ops with per-element work beyond the
+      // softmax (a score region, a non-softmax normalization), which run
+      // best as two independent one-warpgroup CTAs per SM with 64-key tiles
+      // (one CTA's arithmetic overlaps the other's tensor-core work).
+      auto spec = cast<VariantSpecOpInterface>(op.getOperation());
       bool small = std::max(op.getQuery().getType().getDimSize(3),
                             op.getValue().getType().getDimSize(3)) <= 64;
+      bool heavy = !spec.getScoreMod().empty() ||
+                   !isSoftmaxFamily(spec.getNormalizationKind());
+      bool twoCtas = wg && !small && heavy;
       bool pipe = wg && (pipeline == "on" ||
                          (pipeline == "auto" && small && stages != 2));
+      int64_t nWarps = warps ? warps : (wg && !twoCtas ? 8 : 4);
       int64_t nStages = stages   ? stages
                         : pipe   ? (small ? 4 : 3)
                         : wg     ? 2
                                  : 3;
-      int64_t nKv = kvTile ? kvTile : (pipe && small ? 64 : 0);
+      int64_t nKv = kvTile ? kvTile
+                    : (pipe && small) || (twoCtas && !pipe) ? 64
+                                                            : 0;
       DictionaryAttr launch =
           KernelBuilder(op, gpuModule, name, mTiles, nKv, nWarps, nStages, wg,
                         pipe)

@@ -103,6 +103,33 @@ func.func @rbf_f16(%q: tensor<?x?x?x64xf16>, %k: tensor<?x?x?x64xf16>, %v: tenso
 
 // -----
 
+// A score region converting a position difference (i64) to float: the
+// conversion goes through i32 (positions are below 2^31), not the slow
+// 64-bit integer conversion.
+// CHECK-LABEL: gpu.func @alibi_like
+// CHECK: arith.trunci {{.+}} : i64 to i32
+// CHECK-NEXT: arith.sitofp {{.+}} : i32 to f32
+// CHECK-NOT: arith.sitofp {{.+}} : i64 to f32
+// CHECK: gpu.return
+func.func @alibi_like(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v: tensor<?x?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {
+  %o = attn.attention %q, %k, %v mask = [#attn.causal]
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16> -> tensor<?x?x?x64xbf16>
+      score_mod {
+  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+    %ii = arith.index_cast %i : index to i64
+    %jj = arith.index_cast %j : index to i64
+    %d = arith.subi %jj, %ii : i64
+    %df = arith.sitofp %d : i64 to f32
+    %c = arith.constant -0.0625 : f32
+    %bias = arith.mulf %c, %df : f32
+    %r = arith.addf %s, %bias : f32
+    attn.yield %r : f32
+  }
+  return %o : tensor<?x?x?x64xbf16>
+}
+
+// -----
+
 // Head dims that are not multiples of 64: mma=wgmma refuses, mma=auto falls
 // back to mma.sync.
 // AUTO: kernel = "d80", mma = "mma.sync"
