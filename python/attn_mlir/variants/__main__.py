@@ -69,8 +69,11 @@ def main(argv=None) -> int:
     for v, bundle, err in results:
         if bundle is not None:
             ptx = (bundle / "attn.ptx").read_text()
-            print(f"  ok       {v.name:18s} {bundle} "
-                  f"({ptx.count('mma.sync')} mma.sync in the PTX)")
+            wgmma = ptx.count("wgmma.mma_async.sync")
+            sync = ptx.count("mma.sync.aligned")
+            what = (f"{wgmma} wgmma.mma_async" if wgmma else
+                    f"{sync} mma.sync")
+            print(f"  ok       {v.name:18s} {bundle} ({what} in the PTX)")
         elif _REFUSAL in err.reason:
             print(f"  refused  {v.name:18s} {err.reason}")
         else:
