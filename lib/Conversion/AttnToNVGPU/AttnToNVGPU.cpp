@@ -176,6 +176,9 @@ private:
   /// `validRows` on zero-filled) into smem `dst[stage]`.
   void asyncCopyTile(Value src, Value dst, Value stage, int64_t tileRows,
                      int64_t dim, Value firstRow, Value validRows);
+  /// An empty kernel function at the end of the gpu.module.
+  gpu::GPUFuncOp createKernel(StringRef fnName, ArrayRef<Type> argTypes,
+                              int64_t blockThreads);
   /// The RBF prologue kernel `<name>_key_norms`: factor * |k_j|^2 of every
   /// key into a [B * Hkv, ceil(Sk / blockN) * blockN] f32 buffer, once per
   /// key instead of once per (q-tile, key). Returns its launch description.
@@ -552,13 +555,7 @@ DictionaryAttr KernelBuilder::build() {
                              StringAttr::get(ctx, "size"))}));
   }
 
-  OpBuilder mb(ctx);
-  mb.setInsertionPointToEnd(gpuModule.getBody());
-  auto func = gpu::GPUFuncOp::create(mb, op.getLoc(), name,
-                                     FunctionType::get(ctx, argTypes, {}));
-  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), UnitAttr::get(ctx));
-  func.setKnownBlockSizeAttr(
-      DenseI32ArrayAttr::get(ctx, {int32_t(threads), 1, 1}));
+  gpu::GPUFuncOp func = createKernel(name, argTypes, threads);
   Block &entry = func.getBody().front();
   b = std::make_unique<ImplicitLocOpBuilder>(op.getLoc(), ctx);
   b->setInsertionPointToStart(&entry);
@@ -1794,6 +1791,20 @@ DictionaryAttr KernelBuilder::build() {
   return DictionaryAttr::get(ctx, launch);
 }
 
+gpu::GPUFuncOp KernelBuilder::createKernel(StringRef fnName,
+                                           ArrayRef<Type> argTypes,
+                                           int64_t blockThreads) {
+  MLIRContext *ctx = op.getContext();
+  OpBuilder mb(ctx);
+  mb.setInsertionPointToEnd(gpuModule.getBody());
+  auto func = gpu::GPUFuncOp::create(mb, op.getLoc(), fnName,
+                                     FunctionType::get(ctx, argTypes, {}));
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), UnitAttr::get(ctx));
+  func.setKnownBlockSizeAttr(
+      DenseI32ArrayAttr::get(ctx, {int32_t(blockThreads), 1, 1}));
+  return func;
+}
+
 DictionaryAttr KernelBuilder::buildKeyNormKernel(int64_t dqk, int64_t blockN,
                                                  double factor, bool parts) {
   MLIRContext *ctx = op.getContext();
@@ -1820,13 +1831,7 @@ DictionaryAttr KernelBuilder::buildKeyNormKernel(int64_t dqk, int64_t blockN,
       doc("B", "size", ""),
       doc("Hkv", "size", ""), doc("Sk", "size", "")};
   std::string fnName = name + "_key_norms";
-  OpBuilder mb(ctx);
-  mb.setInsertionPointToEnd(gpuModule.getBody());
-  auto func = gpu::GPUFuncOp::create(mb, op.getLoc(), fnName,
-                                     FunctionType::get(ctx, argTypes, {}));
-  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), UnitAttr::get(ctx));
-  func.setKnownBlockSizeAttr(
-      DenseI32ArrayAttr::get(ctx, {int32_t(blockN), 1, 1}));
+  gpu::GPUFuncOp func = createKernel(fnName, argTypes, blockN);
   Block &entry = func.getBody().front();
   ImplicitLocOpBuilder kb(op.getLoc(), ctx);
   kb.setInsertionPointToStart(&entry);
