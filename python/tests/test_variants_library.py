@@ -26,6 +26,7 @@ import concurrent.futures
 import json
 import os
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -334,6 +335,15 @@ def test_gpu_ptx(gpu_builds, name):
     ptx = (path / "attn.ptx").read_text()
     # sm_90a, head dim 64: the warpgroup kernel (wgmma.mma_async).
     assert "wgmma.mma_async.sync.aligned" in ptx
+    # The default configuration spills nothing (ptxas -v, every kernel of the
+    # bundle: the RBF prologue too).
+    ptxas = os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"),
+                         "bin", "ptxas")
+    report = subprocess.run([ptxas, "-v", "-arch=sm_90a", str(path / "attn.ptx"),
+                             "-o", os.devnull], capture_output=True, text=True,
+                            check=True).stderr
+    spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", report)
+    assert spills and all(st == "0" and ld == "0" for st, ld in spills), report
     assert (path / "attn.cubin").stat().st_size > 0
     desc = json.loads((path / "attn.json").read_text())
     assert desc["format"] == "attn-bundle-v1"
