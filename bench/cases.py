@@ -179,6 +179,11 @@ CASES = [
          ref={"score": "rbf", "masks": [CAUSAL]}, check_shape=(2, 8, 2, 777, 777)),
     Case("rbf_f16_d128", dtype="f16", spec="score<rbf>", ref={"score": "rbf"}),
     Case("softmax_d192_dv128", d=192, dv=128, check_shape=(1, 4, 4, 555, 1001)),
+    # Learned sink rows through the pipelined loop's prologue (D = 64).
+    Case("sinkrows_causal_d64", d=64, spec="mask = [#attn.causal]", sink_rows=3,
+         ref={"masks": [CAUSAL]}),
+    Case("rbf_sinkrows_d64", d=64, spec="score<rbf> mask = [#attn.causal]", sink_rows=2,
+         ref={"score": "rbf", "masks": [CAUSAL]}),
     Case("causal_d256", d=256, spec="mask = [#attn.causal]", ref={"masks": [CAUSAL]},
          check_shape=(1, 2, 1, 1000, 1000)),
     Case("causal_f16_d128", dtype="f16", spec="mask = [#attn.causal]",

@@ -57,7 +57,13 @@ def make_inputs(case, shape, gen, key_scale=1.0):
     if case.sink_rows:
         # Zero-initialised learned sink keys (the RBF sink mechanism) with
         # random values.
-        extra["sink_key"] = torch.zeros(Hkv, case.sink_rows, case.d, device="cuda", dtype=dt)
+        # (random keys for dot-product scores, whose K path they then test)
+        if case.ref.get("score") == "rbf":
+            extra["sink_key"] = torch.zeros(Hkv, case.sink_rows, case.d, device="cuda",
+                                            dtype=dt)
+        else:
+            extra["sink_key"] = torch.randn(Hkv, case.sink_rows, case.d, generator=gen,
+                                            device="cuda").to(dt)
         extra["sink_value"] = torch.randn(Hkv, case.sink_rows, case.dv, generator=gen,
                                           device="cuda").to(dt)
     return q, k, v, extra
