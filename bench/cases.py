@@ -179,6 +179,14 @@ CASES = [
          ref={"score": "rbf", "masks": [CAUSAL]}, check_shape=(2, 8, 2, 777, 777)),
     Case("rbf_f16_d128", dtype="f16", spec="score<rbf>", ref={"score": "rbf"}),
     Case("softmax_d192_dv128", d=192, dv=128, check_shape=(1, 4, 4, 555, 1001)),
+    # Edge shapes on the wgmma kernels: q-tiles that see no key at all
+    # (pipelined loop), one query, three queries over 5000 keys.
+    Case("fully_masked_rows_d64", d=64, spec="mask = [#attn.causal<bottom_right>]",
+         ref={"masks": [{"kind": "causal", "alignment": "bottom_right"}]},
+         check_shape=(1, 4, 4, 1000, 600)),
+    Case("one_query_d128", check_shape=(2, 4, 2, 1, 37)),
+    Case("rbf_three_queries_d128", spec="score<rbf>", ref={"score": "rbf"},
+         check_shape=(1, 4, 2, 3, 5000)),
     # Learned sink rows through the pipelined loop's prologue (D = 64).
     Case("sinkrows_causal_d64", d=64, spec="mask = [#attn.causal]", sink_rows=3,
          ref={"masks": [CAUSAL]}),
