@@ -63,18 +63,26 @@ def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
   let description = [{
     For every attn.attention in the module, a `gpu.func` kernel in
     `gpu.module @attn_kernels`, named after the function that held the op,
-    that runs the tiled online algorithm of `attn-to-flash` the way
-    FlashAttention-2 does on sm_80 and later: 128-query tiles per CTA of 4
-    warps (32 rows a warp), K/V tiles of 32 or 64 keys in a 3-stage cp.async
-    shared-memory ring, `mma.sync.m16n8k16` for Q.K^T and P.V with P kept in
-    registers and O rescaled only when a row maximum moved, the score
-    region and mask code evaluated per accumulator element (mask code only on
-    tiles that are not fully visible, hidden tiles never visited), and an
-    exp2-based online softmax.
+    that runs the tiled online algorithm of `attn-to-flash` on tensor cores,
+    with the score region and mask code evaluated per accumulator element
+    (mask code only on tiles that are not fully visible, hidden tiles never
+    visited), P kept in registers, O rescaled only when a row maximum moved,
+    and an exp2-based online softmax. Two code generators (`mma`):
+
+    - `wgmma` (sm_90a; head dims multiples of 64): warpgroups of 64 query
+      rows, K/V tiles in a cp.async ring laid out for the 128-byte swizzle,
+      S = Q.K^T by `wgmma.mma_async` from shared-memory descriptors, P.V by
+      the register-A form of wgmma; optionally software-pipelined
+      (`pipeline`). RBF key norms come from a prologue kernel
+      (`<name>_key_norms`) and, in bf16, enter the S chain as one extra
+      k-step.
+    - `sync` (sm_80 and later): the FlashAttention-2 structure, 128-query
+      tiles per CTA of 4 warps (32 rows a warp), K/V tiles of 32 or 64 keys
+      in a 3-stage ring, `ldmatrix` and `mma.sync.m16n8k16`.
 
     Kernel arguments: q, k, v, o, lse (always; a scratch buffer when the op
     has no LSE result), [sink_logits], [sink_key, sink_value], captures...,
-    each a 1-D global memref (row-major contents), then the sizes B, Hq,
+    [key_norms], each a 1-D global memref (row-major contents), then the sizes B, Hq,
     Hkv, Sq, Sk, Ns as index values. The launch description (grid, block,
     dynamic shared memory, argument list) goes into the module attribute
     `attn.kernels`; the host functions that held the ops are erased.

@@ -1,26 +1,29 @@
 //===- AttnToNVGPU.cpp - tensor-core kernels for attn.attention -*- C++ -*-===//
 //
 // Generates one gpu.func per attn.attention: the tiled online algorithm of
-// attn-to-flash (docs/semantics.md), mapped onto the GPU the way
-// FlashAttention-2 does it:
+// attn-to-flash (docs/semantics.md) on tensor cores, with one of two code
+// generators (docs/performance.md, "The kernels"):
 //
-// - one CTA per (q-tile of 128 rows, query head, batch); 4 warps, each
-//   owning two m16 tiles (32 rows), so that every K/V fragment feeds two mma;
-//   the Q tile stays in shared memory and its A fragments are re-read per KV
-//   tile (with one m-tile per warp they stay in registers);
-// - K and V tiles of 32 keys (64 for head dims up to 64) stream through a
-//   3-stage shared-memory ring filled with cp.async (zero-filled past the
-//   sequence end; prefetch distance 2, one barrier per tile), rows padded by
-//   16 bytes so that ldmatrix is free of bank conflicts;
-// - S = Q.K^T and O += P.V with mma.sync m16n8k16 (f16 or bf16 in, f32
-//   accumulate); P never leaves registers (the S accumulators are repacked as
-//   the A fragments of P.V);
-// - per accumulator element, (q_idx, kv_idx) come from the fragment layout
-//   (row = lane/4 (+8), col = 2*(lane%4) (+1)); the score region and the mask
-//   code run there, and the mask code only on tiles that are not fully
-//   visible; tiles the structured masks hide entirely are never visited;
-// - the online softmax works in the log2 domain with exp2, row statistics
-//   reduced over the 4 lanes of a quad with shuffles.
+// - wgmma (sm_90a, head dims multiples of 64): warpgroups of 64 query rows
+//   (two per CTA, or one with two CTAs per SM); K/V tiles in a cp.async ring
+//   laid out for wgmma's 128-byte swizzle and published to the async proxy;
+//   S = Q.K^T as a chain of wgmma.mma_async on shared-memory descriptors,
+//   O += P.V with the register-A form (inline PTX); optionally
+//   software-pipelined (S of tile u+1 in flight while the warps compute the
+//   weights of tile u). RBF key norms come from a prologue kernel and, in
+//   bf16, ride on the tensor cores as one extra k-step.
+// - mma.sync (sm_80 and later), the FlashAttention-2 structure: one CTA per
+//   q-tile of 128 rows, 4 warps with two m16 tiles each, ldmatrix.x4 from
+//   16-byte padded rows, mma.sync m16n8k16, P repacked from the S
+//   accumulators as the A fragments of P.V.
+//
+// Common: per accumulator element, (q_idx, kv_idx) come from the fragment
+// layout (row = lane/4 (+8), col = 2*(lane%4) (+1), the m16n8 C layout of
+// both instruction families); the score region and the mask code run
+// there, the mask code only on tiles that are not fully visible; tiles the
+// structured masks hide entirely are never visited. The online softmax works
+// in the exp2 domain (ex2.approx.ftz), row statistics reduced over the 4
+// lanes of a quad with shuffles.
 //
 // The kernel takes every tensor as a 1-D global memref (row-major, as torch
 // lays them out) and the run-time sizes B, Hq, Hkv, Sq, Sk as index values;
