@@ -84,6 +84,10 @@ class Kernel:
             if not t.is_contiguous():
                 raise BundleError(f"{self.name}: '{name}' must be contiguous "
                                   "(row-major); call .contiguous()")
+            if t.data_ptr() % 16:
+                # 16-byte asynchronous copies read the rows.
+                raise BundleError(f"{self.name}: '{name}' must start on a "
+                                  "16-byte boundary; call .clone()")
         if len({q.device, k.device, v.device}) != 1:
             raise BundleError(f"{self.name}: q, k and v are on different devices")
         B, Hq, Sq, Dqk = q.shape
@@ -107,6 +111,9 @@ class Kernel:
         if max(B, Hq, Sq, Sk) >= 2 ** 31:
             # The kernels convert positions to float through 32-bit integers.
             raise BundleError(f"{self.name}: sizes must be below 2^31")
+        if B > 65535 or Hq > 65535:
+            # They are the grid's y and z extents.
+            raise BundleError(f"{self.name}: at most 65535 heads and batches")
         names = [a["name"] for a in d["args"]]
         if ("sink_logits" in names) != (sink_logits is not None):
             raise BundleError(f"{self.name}: the kernel "
@@ -157,6 +164,17 @@ class Kernel:
                               device=q.device)
         if lse is None:
             lse = torch.empty((B, Hq, Sq), dtype=torch.float32, device=q.device)
+        # The kernel writes them whole: a wrong one would be written out of
+        # bounds.
+        for name, t, shape, dtype in (
+                ("out", out, (B, Hq, Sq, d["head_dim_v"]), q.dtype),
+                ("lse", lse, (B, Hq, Sq), torch.float32)):
+            if (not isinstance(t, torch.Tensor) or t.device != q.device
+                    or t.dtype != dtype or tuple(t.shape) != shape
+                    or not t.is_contiguous() or t.data_ptr() % 16):
+                raise BundleError(f"{self.name}: '{name}' must be a contiguous "
+                                  f"{dtype} tensor of shape {list(shape)} on "
+                                  f"{q.device}, 16-byte aligned")
         buffers = {"q": q, "k": k, "v": v, "o": out, "lse": lse,
                    "sink_logits": sink_logits, "sink_key": sink_key,
                    "sink_value": sink_value}

@@ -77,6 +77,9 @@ def test_launch_writes_every_output(kernel):
     ("heads", "Hq must be a multiple of Hkv"),
     ("batch", "batch sizes differ"),
     ("noncontiguous", "must be contiguous"),
+    ("misaligned", "must start on a 16-byte boundary"),
+    ("out_shape", "'out' must be a contiguous"),
+    ("lse_dtype", "'lse' must be a contiguous"),
     ("captures", "takes 0 captured tensors, got 1"),
     ("sink_logits", "has no sink_logits"),
 ])
@@ -97,13 +100,21 @@ def test_mismatches_are_refused_before_launch(kernel, case, message):
         k = torch.cat([k, k])
     elif case == "noncontiguous":
         q = q.transpose(1, 2).contiguous().transpose(1, 2)
+    elif case == "misaligned":
+        # Contiguous, but one element past a 16-byte boundary.
+        q = torch.empty(q.numel() + 1, device="cuda",
+                        dtype=q.dtype)[1:].view(q.shape).copy_(q)
+    elif case == "out_shape":
+        kwargs["out"] = torch.zeros(1, 4, 99, 64, device="cuda", dtype=torch.bfloat16)
+    elif case == "lse_dtype":
+        kwargs["lse"] = torch.zeros(1, 4, 100, device="cuda", dtype=torch.float16)
     elif case == "captures":
         kwargs["captures"] = (torch.zeros(4, device="cuda"),)
     elif case == "sink_logits":
         kwargs["sink_logits"] = torch.zeros(4, device="cuda")
     out = torch.full((1, 4, 100, 64), 7.0, device="cuda", dtype=torch.bfloat16)
     with pytest.raises(BundleError, match=message):
-        kernel.run(q, k, v, out=out, **kwargs)
+        kernel.run(q, k, v, **({"out": out} | kwargs))
     torch.cuda.synchronize()
     # Nothing was launched: the output is untouched.
     assert bool((out == 7.0).all())

@@ -777,10 +777,26 @@ DictionaryAttr KernelBuilder::build() {
   Value vSmem = wgmma
                     ? view(qBytes + kBytes, {stages, dv / 64, blockN, 64}, elt)
                     : view(qBytes + kBytes, {stages, blockN, strideV}, elt);
-  if (wgmma)
+  if (wgmma) {
     smemAddress = arith::IndexCastOp::create(
         *b, b->getI64Type(),
         memref::ExtractAlignedPointerAsIndexOp::create(*b, smem));
+    // The swizzle of the tiles (smemIndex) and of the descriptors (base
+    // offset 0) agree only if dynamic shared memory starts on a 1024-byte
+    // boundary, as it does with no static shared memory before it. Were it
+    // ever not so, stop (a trap, the launch fails) rather than compute a
+    // wrong result.
+    Value misaligned = arith::CmpIOp::create(
+        *b, arith::CmpIPredicate::ne,
+        arith::AndIOp::create(
+            *b, smemAddress,
+            arith::ConstantIntOp::create(*b, b->getI64Type(), 1023)),
+        arith::ConstantIntOp::create(*b, b->getI64Type(), 0));
+    scf::IfOp::create(*b, misaligned, [&](OpBuilder &nb, Location loc) {
+      LLVM::Trap::create(nb, loc);
+      scf::YieldOp::create(nb, loc);
+    });
+  }
   const int64_t normOffset = qBytes + kBytes + vBytes;
   Value normSmem =
       rbf && !augmentRbf ? view(normOffset, {stages, blockN}, f32Type)
@@ -981,9 +997,9 @@ DictionaryAttr KernelBuilder::build() {
         });
   };
 
-  // The first two KV tiles go in flight, one commit group each (empty when
-  // there is no such tile), so that the loop can always wait for all but the
-  // newest group.
+  // The first stages - 1 KV tiles go in flight, one commit group each
+  // (empty when there is no such tile), so that the loop can always wait for
+  // a fixed number of pending groups.
   for (int64_t ahead = 0; ahead < stages - 1; ++ahead) {
     Value u = e->addI(uBegin, idx(ahead));
     scf::IfOp::create(*b, e->cmpI(P::slt, u, uEnd), [&](OpBuilder &nb,
@@ -1602,8 +1618,8 @@ DictionaryAttr KernelBuilder::build() {
     // O += P(u).V(u) while the warps turn S(u+1) into P(u+1); the loop
     // carries O, the row statistics, the packed P of the tile whose P.V is
     // next, and its O rescale (alpha, and whether any row moved).
-    // Tile u+1 is resident at the top of iteration u (issued one iteration
-    // earlier: prefetch distance stages - 1 = 2).
+    // Tile u+1 is resident at the top of iteration u (issued at least one
+    // iteration earlier: prefetch distance stages - 1).
     const int64_t nP = (blockN / 16) * 4;
     // The weights of tile u from its scores: packed P ++ m ++ l ++ alpha ++
     // {changed}.
