@@ -925,12 +925,17 @@ DictionaryAttr KernelBuilder::build() {
                     e->mulI(firstKey, idx(dqk)), rows);
       asyncCopyTile(vBuf, vSmem, stage, blockN, dv,
                     e->mulI(firstKey, idx(dv)), rows);
-      if (augmentRbf) {
-        // The tile's norm parts: 16 bytes per key, one key per thread.
+      // The key of the prologue's buffer that starts this tile (rows padded
+      // to whole tiles: always in bounds and 16-byte aligned).
+      Value normBase;
+      if (rbf) {
         Value padded = e->mulI(e->divI(e->addI(kvLen, idx(blockN - 1)), tn),
                                tn);
-        Value base = e->addI(
+        normBase = e->addI(
             e->mulI(e->addI(e->mulI(bIdx, kvHeads), hk), padded), j0);
+      }
+      if (augmentRbf) {
+        // The tile's norm parts: 16 bytes per key, one key per thread.
         for (int64_t first = 0; first < blockN; first += threads) {
           Value key = e->addI(tid, idx(first));
           scf::IfOp::create(
@@ -942,20 +947,14 @@ DictionaryAttr KernelBuilder::build() {
                 nvgpu::DeviceAsyncCopyOp::create(
                     *b, nvgpu::DeviceAsyncTokenType::get(ctx), augKSmem,
                     ValueRange{stage, augOffset(key, 0)}, keyNormBuf,
-                    ValueRange{e->mulI(e->addI(base, key), idx(8))},
+                    ValueRange{e->mulI(e->addI(normBase, key), idx(8))},
                     b->getIndexAttr(8), Value(),
                     /*bypassL1=*/b->getUnitAttr());
                 scf::YieldOp::create(*b);
               });
         }
       } else if (rbf) {
-        // The tile's key norms: blockN floats, 16 bytes per thread, from
-        // the prologue's buffer (rows padded to whole tiles: always in
-        // bounds and 16-byte aligned).
-        Value padded = e->mulI(e->divI(e->addI(kvLen, idx(blockN - 1)), tn),
-                               tn);
-        Value base = e->addI(
-            e->mulI(e->addI(e->mulI(bIdx, kvHeads), hk), padded), j0);
+        // The tile's key norms: blockN floats, 16 bytes per thread.
         scf::IfOp::create(
             *b, e->cmpI(P::slt, tid, idx(blockN / 4)),
             [&](OpBuilder &nb, Location) {
@@ -966,7 +965,7 @@ DictionaryAttr KernelBuilder::build() {
               nvgpu::DeviceAsyncCopyOp::create(
                   *b, nvgpu::DeviceAsyncTokenType::get(ctx), normSmem,
                   ValueRange{stage, col}, keyNormBuf,
-                  ValueRange{e->addI(base, col)}, b->getIndexAttr(4),
+                  ValueRange{e->addI(normBase, col)}, b->getIndexAttr(4),
                   Value(), /*bypassL1=*/b->getUnitAttr());
               scf::YieldOp::create(*b);
             });
@@ -1158,28 +1157,14 @@ DictionaryAttr KernelBuilder::build() {
         // Scalar loads (once per kernel, for the sink tile; vector loads
         // from workgroup memrefs trip a spurious memory-space diagnostic in
         // convert-nvgpu-to-nvvm).
-        int64_t width = 1;
         Value sq = e->forLoop(
-            idx(0), idx(quarter / width), {zero},
+            idx(0), idx(quarter), {zero},
             [&](Value c, ValueRange a) -> SmallVector<Value> {
-              Value col = e->addI(e->mulI(part, idx(quarter)),
-                                  e->mulI(c, idx(width)));
-              if (width == 1) {
-                Value x = memref::LoadOp::create(*b, kSmem,
-                                                 smemIndex(stage, row, col));
-                x = arith::ExtFOp::create(*b, f32Type, x);
-                return {e->add(a[0], e->mul(x, x))};
-              }
-              Value v = vector::LoadOp::create(
-                  *b, VectorType::get({width}, elt), kSmem,
-                  smemIndex(stage, row, col), /*nontemporal=*/false,
-                  llvm::MaybeAlign(16));
-              Value f = arith::ExtFOp::create(
-                  *b, VectorType::get({width}, f32Type), v);
-              Value sqv = arith::MulFOp::create(*b, f, f);
-              Value r = vector::ReductionOp::create(
-                  *b, vector::CombiningKind::ADD, sqv);
-              return {e->add(a[0], r)};
+              Value col = e->addI(e->mulI(part, idx(quarter)), c);
+              Value x = memref::LoadOp::create(*b, kSmem,
+                                               smemIndex(stage, row, col));
+              x = arith::ExtFOp::create(*b, f32Type, x);
+              return {e->add(a[0], e->mul(x, x))};
             })[0];
         sq = e->add(sq, shuffleXor(sq, 1));
         sq = e->add(sq, shuffleXor(sq, 2));
@@ -1240,12 +1225,8 @@ DictionaryAttr KernelBuilder::build() {
     auto wgType = elt.isBF16() ? NVVM::WGMMATypes::bf16
                                : NVVM::WGMMATypes::f16;
     auto typeAttr = NVVM::WGMMATypesAttr::get(ctx, wgType);
-    // The first k-step ignores the accumulator (scale-d = 0); it still
-    // names registers, so they get a defined value (zeros) before the fence.
+    // The first k-step ignores the accumulator (scale-d = 0).
     Value acc = LLVM::PoisonOp::create(*b, accType(nTiles * 4));
-    SmallVector<Value> zeros = fenceRegisters(SmallVector<Value>(nTiles * 4, zero));
-    for (auto [i, z] : llvm::enumerate(zeros))
-      acc = LLVM::InsertValueOp::create(*b, acc, z, i);
     SmallVector<Value> descsA, descsB;
     for (int64_t ks = 0; ks < dqk / 16; ++ks) {
       int64_t panelOffset = (ks / 4), within = (ks % 4) * 32;
@@ -1621,30 +1602,26 @@ DictionaryAttr KernelBuilder::build() {
     // Tile u+1 is resident at the top of iteration u (issued at least one
     // iteration earlier: prefetch distance stages - 1).
     const int64_t nP = (blockN / 16) * 4;
-    // The weights of tile u from its scores: packed P ++ m ++ l ++ alpha ++
-    // {changed}.
+    // Layout of the pipelined state: O, m, l, packed P, alpha, changed.
+    const int64_t pAt = nO + 2 * rowsPerThread, alphaAt = pAt + nP,
+                  changedAt = alphaAt + rowsPerThread;
+    // The state after O from the scores of tile u: m ++ l ++ packed P ++
+    // alpha ++ {changed}.
     auto weightsState = [&](ArrayRef<Value> s, ArrayRef<Value> curM,
                             ArrayRef<Value> curL, Value u, bool maySink) {
       return dispatch(u, maySink, [&](Mode mode) {
         Weights w = weightsOf(s, curM, curL, u, stageOf(u), mode);
-        SmallVector<Value> out = packAll(w.p);
-        out.append(w.nextM);
+        SmallVector<Value> out(w.nextM);
         out.append(w.nextL);
+        out.append(packAll(w.p));
         out.append(w.alpha);
         out.push_back(w.changed);
         return out;
       });
     };
-    // Layout of the pipelined state.
-    const int64_t pAt = nO + 2 * rowsPerThread, alphaAt = pAt + nP,
-                  changedAt = alphaAt + rowsPerThread;
+    // Placeholders for "no tile yet": zero P, no rescale.
     SmallVector<Value> init(state.begin(), state.end());
-    {
-      // Placeholders for "no tile yet": zero P, no rescale.
-      SmallVector<Value> zeros(blockN / 16 * 4 * 2, zero);
-      SmallVector<Value> packedZero = packAll(zeros);
-      init.append(packedZero.begin(), packedZero.begin() + nP);
-    }
+    init.append(packAll(SmallVector<Value>(nTiles * 4, zero)));
     init.append(rowsPerThread, f32(1.0));
     init.push_back(e->i1(false));
     SmallVector<Value> first = ifOp(
@@ -1657,9 +1634,7 @@ DictionaryAttr KernelBuilder::build() {
               ArrayRef<Value>(init).slice(lAt, rowsPerThread), uBegin,
               /*maySink=*/true);
           SmallVector<Value> out(init.begin(), init.begin() + nO);
-          out.append(w.begin() + nP, w.begin() + nP + 2 * rowsPerThread);
-          out.append(w.begin(), w.begin() + nP);
-          out.append(w.begin() + nP + 2 * rowsPerThread, w.end());
+          out.append(w);
           return out;
         },
         [&]() { return init; });
@@ -1686,11 +1661,8 @@ DictionaryAttr KernelBuilder::build() {
           NVVM::WgmmaWaitGroupSyncOp::create(*b, 0);
           o = fenceRegisters(o);
           (void)fenceRegisters(inFlightPV);
-          SmallVector<Value> out(o);
-          out.append(w.begin() + nP, w.begin() + nP + 2 * rowsPerThread);
-          out.append(w.begin(), w.begin() + nP);
-          out.append(w.begin() + nP + 2 * rowsPerThread, w.end());
-          return out;
+          o.append(w);
+          return o;
         });
     // The last tile's P.V.
     SmallVector<Value> last(looped.begin(), looped.end());
