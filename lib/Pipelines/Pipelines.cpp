@@ -73,17 +73,16 @@ void mlir::attn::buildAttnToCPUPipeline(OpPassManager &pm,
 void mlir::attn::buildAttnToNVVMPipeline(OpPassManager &pm,
                                          const AttnToNVVMOptions &options) {
   addInstantiation(pm);
-  AttnToNVGPUPassOptions kernel;
-  kernel.mTiles = options.mTiles;
-  kernel.kvTile = options.kvTile;
-  kernel.warps = options.warps;
-  kernel.stages = options.stages;
-  kernel.pipeline = options.pipeline;
-  // wgmma is Hopper's (sm_90a); elsewhere `auto` means mma.sync.
-  kernel.mma = options.mma == "auto" && options.chip != "sm_90a"
-                   ? std::string("sync")
-                   : options.mma.getValue();
-  pm.addPass(createAttnToNVGPUPass(kernel));
+  AttnSelectKernelConfigPassOptions config;
+  config.chip = options.chip;
+  config.mma = options.mma;
+  config.mTiles = options.mTiles;
+  config.kvTile = options.kvTile;
+  config.warps = options.warps;
+  config.stages = options.stages;
+  config.pipeline = options.pipeline;
+  pm.addPass(createAttnSelectKernelConfigPass(config));
+  pm.addPass(createAttnToNVGPUPass());
   GpuNVVMAttachTargetOptions target;
   target.chip = options.chip;
   target.features = options.features;

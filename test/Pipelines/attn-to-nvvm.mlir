@@ -66,23 +66,32 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // Two warpgroups of 64 rows, 64-key tiles, a 4-stage ring:
 // 16 KiB of Q + 4 x (8 KiB K + 8 KiB V).
 // JSON: "cubin": "attn.cubin"
-// JSON: "format": "attn-bundle-v1"
-// JSON: "block": [
-// JSON-NEXT: 256,
-// JSON: "block_m": 128,
+// JSON: "format": "attn-bundle-v2"
+// JSON: "config": {
+// JSON-NEXT: "block_m": 128,
 // JSON-NEXT: "block_n": 64,
-// JSON: "kernel": "streaming_d64",
+// JSON-NEXT: "key_norms": "none",
+// JSON-NEXT: "m_tiles": 1,
 // JSON-NEXT: "mma": "wgmma",
+// JSON-NEXT: "pipelined": true,
 // JSON-NEXT: "shared_memory_bytes": 81920,
 // JSON-NEXT: "stages": 4,
-// JSON-NEXT: "variant": "streaming"
+// JSON-NEXT: "warps": 8
+// JSON: "launches": [
+// JSON: "block": [
+// JSON-NEXT: 256,
+// JSON: "grid": [
+// JSON-NEXT: "ceildiv(Sq, 128)",
+// JSON: "kernel": "streaming_d64",
+// JSON-NEXT: "shared_memory_bytes": 81920
+// JSON: "variant": "streaming"
 
+// SYNCJSON: "mma": "sync",
+// SYNCJSON: "stages": 3,
 // SYNCJSON: "block": [
 // SYNCJSON-NEXT: 128,
 // SYNCJSON: "kernel": "streaming_d64",
-// SYNCJSON-NEXT: "mma": "mma.sync",
-// SYNCJSON-NEXT: "shared_memory_bytes": 73728,
-// SYNCJSON-NEXT: "stages": 3,
+// SYNCJSON-NEXT: "shared_memory_bytes": 73728
 
 // The default configurations at head dim 64 spill nothing; with mma.sync
 // the three softmax-family kernels spill nothing either (the mma.sync RBF

@@ -57,64 +57,93 @@ def AttnToFlashPass : Pass<"attn-to-flash"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def AttnSelectKernelConfigPass
+    : Pass<"attn-select-kernel-config", "::mlir::ModuleOp"> {
+  let summary = "Choose, once per attn.attention, how its GPU kernel is "
+                "built (#attn.kernel_config)";
+  let description = [{
+    Decides for every attn.attention the instruction family (`mma.sync` or
+    Hopper's `wgmma`), warps and m-tiles per CTA, the KV tile, the depth of
+    the K/V ring, software pipelining and where RBF key norms come from, and
+    records the decision as the discardable attribute `attn.kernel_config`
+    (`#attn.kernel_config<...>`) on the op. `attn-to-nvgpu` reads only that
+    attribute. An option other than 0 / `auto` forces its field; the rest
+    follow the measured defaults (bench/NOTES.md, bench/sweep.py):
+
+    - `mma=auto`: wgmma on sm_90a where the op allows it (head dims multiples
+      of 64), else mma.sync;
+    - wgmma, head dims up to 64: the pipelined loop, 64-key tiles, 4 stages;
+    - wgmma, larger head dims: the plain loop; one CTA of two warpgroups with
+      the largest KV tile (up to 128) whose ring fits in shared memory and 2
+      stages, except for ops with per-element work beyond the softmax (a
+      score region, a non-softmax normalization): two one-warpgroup CTAs per
+      SM with 64-key tiles;
+    - mma.sync: 4 warps of two m16 tiles (128 rows), 64-key tiles for head
+      dims up to 64 (else 32), 3 stages;
+    - RBF key norms on the tensor cores (`key_norms = mma`) for bf16 wgmma
+      kernels whose scores feed a shift-invariant softmax untouched by a
+      score region, with no sink rows; else f32 norms in shared memory.
+
+    Ops the GPU kernels cannot take, forced options they cannot honour and
+    plans that exceed shared memory are diagnostics on the op. Ops that
+    already carry a configuration keep it.
+  }];
+  let options = [
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_90a\"",
+           "GPU architecture (wgmma needs sm_90a)">,
+    Option<"mma", "mma", "std::string", /*default=*/"\"auto\"",
+           "Tensor-core instructions: `sync` (mma.sync, sm_80 and later), "
+           "`wgmma` (sm_90a; head dims multiples of 64) or `auto` (wgmma "
+           "wherever the op allows it on sm_90a, else mma.sync)">,
+    Option<"mTiles", "m-tiles", "int64_t", /*default=*/"0",
+           "16-row m-tiles per warp (1 or 2; 0: the default). With 2 each "
+           "K/V fragment feeds two mma and Q is re-read from shared memory">,
+    Option<"kvTile", "kv-tile", "int64_t", /*default=*/"0",
+           "Keys per KV tile (a multiple of 16, at most 128; 0: the "
+           "default)">,
+    Option<"warps", "warps", "int64_t", /*default=*/"0",
+           "Warps per CTA (1, 2, 4 or 8; with wgmma 4 or 8; 0: the "
+           "default); the q-tile is 16 * m-tiles * warps rows">,
+    Option<"stages", "stages", "int64_t", /*default=*/"0",
+           "Depth of the K/V shared-memory ring (2 to 4; 0: the default)">,
+    Option<"pipeline", "pipeline", "std::string", /*default=*/"\"auto\"",
+           "wgmma: software-pipeline the KV loop (needs stages >= 3): `on`, "
+           "`off` or `auto` (on for head dims up to 64)">,
+  ];
+}
+
 def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
   let summary = "Generate a tensor-core GPU kernel (gpu.func) for every "
                 "attn.attention";
   let description = [{
     For every attn.attention in the module, a `gpu.func` kernel in
     `gpu.module @attn_kernels`, named after the function that held the op,
-    that runs the tiled online algorithm of `attn-to-flash` on tensor cores,
-    with the score region and mask code evaluated per accumulator element
-    (mask code only on tiles that are not fully visible, hidden tiles never
-    visited), P kept in registers, O rescaled only when a row maximum moved,
-    and an exp2-based online softmax. Two code generators (`mma`):
+    built as its `attn.kernel_config` attribute says (run
+    `attn-select-kernel-config` first). The kernel runs the tiled online
+    algorithm of `attn-to-flash` on tensor cores, assembled from the pieces
+    of lib/Conversion/AttnToNVGPU: the kernel ABI, the shared-memory plan
+    (the one place that defines the swizzle), the cp.async copy ring,
+    mma.sync or wgmma fragments, the fragment-level online softmax (score
+    region and mask code per accumulator element, mask code only on tiles
+    that are not fully visible, hidden tiles never visited, exp2 domain), the
+    plain or software-pipelined KV loop, and the RBF key-norm prologue
+    kernel (`<name>_key_norms`).
 
-    - `wgmma` (sm_90a; head dims multiples of 64): warpgroups of 64 query
-      rows, K/V tiles in a cp.async ring laid out for the 128-byte swizzle,
-      S = Q.K^T by `wgmma.mma_async` from shared-memory descriptors, P.V by
-      the register-A form of wgmma; optionally software-pipelined
-      (`pipeline`). RBF key norms come from a prologue kernel
-      (`<name>_key_norms`) and, in bf16, enter the S chain as one extra
-      k-step.
-    - `sync` (sm_80 and later): the FlashAttention-2 structure, 128-query
-      tiles per CTA of 4 warps (32 rows a warp), K/V tiles of 32 or 64 keys
-      in a 3-stage ring, `ldmatrix` and `mma.sync.m16n8k16`.
-
-    Kernel arguments: q, k, v, o, lse (always; a scratch buffer when the op
-    has no LSE result), [sink_logits], [sink_key, sink_value], captures...,
-    [key_norms], each a 1-D global memref (row-major contents), then the sizes B, Hq,
-    Hkv, Sq, Sk, Ns as index values. The launch description (grid, block,
-    dynamic shared memory, argument list) goes into the module attribute
-    `attn.kernels`; the host functions that held the ops are erased.
+    Kernel arguments: q, k, v, o, lse (a workspace when the op has no LSE
+    result), [sink_logits], [sink_key, sink_value], captures...,
+    [key_norms], each a 1-D global memref (row-major contents), then the
+    sizes B, Hq, Hkv, Sq, Sk, Ns as index values. The launch description
+    (parameters, workspaces and the ordered list of launches with their
+    grids as expressions of the sizes; docs/bundles.md) goes into the module
+    attribute `attn.kernels`; the host functions that held the ops are
+    erased. A host function that computes anything besides its attention
+    ops is refused: the bundle would silently drop that work.
 
     Ops the kernel cannot take yet (f32 inputs, dynamic or non-multiple-of-16
     head dims, feature maps, region ops other than arith/math/tensor.extract)
-    are refused with a diagnostic naming the reason.
+    are refused by `attn-select-kernel-config` with a diagnostic naming the
+    reason.
   }];
-  let options = [
-    Option<"mTiles", "m-tiles", "int64_t", /*default=*/"0",
-           "16-row m-tiles per warp (1 or 2; 0: 2). With 2 each K/V "
-           "fragment feeds two mma and Q is re-read from shared memory">,
-    Option<"kvTile", "kv-tile", "int64_t", /*default=*/"0",
-           "Keys per KV tile (multiple of 16, at most 128; 0: 64 for head "
-           "dims up to 64, else 32)">,
-    Option<"warps", "warps", "int64_t", /*default=*/"0",
-           "Warps per CTA (1, 2, 4 or 8; with wgmma 4 or 8; 0: 4, or 8 with "
-           "wgmma); the q-tile is 16 * m-tiles * warps rows">,
-    Option<"stages", "stages", "int64_t", /*default=*/"0",
-           "Depth of the K/V shared-memory ring (2 to 4; 0: 3, or 2 with "
-           "wgmma unpipelined)">,
-    Option<"mma", "mma", "std::string", /*default=*/"\"sync\"",
-           "Tensor-core instructions: `sync` (mma.sync, sm_80 and later), "
-           "`wgmma` (Hopper's warpgroup wgmma.mma_async, sm_90a; head dims "
-           "must be multiples of 64) or `auto` (wgmma wherever the op "
-           "allows it, else mma.sync)">,
-    Option<"pipeline", "pipeline", "std::string", /*default=*/"\"auto\"",
-           "wgmma: software-pipeline the KV loop (S of the next tile on the "
-           "tensor cores while the warps compute the weights of this one; "
-           "needs stages >= 3): `on`, `off` or `auto` (on for head dims up "
-           "to 64)">,
-  ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::gpu::GPUDialect",
                            "::mlir::LLVM::LLVMDialect",

@@ -111,7 +111,7 @@ struct AttnWriteBundlePass final
       return signalPassFailure();
 
     llvm::json::Object root;
-    root["format"] = "attn-bundle-v1";
+    root["format"] = "attn-bundle-v2";
     root["cubin"] = (bundleName + ".cubin");
     root["ptx"] = (bundleName + ".ptx");
     std::string targetText;

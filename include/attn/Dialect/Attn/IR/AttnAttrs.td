@@ -168,4 +168,41 @@ def Attn_PrefixLMAttr : Attn_MaskAttr<"PrefixLM", "prefix_lm", 0> {
   let assemblyFormat = "`<` struct(params) `>`";
 }
 
+//===----------------------------------------------------------------------===//
+// GPU kernel configuration
+//===----------------------------------------------------------------------===//
+
+def Attn_KernelConfigAttr : AttrDef<Attn_Dialect, "KernelConfig"> {
+  let mnemonic = "kernel_config";
+  let summary = "how the GPU kernel of an attn.attention is built";
+  let description = [{
+    Chosen once per op by `attn-select-kernel-config` (from the measured
+    defaults, or the options that force them) and read, unchanged, by
+    `attn-to-nvgpu`: nothing downstream re-decides.
+
+    - `mma`: the tensor-core instruction family;
+    - `warps`: warps per CTA; `m_tiles`: 16-row m-tiles per warp (1 with
+      wgmma); `block_m` = 16 * m_tiles * warps query rows per CTA;
+    - `block_n`: keys per KV tile; `stages`: depth of the K/V shared-memory
+      ring;
+    - `pipelined`: the software-pipelined KV loop (wgmma only: S of the next
+      tile on the tensor cores while the warps weight this one);
+    - `key_norms`: where RBF key norms come from (`none` for dot products);
+    - `shared_memory_bytes`: the dynamic shared memory of the plan.
+
+    ```mlir
+    #attn.kernel_config<mma = wgmma, warps = 8, m_tiles = 1, block_m = 128,
+      block_n = 128, stages = 2, pipelined = false, key_norms = none,
+      shared_memory_bytes = 163840>
+    ```
+  }];
+  let parameters = (ins EnumParameter<Attn_MmaKind>:$mma, "int64_t":$warps,
+      "int64_t":$m_tiles, "int64_t":$block_m, "int64_t":$block_n,
+      "int64_t":$stages, "bool":$pipelined,
+      EnumParameter<Attn_KeyNormPath>:$key_norms,
+      "int64_t":$shared_memory_bytes);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
 #endif // ATTN_DIALECT_ATTN_IR_ATTNATTRS_TD

@@ -51,4 +51,33 @@ def Attn_Alignment : I32EnumAttr<"Alignment",
   }];
 }
 
+def Attn_MmaKind : I32EnumAttr<"MmaKind",
+    "tensor-core instruction family of a GPU kernel", [
+    I32EnumAttrCase<"sync", 0>,
+    I32EnumAttrCase<"wgmma", 1>]> {
+  let cppNamespace = "::mlir::attn";
+  let genSpecializedAttr = 0;
+  let description = [{
+    `sync`: warp-level `mma.sync.m16n8k16` with `ldmatrix` (sm_80 and later).
+    `wgmma`: Hopper's warpgroup `wgmma.mma_async` from shared-memory
+    descriptors (sm_90a).
+  }];
+}
+
+def Attn_KeyNormPath : I32EnumAttr<"KeyNormPath",
+    "where a GPU kernel gets the RBF key norms", [
+    I32EnumAttrCase<"none", 0>,
+    I32EnumAttrCase<"smem", 1>,
+    I32EnumAttrCase<"mma", 2>]> {
+  let cppNamespace = "::mlir::attn";
+  let genSpecializedAttr = 0;
+  let description = [{
+    `none`: no key norms (dot-product scores).
+    `smem`: f32 norms from the prologue kernel, per KV tile in shared memory,
+    subtracted per accumulator element.
+    `mma`: three bf16 parts of `|k|^2 / 2` from the prologue kernel, fed to
+    the tensor cores as one extra k-step of the S chain (wgmma, bf16).
+  }];
+}
+
 #endif // ATTN_DIALECT_ATTN_IR_ATTNENUMS_TD

@@ -1,0 +1,41 @@
+//===- CopyRing.h - asynchronous global-to-shared copies --------*- C++ -*-===//
+//
+// The cp.async engine of the kernels: 16-byte copies of whole tiles into a
+// ring of shared-memory stages, commit groups, waits, and the publication
+// of finished copies to the CTA (and to the async proxy that wgmma reads
+// through).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_CONVERSION_ATTNTONVGPU_COPYRING_H
+#define ATTN_CONVERSION_ATTNTONVGPU_COPYRING_H
+
+#include "attn/Conversion/AttnToNVGPU/SharedMemoryPlan.h"
+
+namespace mlir::attn::kernel {
+
+/// Copies `dst.rows` rows of `dst.cols` elements from the global buffer
+/// `src` (row r at element offset firstElement + r * dst.cols) into stage
+/// `stage` of `dst`, 16 bytes per cp.async, every thread of the CTA taking
+/// its share; rows from `validRows` on are zero-filled (read from a clamped
+/// address). A whole tile (validRows == rows) copies with no per-row check.
+void copyTileAsync(KernelContext &k, Value src, const SmemTile &dst,
+                   Value stage, Value firstElement, Value validRows);
+
+/// One 16-byte cp.async of `elements` elements from `src[srcIndex]` to
+/// `dst[dstIndices]`.
+void copyChunkAsync(KernelContext &k, Value src, Value srcIndex, Value dst,
+                    ValueRange dstIndices, int64_t elements);
+
+/// Closes the copies issued so far into a commit group.
+void commitCopies(KernelContext &k);
+/// Waits until at most `pending` commit groups are in flight.
+void waitCopies(KernelContext &k, int64_t pending);
+/// Makes this thread's finished copies visible to the CTA: a barrier,
+/// preceded (when the tiles are read through the async proxy, as wgmma
+/// reads them) by a proxy fence.
+void publishCopies(KernelContext &k, bool asyncProxy);
+
+} // namespace mlir::attn::kernel
+
+#endif // ATTN_CONVERSION_ATTNTONVGPU_COPYRING_H

@@ -1,0 +1,43 @@
+//===- KernelConfig.h - choosing #attn.kernel_config ------------*- C++ -*-===//
+
+#ifndef ATTN_CONVERSION_ATTNTONVGPU_KERNELCONFIG_H
+#define ATTN_CONVERSION_ATTNTONVGPU_KERNELCONFIG_H
+
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+
+#include <optional>
+#include <string>
+
+namespace mlir::attn {
+
+/// The options of attn-select-kernel-config: 0 and `auto` leave a field to
+/// the measured defaults.
+struct KernelConfigRequest {
+  std::string chip = "sm_90a";
+  std::string mma = "auto";
+  int64_t mTiles = 0, kvTile = 0, warps = 0, stages = 0;
+  std::string pipeline = "auto";
+};
+
+/// Why `request` is not a valid set of options (naming the option and its
+/// valid values), or nullopt.
+std::optional<std::string> validateKernelConfigRequest(
+    const KernelConfigRequest &request);
+
+/// The name of the discardable attribute that carries the decision.
+inline constexpr llvm::StringLiteral kKernelConfigAttrName =
+    "attn.kernel_config";
+
+/// Chooses the configuration of `op`'s GPU kernel; a diagnostic on the op
+/// and failure when the kernels cannot take it as requested.
+FailureOr<KernelConfigAttr> selectKernelConfig(AttentionOp op,
+                                               const KernelConfigRequest &r);
+
+/// Checks a configuration the op already carries against the op (wgmma's
+/// head dims, the shared-memory plan); a diagnostic on the op on failure.
+LogicalResult verifyKernelConfig(AttentionOp op, KernelConfigAttr config,
+                                 StringRef chip);
+
+} // namespace mlir::attn
+
+#endif // ATTN_CONVERSION_ATTNTONVGPU_KERNELCONFIG_H

@@ -1,0 +1,32 @@
+//===- RegionPeepholes.h - score and mask regions on the GPU ----*- C++ -*-===//
+//
+// A score or mask region is cloned per accumulator element. On the GPU its
+// captured tensors are global buffers, and a few ops have faster forms
+// than their generic lowering: conversions of small integers through i32,
+// tanh on the special-function unit, |x| of integers as a select, division
+// by a constant as a multiply.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_CONVERSION_ATTNTONVGPU_REGIONPEEPHOLES_H
+#define ATTN_CONVERSION_ATTNTONVGPU_REGIONPEEPHOLES_H
+
+#include "attn/Conversion/AttnToNVGPU/KernelContext.h"
+
+namespace mlir::attn::kernel {
+
+/// A captured tensor as the kernel sees it: a flat row-major buffer.
+struct CaptureBuffer {
+  Value buffer;
+  RankedTensorType type;
+};
+
+/// Clones `region` at the insertion point with its leading arguments bound
+/// to `args` and its trailing (capture) arguments read from `captures`;
+/// returns the yielded value.
+Value inlineRegionOnGPU(KernelContext &k, Region &region, ValueRange args,
+                        ArrayRef<CaptureBuffer> captures);
+
+} // namespace mlir::attn::kernel
+
+#endif // ATTN_CONVERSION_ATTNTONVGPU_REGIONPEEPHOLES_H

@@ -1,0 +1,215 @@
+//===- SelectKernelConfig.cpp - choose #attn.kernel_config ------*- C++ -*-===//
+//
+// Every decision about how an op's GPU kernel is built is taken here, once,
+// and recorded on the op: attn-to-nvgpu only reads it.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Conversion/AttnToNVGPU/KernelConfig.h"
+
+#include "attn/Conversion/AttnCommon/AttnCodegen.h"
+#include "attn/Conversion/AttnToNVGPU/ForwardKernel.h"
+#include "attn/Conversion/AttnToNVGPU/KernelContext.h"
+#include "attn/Conversion/Passes.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/Support/Regex.h"
+
+#define DEBUG_TYPE "attn-select-kernel-config"
+
+namespace mlir::attn {
+#define GEN_PASS_DEF_ATTNSELECTKERNELCONFIGPASS
+#include "attn/Conversion/Passes.h.inc"
+} // namespace mlir::attn
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::kernel;
+
+std::optional<std::string>
+attn::validateKernelConfigRequest(const KernelConfigRequest &r) {
+  if (!llvm::Regex("^sm_[0-9]+a?$").match(r.chip))
+    return "option 'chip' is '" + r.chip +
+           "': expected sm_<digits>[a], e.g. sm_90a or sm_80";
+  if (!llvm::is_contained({"auto", "sync", "wgmma"}, r.mma))
+    return "option 'mma' is '" + r.mma + "': expected auto, sync or wgmma";
+  if (!llvm::is_contained({"auto", "on", "off"}, r.pipeline))
+    return "option 'pipeline' is '" + r.pipeline +
+           "': expected auto, on or off";
+  if (!llvm::is_contained({0, 1, 2}, r.mTiles))
+    return "option 'm-tiles' is " + std::to_string(r.mTiles) +
+           ": expected 0 (the default), 1 or 2";
+  if (r.kvTile != 0 && (r.kvTile < 16 || r.kvTile > 128 || r.kvTile % 16))
+    return "option 'kv-tile' is " + std::to_string(r.kvTile) +
+           ": expected 0 (the default) or a multiple of 16 from 16 to 128";
+  if (!llvm::is_contained({0, 1, 2, 4, 8}, r.warps))
+    return "option 'warps' is " + std::to_string(r.warps) +
+           ": expected 0 (the default), 1, 2, 4 or 8";
+  if (r.stages != 0 && (r.stages < 2 || r.stages > 4))
+    return "option 'stages' is " + std::to_string(r.stages) +
+           ": expected 0 (the default) or 2 to 4";
+  if (r.mma == "wgmma" && r.chip != "sm_90a")
+    return "option 'mma' is 'wgmma' with chip '" + r.chip +
+           "': wgmma needs sm_90a";
+  if (r.mma == "sync" && r.pipeline == "on")
+    return std::string("option 'pipeline' is 'on' with mma 'sync': the "
+                       "pipelined loop is wgmma's");
+  return std::nullopt;
+}
+
+/// Why the options keep `op` from wgmma, or nullopt.
+static std::optional<std::string>
+wgmmaRefusal(AttentionOp op, const KernelConfigRequest &r) {
+  if (std::optional<std::string> why = wgmmaUnsupportedReason(op))
+    return why;
+  if (r.mTiles == 2)
+    return std::string("m-tiles=2 (a wgmma warp owns one 16-row m-tile)");
+  if (r.warps != 0 && r.warps != 4 && r.warps != 8)
+    return "warps=" + std::to_string(r.warps) +
+           " (wgmma needs whole warpgroups: 4 or 8)";
+  if (r.stages == 2 && r.pipeline == "on")
+    return std::string("stages=2 with pipeline (the pipelined wgmma loop "
+                       "prefetches two tiles ahead: 3 or 4)");
+  return std::nullopt;
+}
+
+/// The largest KV tile (up to 128) whose wgmma plan fits in shared memory.
+static int64_t largestFittingKVTile(AttentionOp op, int64_t blockM,
+                                    int64_t stages, KeyNormPath norms) {
+  int64_t n = 128;
+  while (n > 16 && forwardSharedMemoryBytes(op, MmaKind::wgmma, blockM, n,
+                                            stages, norms) > kMaxSharedBytes)
+    n /= 2;
+  return n;
+}
+
+static LogicalResult checkSharedMemory(AttentionOp op, int64_t bytes,
+                                       int64_t blockN, int64_t stages) {
+  if (bytes <= kMaxSharedBytes)
+    return success();
+  return op.emitOpError() << "needs " << bytes
+                          << " bytes of shared memory with kv-tile=" << blockN
+                          << " and stages=" << stages << " (at most "
+                          << kMaxSharedBytes << "): use a smaller kv-tile or "
+                          << "fewer stages";
+}
+
+FailureOr<KernelConfigAttr>
+attn::selectKernelConfig(AttentionOp op, const KernelConfigRequest &r) {
+  if (failed(verifyInstantiated(op)))
+    return failure();
+  if (std::optional<std::string> why = forwardUnsupportedReason(op))
+    return op.emitOpError() << "cannot be compiled for the GPU yet: " << *why;
+  std::optional<std::string> noWgmma = wgmmaRefusal(op, r);
+  if (r.mma == "wgmma" && noWgmma)
+    return op.emitOpError() << "cannot use wgmma (mma=wgmma): " << *noWgmma;
+  const bool wg = r.mma != "sync" && r.chip == "sm_90a" && !noWgmma;
+  // Measured defaults (bench/NOTES.md, bench/sweep.py); the pass
+  // description states them.
+  auto spec = cast<VariantSpecOpInterface>(op.getOperation());
+  const bool small = std::max(op.getQuery().getType().getDimSize(3),
+                              op.getValue().getType().getDimSize(3)) <= 64;
+  const bool heavy = !spec.getScoreMod().empty() ||
+                     !isSoftmaxFamily(spec.getNormalizationKind());
+  const bool twoCtas = wg && !small && heavy;
+  const bool pipe = wg && (r.pipeline == "on" ||
+                           (r.pipeline == "auto" && small && r.stages != 2));
+  const int64_t warps = r.warps ? r.warps : (wg && !twoCtas ? 8 : 4);
+  const int64_t stages = r.stages ? r.stages
+                         : pipe   ? (small ? 4 : 3)
+                         : wg     ? 2
+                                  : 3;
+  const int64_t mTiles = wg ? 1 : (r.mTiles ? r.mTiles : 2);
+  const int64_t blockM = 16 * mTiles * warps;
+  const MmaKind mma = wg ? MmaKind::wgmma : MmaKind::sync;
+  const KeyNormPath norms = forwardKeyNormPath(op, mma);
+  int64_t blockN = r.kvTile;
+  if (!blockN && ((pipe && small) || (twoCtas && !pipe)))
+    blockN = 64;
+  if (!blockN)
+    blockN = wg ? largestFittingKVTile(op, blockM, stages, norms)
+                : (small ? 64 : 32);
+  int64_t bytes =
+      forwardSharedMemoryBytes(op, mma, blockM, blockN, stages, norms);
+  if (failed(checkSharedMemory(op, bytes, blockN, stages)))
+    return failure();
+  return KernelConfigAttr::get(op.getContext(), mma, warps, mTiles, blockM,
+                               blockN, stages, pipe, norms, bytes);
+}
+
+LogicalResult attn::verifyKernelConfig(AttentionOp op, KernelConfigAttr c,
+                                       StringRef chip) {
+  if (failed(verifyInstantiated(op)))
+    return failure();
+  if (std::optional<std::string> why = forwardUnsupportedReason(op))
+    return op.emitOpError() << "cannot be compiled for the GPU yet: " << *why;
+  if (c.getMma() == MmaKind::wgmma) {
+    if (std::optional<std::string> why = wgmmaUnsupportedReason(op))
+      return op.emitOpError() << "cannot use wgmma: " << *why;
+    if (chip != "sm_90a")
+      return op.emitOpError() << "has mma = wgmma in its '"
+                              << kKernelConfigAttrName
+                              << "' but the chip is " << chip;
+  }
+  KeyNormPath norms = forwardKeyNormPath(op, c.getMma());
+  if (c.getKeyNorms() != norms)
+    return op.emitOpError()
+           << "has key_norms = " << stringifyKeyNormPath(c.getKeyNorms())
+           << " in its '" << kKernelConfigAttrName << "'; this op takes "
+           << stringifyKeyNormPath(norms);
+  int64_t bytes = forwardSharedMemoryBytes(op, c.getMma(), c.getBlockM(),
+                                           c.getBlockN(), c.getStages(), norms);
+  if (failed(checkSharedMemory(op, bytes, c.getBlockN(), c.getStages())))
+    return failure();
+  if (bytes != c.getSharedMemoryBytes())
+    return op.emitOpError() << "has shared_memory_bytes = "
+                            << c.getSharedMemoryBytes() << " in its '"
+                            << kKernelConfigAttrName << "'; its plan needs "
+                            << bytes;
+  return success();
+}
+
+namespace {
+
+struct AttnSelectKernelConfigPass final
+    : attn::impl::AttnSelectKernelConfigPassBase<AttnSelectKernelConfigPass> {
+  using Base::Base;
+
+  KernelConfigRequest request() const {
+    return {chip, mma, mTiles, kvTile, warps, stages, pipeline};
+  }
+
+  LogicalResult initializeOptions(
+      StringRef options,
+      function_ref<LogicalResult(const Twine &)> errorHandler) override {
+    if (failed(Pass::initializeOptions(options, errorHandler)))
+      return failure();
+    if (std::optional<std::string> why = validateKernelConfigRequest(request()))
+      return errorHandler("attn-select-kernel-config: " + *why);
+    return success();
+  }
+
+  void runOnOperation() override {
+    if (std::optional<std::string> why =
+            validateKernelConfigRequest(request())) {
+      emitError(UnknownLoc::get(&getContext()))
+          << "attn-select-kernel-config: " << *why;
+      return signalPassFailure();
+    }
+    WalkResult walk = getOperation().walk([&](AttentionOp op) {
+      if (auto given = op->getAttrOfType<KernelConfigAttr>(
+              kKernelConfigAttrName))
+        return failed(verifyKernelConfig(op, given, chip))
+                   ? WalkResult::interrupt()
+                   : WalkResult::advance();
+      FailureOr<KernelConfigAttr> config = selectKernelConfig(op, request());
+      if (failed(config))
+        return WalkResult::interrupt();
+      op->setAttr(kKernelConfigAttrName, *config);
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      signalPassFailure();
+  }
+};
+
+} // namespace
