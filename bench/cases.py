@@ -52,7 +52,7 @@ def alibi_slopes(hq):
 class Case:
     def __init__(self, name, d=128, dv=None, dtype="bf16", spec="", mods="",
                  captures=(), sink_logits=False, sink_rows=0, lse=True,
-                 ref=None, bench=None, check_shape=None):
+                 ref=None, bench=None, check_shape=None, sanitize_shape=None):
         self.name = name
         self.d = d
         self.dv = dv or d
@@ -69,6 +69,9 @@ class Case:
         self.bench = bench
         # (B, Hq, Hkv, Sq, Sk) of the correctness check.
         self.check_shape = check_shape or (1, 4, 2, 1000, 1000)
+        # The shape of the compute-sanitizer runs (gpu_bench.py --small);
+        # None: derived from check_shape (gpu_bench.small_shape).
+        self.sanitize_shape = sanitize_shape
 
     def mlir(self):
         t = self.dtype
@@ -167,7 +170,8 @@ CASES = [
               "kernel_w = 7, dilation_h = 2, dilation_w = 3>]",
          ref={"masks": [{"kind": "neighborhood_2d", "height": 25, "width": 40,
                          "kernel_h": 7, "kernel_w": 7, "dilation_h": 2,
-                         "dilation_w": 3}]}),
+                         "dilation_w": 3}]},
+         sanitize_shape=(1, 2, 1, 1000, 1000)),  # the grid is 25 x 40
     Case("relu2_window_d64", d=64, lse=False,
          spec="mask = [#attn.sliding_window<left = 100, right = 100>] normalize<relu2>",
          ref={"masks": [{"kind": "sliding_window", "left": 100, "right": 100}],
