@@ -48,6 +48,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from . import printer as _printer
 from ._variant import CAPTURE_ELEMENTS, VariantBase, _np
 
 __all__ = ["CompileError", "ToolTimeout", "find_tool", "cache_dir",
@@ -129,10 +130,6 @@ def resolve_variant(variant) -> VariantBase:
 # The GPU: bundles
 # ---------------------------------------------------------------------------
 
-def _dims(shape) -> str:
-    return "".join(("?" if d is None else str(int(d))) + "x" for d in shape)
-
-
 def _capture_shapes(v: VariantBase, captures: Sequence):
     """(shape, elt) per capture from arrays, shapes or (shape, elt) pairs."""
     out = []
@@ -164,41 +161,25 @@ def gpu_module(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
     dv = head_dim if head_dim_v is None else head_dim_v
     if return_lse is None:
         return_lse = v.has_lse
-    name = func_name or f"{v.name}_attention"
     seg = set()
     for m in v.spec.get("masks") or ():
         if m["kind"] == "document":
             seg |= {m["q_segments"], m["kv_segments"]}
-    tq = f"tensor<?x?x?x{head_dim}x{dtype}>"
-    tv = f"tensor<?x?x?x{dv}x{dtype}>"
-    args = [f"%q: {tq}", f"%k: {tq}", f"%v: {tv}"]
-    operands = "%q, %k, %v"
     cap_types = []
     for n, (shape, elt) in enumerate(_capture_shapes(v, captures)):
         shape = [None] * len(shape) if n in seg else [None] + list(shape[1:])
-        cap_types.append(f"tensor<{_dims(shape)}{elt}>")
-    if cap_types:
-        names = [f"%c{n}" for n in range(len(cap_types))]
-        args += [f"{a}: {t}" for a, t in zip(names, cap_types)]
-        operands += (f" captures({', '.join(names)} : "
-                     f"{', '.join(cap_types)})")
-    if sink_logits:
-        args.append("%sl: tensor<?xf32>")
-        operands += " sink_logits(%sl : tensor<?xf32>)"
-    if sink_rows:
-        tsk = f"tensor<?x?x{head_dim}x{dtype}>"
-        tsv = f"tensor<?x?x{dv}x{dtype}>"
-        args += [f"%sk: {tsk}", f"%sv: {tsv}"]
-        operands += f" sink_rows(%sk, %sv : {tsk}, {tsv})"
-    results = [tv] + (["tensor<?x?x?xf32>"] if return_lse else [])
-    lhs = "%o, %lse" if return_lse else "%o"
-    return (v.mlir(v.name).rstrip("\n") + "\n\n"
-            f"func.func @{name}({', '.join(args)}) -> "
-            f"({', '.join(results)}) {{\n"
-            f"  {lhs} = attn.attention {operands} variant @{v.name}\n"
-            f"      : {tq}, {tq}, {tv} -> {', '.join(results)}\n"
-            f"  return {lhs} : {', '.join(results)}\n"
-            "}\n")
+        cap_types.append(_printer.tensor_type(shape, elt))
+    tq = _printer.tensor_type((None,) * 3 + (head_dim,), dtype)
+    tv = _printer.tensor_type((None,) * 3 + (dv,), dtype)
+    types = _printer.AttentionTypes(
+        q=tq, k=tq, v=tv, o=tv, captures=cap_types,
+        sink_logits="tensor<?xf32>" if sink_logits else None,
+        sink_rows=(_printer.tensor_type((None, None, head_dim), dtype),
+                   _printer.tensor_type((None, None, dv), dtype))
+        if sink_rows else None,
+        lse="tensor<?x?x?xf32>" if return_lse else None)
+    return (v.mlir(v.name).rstrip("\n") + "\n\n" + _printer.attention_func(
+        func_name or f"{v.name}_attention", types, variant=v.name))
 
 
 def _tool_identity(path: Optional[str]) -> Optional[dict]:
