@@ -306,6 +306,18 @@ def print_table(rows):
 SANITIZERS = ("memcheck", "racecheck", "synccheck", "initcheck")
 
 
+def sanitizer_errors(text):
+    """The number of errors compute-sanitizer reported (racecheck: hazards,
+    errors and warnings alike), or None if it printed no summary."""
+    import re
+    m = re.search(r"ERROR SUMMARY: (\d+) error", text)
+    if m:
+        return int(m.group(1))
+    m = re.search(r"RACECHECK SUMMARY: (\d+) hazards? displayed \((\d+) "
+                  r"errors?, (\d+) warnings?\)", text)
+    return max(int(m.group(1)), int(m.group(2)) + int(m.group(3))) if m else None
+
+
 def sanitize(args, cases):
     """Re-runs this script under compute-sanitizer, one case at a time, on
     small shapes without timing; prints the errors per case. Returns the
@@ -324,8 +336,7 @@ def sanitize(args, cases):
             r = subprocess.run(cmd, capture_output=True, text=True,
                                timeout=args.sanitize_timeout)
             text = r.stdout + r.stderr
-            m = re.search(r"ERROR SUMMARY: (\d+) error", text)
-            errors = int(m.group(1)) if m else None
+            errors = sanitizer_errors(text)
             passed = len(re.findall(r"^PASS ", text, re.M))
             status = "ok" if errors == 0 and passed == 2 else "ERRORS" \
                 if errors else f"rc={r.returncode}"

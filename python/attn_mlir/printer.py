@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence, Tuple
 
 from .kinds import ALIGNMENTS
+from .kinds import MASK_PARAMS as _KIND_MASK_PARAMS
 
 __all__ = ["ELEMENT_TYPES", "MASK_PARAMS", "MASK_DEFAULTS", "SPEC_KEYS",
            "format_float", "tensor_type", "mask_attr", "compact_mask",
@@ -35,23 +36,13 @@ SPEC_KEYS = ("score", "scale", "gamma", "q_map", "k_map", "masks",
              "normalization", "bias", "length_scale")
 
 #: mask kind -> (required parameters, optional parameters) in the
-#: attribute's parameter order (AttnAttrs.td); the same table as
-#: reference.py's.
-MASK_PARAMS = {
-    "causal": ((), ("alignment",)),
-    "prefix_lm": (("prefix",), ("alignment",)),
-    "document": (("q_segments", "kv_segments"), ()),
-    "sliding_window": (("left",), ("right", "alignment")),
-    "chunked": (("size",), ("alignment",)),
-    "neighborhood_1d": (("kernel",), ("dilation",)),
-    "neighborhood_2d": (("height", "width", "kernel_h", "kernel_w"),
-                        ("dilation_h", "dilation_w")),
-    "sink_tokens": (("count",), ()),
-}
+#: attribute's parameter order (AttnAttrs.td), from ``kinds.MASK_PARAMS``.
+MASK_PARAMS = {kind: (required, tuple(optional))
+               for kind, (required, optional) in _KIND_MASK_PARAMS.items()}
 
-#: The dialect's defaults of optional mask parameters.
-MASK_DEFAULTS = {"alignment": "top_left", "right": 0, "dilation": 1,
-                 "dilation_h": 1, "dilation_w": 1}
+#: mask kind -> the dialect's defaults of its optional parameters.
+MASK_DEFAULTS = {kind: dict(optional)
+                 for kind, (_, optional) in _KIND_MASK_PARAMS.items()}
 
 
 def format_float(x) -> str:
@@ -140,8 +131,8 @@ def mask_attr(mask: Mapping) -> str:
 
 def compact_mask(mask: Mapping) -> dict:
     """A mask dict without the keys that hold the dialect's defaults."""
-    return {k: v for k, v in mask.items()
-            if MASK_DEFAULTS.get(k, object()) != v}
+    defaults = MASK_DEFAULTS.get(mask.get("kind"), {})
+    return {k: v for k, v in mask.items() if defaults.get(k, object()) != v}
 
 
 def spec_text(spec: Mapping, compact: bool = False) -> str:
