@@ -8,22 +8,24 @@ Sizes are run-time in the kernels (B, H, S are '?'); only head dims and the
 dtype are compiled in.
 """
 
-import math
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "python"))
+from attn_mlir import printer  # noqa: E402
 
 SOFTCAP = 30.0
 
-# score_mod bodies, written in the dialect.
-SOFTCAP_MOD = f"""score_mod {{
-  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+# score_mod blocks, written in the dialect.
+SOFTCAP_MOD = f"""  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
     %c = arith.constant {SOFTCAP:.1f} : f32
     %x = arith.divf %s, %c : f32
     %t = math.tanh %x : f32
     %r = arith.mulf %t, %c : f32
-    attn.yield %r : f32
-  }}"""
+    attn.yield %r : f32"""
 
-ALIBI_MOD = """score_mod {
-  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index, %slopes: tensor<?xf32>):
+ALIBI_MOD = """  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index, %slopes: tensor<?xf32>):
     %m = tensor.extract %slopes[%h] : tensor<?xf32>
     %ii = arith.index_cast %i : index to i64
     %jj = arith.index_cast %j : index to i64
@@ -31,8 +33,7 @@ ALIBI_MOD = """score_mod {
     %df = arith.sitofp %d : i64 to f32
     %bias = arith.mulf %m, %df : f32
     %r = arith.addf %s, %bias : f32
-    attn.yield %r : f32
-  }"""
+    attn.yield %r : f32"""
 
 
 def _softcap_ref(s, b, h, i, j):
@@ -50,15 +51,15 @@ def alibi_slopes(hq):
 
 
 class Case:
-    def __init__(self, name, d=128, dv=None, dtype="bf16", spec="", mods="",
+    def __init__(self, name, d=128, dv=None, dtype="bf16", spec="", score_mod=None,
                  captures=(), sink_logits=False, sink_rows=0, lse=True,
-                 ref=None, bench=None, check_shape=None):
+                 ref=None, bench=None, check_shape=None, sanitize_shape=None):
         self.name = name
         self.d = d
         self.dv = dv or d
         self.dtype = dtype
         self.spec = spec
-        self.mods = mods
+        self.score_mod = score_mod  # the block of the score_mod region
         self.captures = captures  # dialect types of captured tensors
         self.sink_logits = sink_logits
         self.sink_rows = sink_rows
@@ -69,34 +70,26 @@ class Case:
         self.bench = bench
         # (B, Hq, Hkv, Sq, Sk) of the correctness check.
         self.check_shape = check_shape or (1, 4, 2, 1000, 1000)
+        # The shape of the compute-sanitizer runs (gpu_bench.py --small);
+        # None: derived from check_shape (gpu_bench.small_shape).
+        self.sanitize_shape = sanitize_shape
 
     def mlir(self):
-        t = self.dtype
-        q = f"tensor<?x?x?x{self.d}x{t}>"
-        v = f"tensor<?x?x?x{self.dv}x{t}>"
-        args = [f"%q: {q}", f"%k: {q}", f"%v: {v}"]
-        extra = ""
-        if self.captures:
-            caps = [f"%c{i}" for i in range(len(self.captures))]
-            args += [f"{c}: {ty}" for c, ty in zip(caps, self.captures)]
-            extra += f" captures({', '.join(caps)} : {', '.join(self.captures)})"
-        if self.sink_logits:
-            args.append("%sl: tensor<?xf32>")
-            extra += " sink_logits(%sl : tensor<?xf32>)"
-        if self.sink_rows:
-            sk = f"tensor<?x?x{self.d}x{t}>"
-            sv = f"tensor<?x?x{self.dv}x{t}>"
-            args += [f"%sk: {sk}", f"%sv: {sv}"]
-            extra += f" sink_rows(%sk, %sv : {sk}, {sv})"
-        o = f"tensor<?x?x?x{self.dv}x{t}>"
-        results = [o] + (["tensor<?x?x?xf32>"] if self.lse else [])
-        lhs = "%o, %lse" if self.lse else "%o"
-        return (f"func.func @{self.name}({', '.join(args)}) -> ({', '.join(results)}) {{\n"
-                f"  {lhs} = attn.attention %q, %k, %v{extra} {self.spec}\n"
-                f"      : {q}, {q}, {v} -> {', '.join(results)}\n"
-                f"      {self.mods}\n"
-                f"  return {lhs} : {', '.join(results)}\n"
-                f"}}\n")
+        """The function holding the case's attn.attention (dynamic batch,
+        head and sequence sizes), printed by attn_mlir.printer."""
+        def t(*dims, elt=self.dtype):
+            return printer.tensor_type(dims, elt)
+        types = printer.AttentionTypes(
+            q=t(None, None, None, self.d), k=t(None, None, None, self.d),
+            v=t(None, None, None, self.dv), o=t(None, None, None, self.dv),
+            captures=list(self.captures),
+            sink_logits="tensor<?xf32>" if self.sink_logits else None,
+            sink_rows=(t(None, None, self.d), t(None, None, self.dv))
+            if self.sink_rows else None,
+            lse="tensor<?x?x?xf32>" if self.lse else None)
+        regions = {"score_mod": self.score_mod} if self.score_mod else {}
+        return printer.attention_func(self.name, types, spec=self.spec,
+                                      regions=regions)
 
 
 CAUSAL = {"kind": "causal"}
@@ -108,9 +101,9 @@ CASES = [
     Case("softmax_d64", d=64, bench={"causal": False, "sdpa": True, "flex": "plain"}),
     Case("causal_d64", d=64, spec="mask = [#attn.causal]", ref={"masks": [CAUSAL]},
          bench={"causal": True, "sdpa": True, "flex": "plain"}),
-    Case("softcap_d128", mods=SOFTCAP_MOD, ref={"score_mod": _softcap_ref},
+    Case("softcap_d128", score_mod=SOFTCAP_MOD, ref={"score_mod": _softcap_ref},
          bench={"causal": False, "flex": "softcap"}),
-    Case("softcap_causal_d128", spec="mask = [#attn.causal]", mods=SOFTCAP_MOD,
+    Case("softcap_causal_d128", spec="mask = [#attn.causal]", score_mod=SOFTCAP_MOD,
          ref={"masks": [CAUSAL], "score_mod": _softcap_ref},
          bench={"causal": True, "flex": "softcap"}),
     Case("rbf_d128", spec="score<rbf>", ref={"score": "rbf"},
@@ -128,7 +121,7 @@ CASES = [
          ref={"masks": [CAUSAL, {"kind": "sink_tokens", "count": 4},
                         {"kind": "sliding_window", "left": 1023}]},
          bench={"causal": True, "flex": "streaming"}),
-    Case("alibi_d128", spec="mask = [#attn.causal]", mods=ALIBI_MOD,
+    Case("alibi_d128", spec="mask = [#attn.causal]", score_mod=ALIBI_MOD,
          captures=("tensor<?xf32>",),
          ref={"masks": [CAUSAL], "score_mod": _alibi_ref},
          bench={"causal": True, "flex": "alibi"}),
@@ -167,7 +160,8 @@ CASES = [
               "kernel_w = 7, dilation_h = 2, dilation_w = 3>]",
          ref={"masks": [{"kind": "neighborhood_2d", "height": 25, "width": 40,
                          "kernel_h": 7, "kernel_w": 7, "dilation_h": 2,
-                         "dilation_w": 3}]}),
+                         "dilation_w": 3}]},
+         sanitize_shape=(1, 2, 1, 1000, 1000)),  # the grid is 25 x 40
     Case("relu2_window_d64", d=64, lse=False,
          spec="mask = [#attn.sliding_window<left = 100, right = 100>] normalize<relu2>",
          ref={"masks": [{"kind": "sliding_window", "left": 100, "right": 100}],

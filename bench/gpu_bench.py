@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Checks and times the attn-mlir kernels on the GPU machine, in one process.
 
-    python3 bench/gpu_bench.py [--bundles bench/bundles] [--only a,b] [--no-bench]
-                               [--seqs 1024,4096,16384] [--json out.json]
+    python3 bench/gpu_bench.py [--bundles bench/bundles] [--baseline OLD]
+                               [--only a,b] [--no-bench] [--seqs 1024,4096,16384]
+                               [--json out.json]
+    python3 bench/gpu_bench.py --sanitize memcheck|racecheck|synccheck|initcheck
+                               [--bundles bench/bundles] [--only a,b]
 
 For every case of bench/cases.py (bundles made by build_bundles.py on the
 build machine):
@@ -17,6 +20,17 @@ build machine):
    for causal; dense-causal count for windows), median of
    triton.testing.do_bench, against torch SDPA (flash and cuDNN backends) and
    torch.compile(flex_attention) expressing the same variant, same inputs.
+
+With ``--baseline OLD`` the bundles of OLD (e.g. main's, built into another
+folder) are checked the same way and timed in the same process on the same
+inputs, interleaved with the new ones; the table adds their TFLOP/s and the
+ratio new/old, and the summary its minimum and geometric mean.
+
+``--sanitize TOOL`` re-runs this script under ``compute-sanitizer --tool
+TOOL --report-api-errors no`` (cuda-bindings probes symbol versions, which
+would count as API errors) once per case, with ``--small`` shapes and no
+timing, and prints the error summary of each case (bench/sanitize.sh runs
+the three tools).
 """
 import argparse
 import json
@@ -117,10 +131,92 @@ def flops(case, B, H, S, D, causal):
     return f / 2 if causal else f
 
 
-def bench_case(case, kernel, seqs, do_bench):
+def _flex_mods(case, k, extra, D, causal):
+    """score_mod, mask_mod and the key-norm tensor of flex_attention
+    expressing the case."""
+    kind = case.bench["flex"]
+    score_mod, mask_mod, knorm = None, None, None
+    if kind == "softcap":
+        score_mod = lambda s, b, h, qi, kv: SOFTCAP * torch.tanh(s / SOFTCAP)  # noqa
+    elif kind == "rbf":
+        gamma = 0.5 / math.sqrt(D)
+        knorm = (k.float() ** 2).sum(-1)  # [B, H, S]
+        # -gamma|q-k|^2 = 2 gamma q.k - gamma|k|^2 - gamma|q|^2; with
+        # flex's scale 1/sqrt(D) = 2 gamma, and |q|^2 dropped (softmax).
+        score_mod = lambda s, b, h, qi, kv: s - gamma * knorm[b, h, kv]  # noqa
+    elif kind == "alibi":
+        slopes = extra["captures"][0]
+        score_mod = lambda s, b, h, qi, kv: s + slopes[h] * (kv - qi)  # noqa
+    if causal:
+        if kind == "sliding1024":
+            mask_mod = lambda b, h, qi, kv: (qi >= kv) & (qi - kv < 1024)  # noqa
+        elif kind == "streaming":
+            mask_mod = lambda b, h, qi, kv: (qi >= kv) & ((qi - kv < 1024) | (kv < 4))  # noqa
+        else:
+            mask_mod = lambda b, h, qi, kv: qi >= kv  # noqa
+    return score_mod, mask_mod, knorm
+
+
+def _time_peers(case, q, k, v, extra, fl, causal, do_bench, row):
+    """TFLOP/s of torch SDPA (flash, cuDNN) and compiled flex_attention on
+    the same inputs, into ``row``."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
     import torch.nn.functional as F
+    if case.bench.get("sdpa"):
+        for name, backend in (("sdpa_flash", SDPBackend.FLASH_ATTENTION),
+                              ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)):
+            try:
+                with sdpa_kernel([backend]):
+                    ms = do_bench(lambda: F.scaled_dot_product_attention(
+                        q, k, v, is_causal=causal), warmup=25, rep=100,
+                        return_mode="median")
+                row[name] = fl / ms / 1e9
+            except Exception as ex:  # a backend may refuse a shape
+                row[name] = None
+                row[name + "_error"] = str(ex)[:120]
+    # A fresh, static compile per shape: a recompile for a second shape
+    # would otherwise give flex a dynamic-shape kernel, slower than the
+    # one a user with a fixed shape gets.
+    torch._dynamo.reset()
+    flex = torch.compile(flex_attention, dynamic=False)
+    score_mod, mask_mod, knorm = _flex_mods(case, k, extra, case.d, causal)
+    S = q.shape[2]
+    bm = create_block_mask(mask_mod, None, None, S, S) if mask_mod else None
+    fn = lambda: flex(q, k, v, score_mod=score_mod, block_mask=bm)  # noqa
+    t0 = time.time()
+    fn()
+    torch.cuda.synchronize()
+    row["flex_first_call_s"] = time.time() - t0
+    ms = do_bench(fn, warmup=25, rep=100, return_mode="median")
+    row["flex"] = fl / ms / 1e9
+    if knorm is not None:
+        # The same flex call with the key norms computed in the timed
+        # region too, as attn-mlir does (its prologue kernel).
+        def fn_norms():
+            torch.sum(torch.square(k.float()), -1, out=knorm)
+            return fn()
+        ms = do_bench(fn_norms, warmup=25, rep=100, return_mode="median")
+        row["flex_with_norms"] = fl / ms / 1e9
+
+
+def _time_ours(kernels, q, k, v, extra, out, lse, fl, do_bench, row):
+    """TFLOP/s of each kernel (label -> kernel) on the same inputs,
+    interleaved twice (a, b, a, b) and the faster of the two medians kept,
+    so that clock drift hits both alike."""
+    best = {}
+    for _ in range(2 if len(kernels) > 1 else 1):
+        for label, kernel in kernels.items():
+            ms = do_bench(lambda: kernel.run(q, k, v, out=out, lse=lse, **extra),
+                          warmup=25, rep=100, return_mode="median")
+            best[label] = min(best.get(label, ms), ms)
+    for label, ms in best.items():
+        row[label] = fl / ms / 1e9
+
+
+def bench_case(case, kernels, seqs, do_bench):
+    """Times ``kernels`` (``{"attn_mlir": new, "baseline": old}``, the
+    baseline optional) and the peers in the PERF_TARGETS setting."""
     # Each case compiles its own flex kernels: without a reset and a larger
     # recompile limit, dynamo falls back to the unfused (eager) flex after 8
     # recompiles and the peer would be timed on the wrong code path.
@@ -131,11 +227,6 @@ def bench_case(case, kernel, seqs, do_bench):
     H = 2048 // D
     causal = case.bench["causal"]
     for S in seqs:
-        # A fresh, static compile per shape: a recompile for a second shape
-        # would otherwise give flex a dynamic-shape kernel, slower than the
-        # one a user with a fixed shape gets.
-        torch._dynamo.reset()
-        flex = torch.compile(flex_attention, dynamic=False)
         B = 16384 // S
         gen = torch.Generator(device="cuda").manual_seed(1234 + S)
         q, k, v, extra = make_inputs(case, (B, H, H, S, S), gen)
@@ -143,111 +234,172 @@ def bench_case(case, kernel, seqs, do_bench):
         lse = torch.empty(B, H, S, device="cuda")
         row = {"case": case.name, "S": S, "B": B, "H": H, "D": D}
         fl = flops(case, B, H, S, D, causal)
-        ms = do_bench(lambda: kernel.run(q, k, v, out=out, lse=lse, **extra),
-                      warmup=25, rep=100, return_mode="median")
-        row["attn_mlir"] = fl / ms / 1e9
-        if case.bench.get("sdpa"):
-            for name, backend in (("sdpa_flash", SDPBackend.FLASH_ATTENTION),
-                                  ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)):
-                try:
-                    with sdpa_kernel([backend]):
-                        ms = do_bench(lambda: F.scaled_dot_product_attention(
-                            q, k, v, is_causal=causal), warmup=25, rep=100,
-                            return_mode="median")
-                    row[name] = fl / ms / 1e9
-                except Exception as ex:  # a backend may refuse a shape
-                    row[name] = None
-                    row[name + "_error"] = str(ex)[:120]
-        kind = case.bench["flex"]
-        score_mod, mask_mod = None, None
-        if kind == "softcap":
-            score_mod = lambda s, b, h, qi, kv: SOFTCAP * torch.tanh(s / SOFTCAP)  # noqa
-        elif kind == "rbf":
-            gamma = 0.5 / math.sqrt(D)
-            knorm = (k.float() ** 2).sum(-1)  # [B, H, S]
-            # -gamma|q-k|^2 = 2 gamma q.k - gamma|k|^2 - gamma|q|^2; with
-            # flex's scale 1/sqrt(D) = 2 gamma, and |q|^2 dropped (softmax).
-            score_mod = lambda s, b, h, qi, kv: s - gamma * knorm[b, h, kv]  # noqa
-        elif kind == "alibi":
-            slopes = extra["captures"][0]
-            score_mod = lambda s, b, h, qi, kv: s + slopes[h] * (kv - qi)  # noqa
-        if causal:
-            if kind == "sliding1024":
-                mask_mod = lambda b, h, qi, kv: (qi >= kv) & (qi - kv < 1024)  # noqa
-            elif kind == "streaming":
-                mask_mod = lambda b, h, qi, kv: (qi >= kv) & ((qi - kv < 1024) | (kv < 4))  # noqa
-            else:
-                mask_mod = lambda b, h, qi, kv: qi >= kv  # noqa
-        bm = create_block_mask(mask_mod, None, None, S, S) if mask_mod else None
-        fn = lambda: flex(q, k, v, score_mod=score_mod, block_mask=bm)  # noqa
-        t0 = time.time()
-        fn()
-        torch.cuda.synchronize()
-        row["flex_first_call_s"] = time.time() - t0
-        ms = do_bench(fn, warmup=25, rep=100, return_mode="median")
-        row["flex"] = fl / ms / 1e9
-        if kind == "rbf":
-            # The same flex call with the key norms computed in the timed
-            # region too, as attn-mlir does (its prologue kernel).
-            def fn_norms():
-                torch.sum(torch.square(k.float()), -1, out=knorm)
-                return fn()
-            ms = do_bench(fn_norms, warmup=25, rep=100, return_mode="median")
-            row["flex_with_norms"] = fl / ms / 1e9
+        _time_ours(kernels, q, k, v, extra, out, lse, fl, do_bench, row)
+        _time_peers(case, q, k, v, extra, fl, causal, do_bench, row)
         rows.append(row)
         print("  " + " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
                               for k, v in row.items()), flush=True)
     return rows
 
 
+def small_shape(case):
+    """A small (B, Hq, Hkv, Sq, Sk) with the check shape's head ratio and
+    Sq/Sk proportions, for the sanitizers."""
+    if case.sanitize_shape:
+        return case.sanitize_shape
+    B, Hq, Hkv, Sq, Sk = case.check_shape
+    f = min(1.0, 320 / max(Sq, Sk))
+    return (1, Hq // Hkv, 1, Sq if Sq <= 64 else max(1, round(Sq * f)),
+            Sk if Sk <= 64 else max(1, round(Sk * f)))
+
+
+def check_case(case, label, root, shape=None):
+    """The two float64 checks of ``root/<case>``'s kernel (``shape``: the
+    case's check shape unless given); returns (kernel or None, results)."""
+    try:
+        kernel = Bundle.load(os.path.join(root, case.name)).kernel()
+    except Exception as ex:
+        print(f"{case.name} [{label}]: LOAD FAILED {ex}", flush=True)
+        return None, [{"case": case.name, "bundles": label, "ok": False,
+                       "error": str(ex)}]
+    results = []
+    for seed, scale in ((0, 1.0), (1, 30.0)):
+        try:
+            r = check(case, kernel, shape or case.check_shape, seed, scale)
+        except Exception as ex:
+            r = {"ok": False, "error": repr(ex)[:300]}
+        r.update(case=case.name, bundles=label)
+        results.append(r)
+        print(f"{'PASS' if r['ok'] else 'FAIL'} {case.name} [{label}] " +
+              " ".join(f"{k}={v}" for k, v in r.items()
+                       if k not in ("case", "ok", "bundles")), flush=True)
+    return kernel, results
+
+
+def print_table(rows):
+    base = any("baseline" in r for r in rows)
+    print("\n== TFLOP/s (ratio = attn-mlir / peer, same process, same inputs"
+          + ("; new/old = --bundles / --baseline" if base else "") + ")")
+    print(f"{'case':22s} {'S':>6s} {'ours':>7s}"
+          + (f" {'old':>7s} {'new/old':>7s}" if base else "")
+          + f" {'flash':>7s} {'cudnn':>7s} {'flex':>7s}"
+          f" {'/flash':>7s} {'/cudnn':>7s} {'/flex':>7s} {'/flex+norms':>11s}")
+    for r in rows:
+        def g(k):
+            return r.get(k) or float("nan")
+        ours = g("attn_mlir")
+        print(f"{r['case']:22s} {r['S']:6d} {ours:7.1f}"
+              + (f" {g('baseline'):7.1f} {ours / g('baseline'):7.3f}" if base else "")
+              + f" {g('sdpa_flash'):7.1f} {g('sdpa_cudnn'):7.1f} {g('flex'):7.1f}"
+              f" {ours / g('sdpa_flash'):7.2f} {ours / g('sdpa_cudnn'):7.2f}"
+              f" {ours / g('flex'):7.2f} {ours / g('flex_with_norms'):11.2f}")
+    if base:
+        ratios = [r["attn_mlir"] / r["baseline"] for r in rows
+                  if r.get("attn_mlir") and r.get("baseline")]
+        if ratios:
+            worst = min(range(len(ratios)), key=ratios.__getitem__)
+            print(f"new/old: min {min(ratios):.3f} ({rows[worst]['case']} "
+                  f"S={rows[worst]['S']}), geometric mean "
+                  f"{math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f}")
+
+
+SANITIZERS = ("memcheck", "racecheck", "synccheck", "initcheck")
+
+
+def sanitizer_errors(text):
+    """The number of errors compute-sanitizer reported (racecheck: hazards,
+    errors and warnings alike), or None if it printed no summary."""
+    import re
+    m = re.search(r"ERROR SUMMARY: (\d+) error", text)
+    if m:
+        return int(m.group(1))
+    m = re.search(r"RACECHECK SUMMARY: (\d+) hazards? displayed \((\d+) "
+                  r"errors?, (\d+) warnings?\)", text)
+    return max(int(m.group(1)), int(m.group(2)) + int(m.group(3))) if m else None
+
+
+def sanitize(args, cases):
+    """Re-runs this script under compute-sanitizer, one case at a time, on
+    small shapes without timing; prints the errors per case. Returns the
+    number of cases with errors or failures."""
+    import re
+    import subprocess
+    tool = args.sanitize
+    exe = args.compute_sanitizer
+    rows = []
+    for case in cases:
+        cmd = [exe, "--tool", tool, "--report-api-errors", "no",
+               sys.executable, os.path.abspath(__file__), "--bundles",
+               args.bundles, "--only", case.name, "--no-bench", "--small"]
+        t0 = time.time()
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True,
+                               timeout=args.sanitize_timeout)
+            text = r.stdout + r.stderr
+            errors = sanitizer_errors(text)
+            passed = len(re.findall(r"^PASS ", text, re.M))
+            status = "ok" if errors == 0 and passed == 2 else "ERRORS" \
+                if errors else f"rc={r.returncode}"
+        except subprocess.TimeoutExpired:
+            text, errors, passed, status = "", None, 0, "timeout"
+        rows.append((case.name, errors, passed, status, time.time() - t0))
+        print(f"{tool} {case.name:30s} errors={errors} checks={passed}/2 "
+              f"{status} ({rows[-1][4]:.0f} s)", flush=True)
+        if status != "ok":
+            lines = [ln for ln in text.splitlines() if ln.startswith("=====")
+                     or "FAIL" in ln or "Error" in ln]
+            print("\n".join("    " + ln for ln in lines[:40]), flush=True)
+    bad = [r for r in rows if r[3] != "ok"]
+    print(f"\n{tool}: {len(rows) - len(bad)}/{len(rows)} cases clean"
+          + (f"; not clean: {', '.join(r[0] for r in bad)}" if bad else ""))
+    return len(bad)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bundles", default=os.path.join(HERE, "bundles"))
+    ap.add_argument("--baseline", default="",
+                    help="a second bundle folder (e.g. main's), checked and "
+                         "timed in the same process; prints new/old")
     ap.add_argument("--only", default="")
     ap.add_argument("--no-bench", action="store_true")
+    ap.add_argument("--small", action="store_true",
+                    help="check on small shapes (what --sanitize runs)")
     ap.add_argument("--seqs", default="1024,4096,16384")
     ap.add_argument("--json", default="")
+    ap.add_argument("--sanitize", choices=SANITIZERS, default=None,
+                    help="run every case under compute-sanitizer --tool X "
+                         "(small shapes, no timing) and summarise the errors")
+    ap.add_argument("--compute-sanitizer", default="compute-sanitizer")
+    ap.add_argument("--sanitize-timeout", type=float, default=900)
     args = ap.parse_args()
-    from triton.testing import do_bench
     only = set(filter(None, args.only.split(",")))
+    cases = [c for c in CASES if not only or c.name in only]
+    if args.sanitize:
+        sys.exit(1 if sanitize(args, cases) else 0)
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}", flush=True)
+    roots = {"attn_mlir": args.bundles}
+    if args.baseline:
+        roots["baseline"] = args.baseline
     results = {"checks": [], "bench": []}
-    for case in CASES:
-        if only and case.name not in only:
-            continue
-        try:
-            kernel = Bundle.load(os.path.join(args.bundles, case.name)).kernel()
-        except Exception as ex:
-            print(f"{case.name}: LOAD FAILED {ex}", flush=True)
-            results["checks"].append({"case": case.name, "ok": False, "error": str(ex)})
-            continue
-        for seed, scale in ((0, 1.0), (1, 30.0)):
-            try:
-                r = check(case, kernel, case.check_shape, seed, scale)
-            except Exception as ex:
-                r = {"ok": False, "error": repr(ex)[:300]}
-            r["case"] = case.name
-            results["checks"].append(r)
-            print(f"{'PASS' if r['ok'] else 'FAIL'} {case.name} " +
-                  " ".join(f"{k}={v}" for k, v in r.items() if k not in ("case", "ok")),
-                  flush=True)
-        if case.bench and not args.no_bench and all(
-                c["ok"] for c in results["checks"] if c["case"] == case.name):
-            results["bench"] += bench_case(case, kernel,
+    for case in cases:
+        kernels = {}
+        for label, root in roots.items():
+            kernel, checks = check_case(case, label, root,
+                                        small_shape(case) if args.small else None)
+            results["checks"] += checks
+            if kernel is not None and all(c["ok"] for c in checks):
+                kernels[label] = kernel
+        if case.bench and not args.no_bench and "attn_mlir" in kernels:
+            from triton.testing import do_bench
+            results["bench"] += bench_case(case, kernels,
                                            [int(s) for s in args.seqs.split(",")],
                                            do_bench)
-    print("\n== TFLOP/s (ratio = attn-mlir / peer, same process, same inputs)")
-    print(f"{'case':22s} {'S':>6s} {'ours':>7s} {'flash':>7s} {'cudnn':>7s} {'flex':>7s}"
-          f" {'/flash':>7s} {'/cudnn':>7s} {'/flex':>7s} {'/flex+norms':>11s}")
-    for r in results["bench"]:
-        def g(k):
-            return r.get(k) or float("nan")
-        print(f"{r['case']:22s} {r['S']:6d} {g('attn_mlir'):7.1f} {g('sdpa_flash'):7.1f} "
-              f"{g('sdpa_cudnn'):7.1f} {g('flex'):7.1f} {g('attn_mlir')/g('sdpa_flash'):7.2f} "
-              f"{g('attn_mlir')/g('sdpa_cudnn'):7.2f} {g('attn_mlir')/g('flex'):7.2f}"
-              f" {g('attn_mlir')/g('flex_with_norms'):11.2f}")
-    npass = sum(c["ok"] for c in results["checks"])
-    print(f"\nchecks: {npass}/{len(results['checks'])} passed")
+    print_table(results["bench"])
+    for label in roots:
+        checks = [c for c in results["checks"] if c["bundles"] == label]
+        print(f"\nchecks [{label}: {roots[label]}]: "
+              f"{sum(c['ok'] for c in checks)}/{len(checks)} passed")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

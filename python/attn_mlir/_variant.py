@@ -8,18 +8,16 @@ uses.
 from __future__ import annotations
 
 import abc
-import re
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
 from . import emit as _emit
+from . import printer as _printer
 from . import reference as _ref
-
-#: The specification keys, in the dialect's printed order.
-SPEC_KEYS = ("score", "scale", "gamma", "q_map", "k_map", "masks",
-             "normalization", "bias", "length_scale")
+from .parser import parse_tensor_type  # noqa: F401 (re-exported)
+from .printer import SPEC_KEYS  # noqa: F401 (re-exported)
 
 #: Element types a captured tensor may have, and their numpy types.
 CAPTURE_ELEMENTS = {"f32": np.float32, "i32": np.int32, "i64": np.int64}
@@ -44,19 +42,6 @@ class Capture:
         if self.rank is None:
             raise ValueError(f"the rank of capture '{self.name}' is unknown")
         return "tensor<" + "?x" * self.rank + self.elt + ">"
-
-
-_TENSOR = re.compile(r"^tensor<((?:[0-9?]+x)*)(\w+)>$")
-
-
-def parse_tensor_type(t: str):
-    """``tensor<?x4xf32>`` -> (``[None, 4]``, ``"f32"``)."""
-    m = _TENSOR.match(t.replace(" ", ""))
-    if not m:
-        raise ValueError(f"not a ranked tensor type: {t!r}")
-    dims = [None if d == "?" else int(d) for d in m.group(1).split("x")
-            if d != ""]
-    return dims, m.group(2)
 
 
 def element_type_of(array) -> str:
@@ -179,37 +164,10 @@ class VariantBase(abc.ABC):
 
     def spec_text(self) -> str:
         """The specification in the dialect's syntax and printed order."""
-        s = self.spec
-        out = []
-        if s.get("score") is not None:
-            out.append(f"score<{s['score']}>")
-        for key in ("scale", "gamma"):
-            if s.get(key) is not None:
-                out.append(f"{key} = {_emit.format_float(s[key])}")
-        for key in ("q_map", "k_map"):
-            if s.get(key) is not None:
-                out.append(f"{key}<{s[key]}>")
-        if s.get("masks"):
-            out.append("mask = [" + ", ".join(
-                _emit.mask_attr(_compact_mask(m)) for m in s["masks"]) + "]")
-        if s.get("normalization") is not None:
-            out.append(f"normalize<{s['normalization']}>")
-        for key in ("bias", "length_scale"):
-            if s.get(key) is not None:
-                out.append(f"{key} = {_emit.format_float(s[key])}")
-        return " ".join(out)
+        return _printer.spec_text(self.spec, compact=True)
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name}: {self.spec_text()}>"
-
-
-_MASK_DEFAULTS = {"alignment": "top_left", "right": 0, "dilation": 1,
-                  "dilation_h": 1, "dilation_w": 1}
-
-
-def _compact_mask(m: dict) -> dict:
-    """A mask dict without the keys that hold the dialect's defaults."""
-    return {k: v for k, v in m.items() if _MASK_DEFAULTS.get(k, object()) != v}
 
 
 def _np(x):

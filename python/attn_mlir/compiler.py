@@ -20,7 +20,15 @@ SHA-256 of the compiled text and options in ``$ATTN_MLIR_CACHE`` (default
 ``~/.cache/attn_mlir``); an entry compiled by another build of ``attn-opt``
 (its size or time differ) is compiled again, and with no ``attn-opt`` at
 hand a cached entry is used as it is (a GPU machine without MLIR can run
-bundles built elsewhere, given the same cache folder).
+bundles built elsewhere, given the same cache folder). Kernel options of
+``--attn-to-nvvm`` (``mma``, ``kv_tile``, ``warps``, ``stages``, ``pipeline``,
+``m_tiles``) are given as ``options={...}``; ``compile_module(text, ...)``
+compiles any module text the same way (bench/ uses it).
+
+Every attn-opt / attn-run call has a timeout (``timeout=`` seconds, else
+``$ATTN_MLIR_TIMEOUT``, else ``DEFAULT_TIMEOUT_S``); past it the tool is
+killed and ``ToolTimeout`` (a ``CompileError`` and a ``TimeoutError``) is
+raised.
 
 Tools are found through ``$ATTN_OPT`` / ``$ATTN_RUN``, then ``PATH``, then
 ``$ATTN_BUILD_DIR/bin``, then ``<repo>/build/bin``.
@@ -32,6 +40,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -39,10 +48,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from . import printer as _printer
 from ._variant import CAPTURE_ELEMENTS, VariantBase, _np
 
-__all__ = ["CompileError", "find_tool", "cache_dir", "resolve_variant",
-           "gpu_module", "compile", "attention"]
+__all__ = ["CompileError", "ToolTimeout", "find_tool", "cache_dir",
+           "resolve_variant", "gpu_module", "compile", "compile_module",
+           "attention", "KERNEL_OPTIONS", "DEFAULT_TIMEOUT_S"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,10 +130,6 @@ def resolve_variant(variant) -> VariantBase:
 # The GPU: bundles
 # ---------------------------------------------------------------------------
 
-def _dims(shape) -> str:
-    return "".join(("?" if d is None else str(int(d))) + "x" for d in shape)
-
-
 def _capture_shapes(v: VariantBase, captures: Sequence):
     """(shape, elt) per capture from arrays, shapes or (shape, elt) pairs."""
     out = []
@@ -154,41 +161,25 @@ def gpu_module(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
     dv = head_dim if head_dim_v is None else head_dim_v
     if return_lse is None:
         return_lse = v.has_lse
-    name = func_name or f"{v.name}_attention"
     seg = set()
     for m in v.spec.get("masks") or ():
         if m["kind"] == "document":
             seg |= {m["q_segments"], m["kv_segments"]}
-    tq = f"tensor<?x?x?x{head_dim}x{dtype}>"
-    tv = f"tensor<?x?x?x{dv}x{dtype}>"
-    args = [f"%q: {tq}", f"%k: {tq}", f"%v: {tv}"]
-    operands = "%q, %k, %v"
     cap_types = []
     for n, (shape, elt) in enumerate(_capture_shapes(v, captures)):
         shape = [None] * len(shape) if n in seg else [None] + list(shape[1:])
-        cap_types.append(f"tensor<{_dims(shape)}{elt}>")
-    if cap_types:
-        names = [f"%c{n}" for n in range(len(cap_types))]
-        args += [f"{a}: {t}" for a, t in zip(names, cap_types)]
-        operands += (f" captures({', '.join(names)} : "
-                     f"{', '.join(cap_types)})")
-    if sink_logits:
-        args.append("%sl: tensor<?xf32>")
-        operands += " sink_logits(%sl : tensor<?xf32>)"
-    if sink_rows:
-        tsk = f"tensor<?x?x{head_dim}x{dtype}>"
-        tsv = f"tensor<?x?x{dv}x{dtype}>"
-        args += [f"%sk: {tsk}", f"%sv: {tsv}"]
-        operands += f" sink_rows(%sk, %sv : {tsk}, {tsv})"
-    results = [tv] + (["tensor<?x?x?xf32>"] if return_lse else [])
-    lhs = "%o, %lse" if return_lse else "%o"
-    return (v.mlir(v.name).rstrip("\n") + "\n\n"
-            f"func.func @{name}({', '.join(args)}) -> "
-            f"({', '.join(results)}) {{\n"
-            f"  {lhs} = attn.attention {operands} variant @{v.name}\n"
-            f"      : {tq}, {tq}, {tv} -> {', '.join(results)}\n"
-            f"  return {lhs} : {', '.join(results)}\n"
-            "}\n")
+        cap_types.append(_printer.tensor_type(shape, elt))
+    tq = _printer.tensor_type((None,) * 3 + (head_dim,), dtype)
+    tv = _printer.tensor_type((None,) * 3 + (dv,), dtype)
+    types = _printer.AttentionTypes(
+        q=tq, k=tq, v=tv, o=tv, captures=cap_types,
+        sink_logits="tensor<?xf32>" if sink_logits else None,
+        sink_rows=(_printer.tensor_type((None, None, head_dim), dtype),
+                   _printer.tensor_type((None, None, dv), dtype))
+        if sink_rows else None,
+        lse="tensor<?x?x?xf32>" if return_lse else None)
+    return (v.mlir(v.name).rstrip("\n") + "\n\n" + _printer.attention_func(
+        func_name or f"{v.name}_attention", types, variant=v.name))
 
 
 def _tool_identity(path: Optional[str]) -> Optional[dict]:
@@ -202,29 +193,156 @@ def _tool_identity(path: Optional[str]) -> Optional[dict]:
             "mtime_ns": st.st_mtime_ns}
 
 
-def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
-            dtype: str = "bf16", captures: Sequence = (),
-            sink_logits: bool = False, sink_rows: bool = False,
-            return_lse: Optional[bool] = None, chip: str = "sm_90a",
-            cache: Optional[os.PathLike] = None, force: bool = False) -> Path:
-    """Compiles ``variant`` into a kernel bundle for the GPU; returns its
-    folder (``attn.cubin``, ``attn.ptx``, ``attn.json``, ``module.mlir``).
+# ---------------------------------------------------------------------------
+# Running the tools: timeouts
+# ---------------------------------------------------------------------------
 
-    Raises ``CompileError`` with attn-opt's diagnostics when the compiler
-    refuses (e.g. a variant the tensor-core kernel does not support yet).
+#: Seconds an attn-opt or attn-run call may take unless ``timeout=`` or
+#: ``$ATTN_MLIR_TIMEOUT`` says otherwise.
+DEFAULT_TIMEOUT_S = 600.0
+
+
+class ToolTimeout(CompileError, TimeoutError):
+    """attn-opt or attn-run ran past its timeout and was killed."""
+
+
+def _timeout(timeout: Optional[float]) -> float:
+    if timeout is None:
+        env = os.environ.get("ATTN_MLIR_TIMEOUT")
+        try:
+            timeout = float(env) if env else DEFAULT_TIMEOUT_S
+        except ValueError:
+            raise ValueError(f"$ATTN_MLIR_TIMEOUT is {env!r}, not a number "
+                             "of seconds") from None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not timeout > 0:
+        raise ValueError(f"timeout is a positive number of seconds, got "
+                         f"{timeout!r}")
+    return float(timeout)
+
+
+def run_tool(cmd: Sequence[str], *, timeout: Optional[float] = None,
+             what: str = "") -> subprocess.CompletedProcess:
+    """Runs a tool with its output captured; past ``timeout`` seconds (see
+    ``DEFAULT_TIMEOUT_S``) its whole process group is killed and
+    ``ToolTimeout`` raised."""
+    limit = _timeout(timeout)
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            proc.kill()
+        out, err = proc.communicate()
+        tool = os.path.basename(cmd[0])
+        raise ToolTimeout(
+            f"{tool} did not finish within {limit:g} s{what} and was killed "
+            "(give compile/attention a larger timeout= or set "
+            "$ATTN_MLIR_TIMEOUT)", (err or "").strip()) from None
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+# ---------------------------------------------------------------------------
+# Kernel options of --attn-to-nvvm
+# ---------------------------------------------------------------------------
+
+#: ``compile(options=...)`` names -> ``--attn-to-nvvm`` option names.
+KERNEL_OPTIONS = {"mma": "mma", "kv_tile": "kv-tile", "warps": "warps",
+                  "stages": "stages", "pipeline": "pipeline",
+                  "m_tiles": "m-tiles"}
+
+
+def parse_options(text: str) -> dict:
+    """``"kv-tile=64 mma=wgmma"`` (the pipeline's spelling) -> the
+    ``options`` dict of ``compile``."""
+    out = {}
+    for item in text.split():
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise ValueError(f"kernel option {item!r} is not NAME=VALUE")
+        out[key] = int(value) if value.lstrip("-").isdigit() else value
+    return out
+
+
+def kernel_option_args(options: Optional[dict]) -> str:
+    """The ``--attn-to-nvvm`` text of ``options`` (sorted, so that equal
+    options give equal cache keys); unknown names and malformed values
+    raise ``ValueError``."""
+    parts = []
+    for key, value in (options or {}).items():
+        name = KERNEL_OPTIONS.get(str(key).replace("-", "_"))
+        if name is None:
+            raise ValueError(f"unknown kernel option {key!r}; the options are "
+                             f"{', '.join(KERNEL_OPTIONS)}")
+        if isinstance(value, bool):
+            if name != "pipeline":
+                raise ValueError(f"kernel option {key!r} takes a number, "
+                                 f"got {value!r}")
+            value = "on" if value else "off"
+        if not isinstance(value, (int, str)) or isinstance(value, str) and (
+                not value or any(c.isspace() or c in "=\"'{}" for c in value)):
+            raise ValueError(f"kernel option {key!r}: bad value {value!r}")
+        parts.append(f"{name}={value}")
+    return " ".join(sorted(parts))
+
+
+# ---------------------------------------------------------------------------
+# Compiling modules into bundles
+# ---------------------------------------------------------------------------
+
+def _attn_to_nvvm(chip: str, options: Optional[dict]) -> str:
+    opts = kernel_option_args(options)
+    return f"--attn-to-nvvm=chip={chip}" + (f" {opts}" if opts else "")
+
+
+def _compile_into(folder: Path, text: str, pipeline: str, ident, what: str,
+                  timeout: Optional[float]) -> None:
+    """attn-opt ``text`` with ``pipeline`` into the bundle folder ``folder``
+    (``module.mlir`` and ``compiler.json`` beside the bundle)."""
+    attn_opt = _require_tool("attn-opt")
+    src = folder / "module.mlir"
+    src.write_text(text)
+    r = run_tool([attn_opt, str(src), "-o", os.devnull,
+                  f"{pipeline} bundle-dir={folder}"],
+                 timeout=timeout, what=f" compiling {what}")
+    if r.returncode:
+        raise CompileError(f"attn-opt could not compile {what} for the GPU:",
+                           r.stderr.strip())
+    (folder / "compiler.json").write_text(json.dumps(
+        {"attn_opt": ident, "pipeline": pipeline}, indent=2))
+
+
+def compile_module(text: str, *, chip: str = "sm_90a",
+                   options: Optional[dict] = None,
+                   out: Optional[os.PathLike] = None,
+                   cache: Optional[os.PathLike] = None, force: bool = False,
+                   timeout: Optional[float] = None,
+                   what: str = "the module") -> Path:
+    """Compiles MLIR ``text`` (functions holding ``attn.attention`` ops, and
+    the variants they name) with ``attn-opt --attn-to-nvvm`` and the kernel
+    ``options`` (``KERNEL_OPTIONS``) into a bundle folder: ``out`` if given
+    (always compiled), else the cache entry of the text and options.
     """
-    text = gpu_module(variant, head_dim=head_dim, head_dim_v=head_dim_v,
-                      dtype=dtype, captures=captures,
-                      sink_logits=sink_logits, sink_rows=sink_rows,
-                      return_lse=return_lse)
-    pipeline = f"--attn-to-nvvm=chip={chip}"
+    pipeline = _attn_to_nvvm(chip, options)
+    ident = _tool_identity(find_tool("attn-opt"))
+    if out is not None:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        _compile_into(folder, text, pipeline, ident, what, timeout)
+        return folder
     key = hashlib.sha256(json.dumps(
         {"module": text, "pipeline": pipeline, "format": 1},
         sort_keys=True).encode()).hexdigest()[:32]
     root = Path(cache) if cache is not None else cache_dir()
     entry = root / key
-    attn_opt = find_tool("attn-opt")
-    ident = _tool_identity(attn_opt)
     stamp = entry / "compiler.json"
     if entry.is_dir() and stamp.is_file() and not force:
         try:
@@ -233,24 +351,10 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
             built_by = "?"
         if ident is None or built_by == ident:
             return entry
-    attn_opt = _require_tool("attn-opt")
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
     try:
-        src = tmp / "module.mlir"
-        src.write_text(text)
-        r = subprocess.run(
-            [attn_opt, str(src), "-o", os.devnull,
-             f"{pipeline} bundle-dir={tmp}"],
-            capture_output=True, text=True)
-        if r.returncode:
-            raise CompileError(
-                f"attn-opt could not compile variant "
-                f"'{resolve_variant(variant).name}' for the GPU "
-                f"({dtype}, head dims {head_dim}/{head_dim_v or head_dim}):",
-                r.stderr.strip())
-        (tmp / "compiler.json").write_text(json.dumps(
-            {"attn_opt": ident, "pipeline": pipeline}, indent=2))
+        _compile_into(tmp, text, pipeline, ident, what, timeout)
         if entry.exists():
             shutil.rmtree(entry, ignore_errors=True)
         try:
@@ -261,6 +365,36 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return entry
+
+
+def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
+            dtype: str = "bf16", captures: Sequence = (),
+            sink_logits: bool = False, sink_rows: bool = False,
+            return_lse: Optional[bool] = None, chip: str = "sm_90a",
+            options: Optional[dict] = None,
+            cache: Optional[os.PathLike] = None, force: bool = False,
+            timeout: Optional[float] = None) -> Path:
+    """Compiles ``variant`` into a kernel bundle for the GPU; returns its
+    folder (``attn.cubin``, ``attn.ptx``, ``attn.json``, ``module.mlir``).
+
+    ``options``: kernel options of ``--attn-to-nvvm`` (``KERNEL_OPTIONS``),
+    e.g. ``{"mma": "wgmma", "kv_tile": 64, "warps": 8, "stages": 3,
+    "pipeline": "on", "m_tiles": 1}``; they are part of the cache key.
+    ``timeout``: seconds attn-opt may take (``DEFAULT_TIMEOUT_S``).
+
+    Raises ``CompileError`` with attn-opt's diagnostics when the compiler
+    refuses (e.g. a variant the tensor-core kernel does not support yet),
+    ``ValueError`` for an unknown option.
+    """
+    kernel_option_args(options)             # bad options fail before printing
+    text = gpu_module(variant, head_dim=head_dim, head_dim_v=head_dim_v,
+                      dtype=dtype, captures=captures,
+                      sink_logits=sink_logits, sink_rows=sink_rows,
+                      return_lse=return_lse)
+    what = (f"variant '{resolve_variant(variant).name}' ({dtype}, head dims "
+            f"{head_dim}/{head_dim_v or head_dim})")
+    return compile_module(text, chip=chip, options=options, cache=cache,
+                          force=force, timeout=timeout, what=what)
 
 
 _LOADED = {}
@@ -280,7 +414,7 @@ def _dtype_name(x) -> str:
 
 
 def _run_gpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
-             sink_value, return_lse, chip):
+             sink_value, return_lse, chip, options, timeout):
     import torch
     from .runtime import Bundle
     dtype = _dtype_name(q)
@@ -290,7 +424,8 @@ def _run_gpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
     path = compile(v, head_dim=q.shape[-1], head_dim_v=v_.shape[-1],
                    dtype=dtype, captures=captures,
                    sink_logits=sink_logits is not None,
-                   sink_rows=sink_key is not None, chip=chip)
+                   sink_rows=sink_key is not None, chip=chip,
+                   options=options, timeout=timeout)
     key = (str(path), q.device.index)
     if key not in _LOADED:
         with torch.cuda.device(q.device):
@@ -323,10 +458,9 @@ def _to_npy_float(x, dtype: str) -> np.ndarray:
     return a.astype(np.float32)      # f32; bf16 is read from f32 files
 
 
-def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
-             sink_value, return_lse, lowering, dtype):
-    attn_run = _require_tool("attn-run")
-    dtype = dtype or _dtype_name(q)
+def _cpu_arrays(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
+                sink_value, dtype):
+    """The op's operands, in order, as arrays of the types attn-run reads."""
     arrays = [_to_npy_float(x, dtype) for x in (q, k, v_)]
     for c, decl in zip(captures, v.captures):
         arrays.append(np.ascontiguousarray(np.asarray(_np(c)).astype(
@@ -336,6 +470,15 @@ def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
     if sink_key is not None:
         arrays += [_to_npy_float(sink_key, dtype),
                    _to_npy_float(sink_value, dtype)]
+    return arrays
+
+
+def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
+             sink_value, return_lse, lowering, dtype, timeout):
+    attn_run = _require_tool("attn-run")
+    dtype = dtype or _dtype_name(q)
+    arrays = _cpu_arrays(v, q, k, v_, captures, sink_logits, sink_key,
+                         sink_value, dtype)
     text = v.emit_func(
         "attn_cpu", arrays[0].shape, arrays[1].shape, arrays[2].shape, dtype,
         captures=[a.shape for a in arrays[3:3 + len(captures)]],
@@ -353,10 +496,10 @@ def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
             ins.append(str(p))
         outs = [str(tmp / "o.npy")] + ([str(tmp / "lse.npy")]
                                        if return_lse else [])
-        r = subprocess.run(
+        r = run_tool(
             [attn_run, str(src), "--entry=attn_cpu", f"--lowering={lowering}",
              "--input=" + ",".join(ins), "--output=" + ",".join(outs)],
-            capture_output=True, text=True)
+            timeout=timeout, what=f" on variant '{v.name}'")
         if r.returncode:
             raise CompileError(f"attn-run failed on variant '{v.name}':",
                                r.stderr.strip())
@@ -376,7 +519,9 @@ def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
 def attention(q, k, v, *, variant, captures: Sequence = (),
               sink_logits=None, sink_key=None, sink_value=None,
               return_lse: bool = False, lowering: str = "flash",
-              dtype: Optional[str] = None, chip: str = "sm_90a"):
+              dtype: Optional[str] = None, chip: str = "sm_90a",
+              options: Optional[dict] = None,
+              timeout: Optional[float] = None):
     """``O`` (and ``lse`` with ``return_lse``) of ``variant`` on q, k, v.
 
     * ``q [B, Hq, Sq, Dqk]``, ``k [B, Hkv, Sk, Dqk]``, ``v [B, Hkv, Sk,
@@ -389,6 +534,10 @@ def attention(q, k, v, *, variant, captures: Sequence = (),
       their declared element types); ``sink_logits [Hq]``, ``sink_key
       [Hkv, Ns, Dqk]`` / ``sink_value [Hkv, Ns, Dv]``: the op's optional
       operands.
+    * ``options``: kernel options for the GPU (see ``compile``);
+      ``timeout``: seconds attn-opt / attn-run may take before they are
+      killed and ``ToolTimeout`` is raised (default ``DEFAULT_TIMEOUT_S``
+      or ``$ATTN_MLIR_TIMEOUT``).
 
     Results are of q's kind: torch tensors of q's dtype, or numpy arrays
     (float32 for f32 and bf16, float16 for f16).
@@ -406,8 +555,10 @@ def attention(q, k, v, *, variant, captures: Sequence = (),
         raise ValueError(f"'{var.normalization}' defines no lse")
     if lowering not in ("flash", "loops"):
         raise ValueError(f"lowering is 'flash' or 'loops', got {lowering!r}")
+    _timeout(timeout)
+    kernel_option_args(options)
     if _is_torch(q) and q.is_cuda:
         return _run_gpu(var, q, k, v, list(captures), sink_logits, sink_key,
-                        sink_value, return_lse, chip)
+                        sink_value, return_lse, chip, options, timeout)
     return _run_cpu(var, q, k, v, list(captures), sink_logits, sink_key,
-                    sink_value, return_lse, lowering, dtype)
+                    sink_value, return_lse, lowering, dtype, timeout)

@@ -70,8 +70,8 @@ __all__ = [
     "sink_tokens",
 ]
 
-from .kinds import (ALIGNMENTS, FEATURE_MAPS, NORMALIZATIONS,  # noqa: E402
-                    SCORE_KINDS, SOFTMAX_FAMILY)
+from .kinds import (ALIGNMENTS, FEATURE_MAPS, MASK_PARAMS,  # noqa: E402
+                    NORMALIZATIONS, SCORE_KINDS, SOFTMAX_FAMILY)
 
 #: Normalizations that define an ``lse`` result (§5 table, ``lse`` column).
 LSE_NORMALIZATIONS = SOFTMAX_FAMILY + ("mean",)
@@ -81,21 +81,11 @@ LOCAL_MASKS = ("sliding_window", "chunked", "neighborhood_1d",
                "neighborhood_2d")
 MASK_KINDS = GLOBAL_MASKS + LOCAL_MASKS + ("sink_tokens",)
 
-# kind -> (required parameters, optional parameters with their defaults).
-# `chunked` has no alignment in the dialect (AttnAttrs.td); the optional
-# "alignment" key accepted here is an extension, defaulting to the dialect's
-# behaviour (pos = i).  See the note in `mask_visibility`.
-_MASK_PARAMS = {
-    "causal": ((), {"alignment": "top_left"}),
-    "prefix_lm": (("prefix",), {"alignment": "top_left"}),
-    "document": (("q_segments", "kv_segments"), {}),
-    "sliding_window": (("left",), {"right": 0, "alignment": "top_left"}),
-    "chunked": (("size",), {"alignment": "top_left"}),
-    "neighborhood_1d": (("kernel",), {"dilation": 1}),
-    "neighborhood_2d": (("height", "width", "kernel_h", "kernel_w"),
-                        {"dilation_h": 1, "dilation_w": 1}),
-    "sink_tokens": (("count",), {}),
-}
+# kind -> (required parameters, optional parameters with their defaults),
+# the one table of kinds.py. The optional "alignment" of `chunked` is an
+# extension, defaulting to the dialect's behaviour (pos = i). See the note in
+# `mask_visibility`.
+_MASK_PARAMS = MASK_PARAMS
 
 
 # ---------------------------------------------------------------------------

@@ -19,21 +19,18 @@ only overflow or rounding at those widths would differ).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
 import numpy as np
+
+from . import parser as _parser
 
 __all__ = ["RegionError", "Block", "parse_block", "split_types"]
 
 
 class RegionError(ValueError):
     """A region body that this evaluator cannot parse or evaluate."""
-
-
-_ATTRS = re.compile(r"\b(fastmath|overflow)<[^>]*>|\{[^{}]*\}")
-_VALUE = re.compile(r"%[\w$.\-]+")
 
 
 def split_types(text: str) -> List[str]:
@@ -112,15 +109,8 @@ _CASTS = ("arith.index_cast", "arith.index_castui", "arith.sitofp",
           "arith.truncf", "arith.extsi", "arith.extui", "arith.trunci")
 
 
-@dataclass
-class _Op:
-    result: str
-    name: str
-    operands: List[str]
-    pred: str = ""
-    literal: str = ""
-    types: str = ""
-    line: str = ""
+#: One op of a block (``attn_mlir.parser.OpText``).
+_Op = _parser.OpText
 
 
 @dataclass
@@ -203,66 +193,15 @@ class Block:
                           "attn_mlir.regions")
 
 
-_HEADER = re.compile(r"^\s*\^bb\d*\s*\((.*)\)\s*:\s*$", re.S)
-
-
 def parse_block(text: str) -> Block:
-    """Parses one region block (``^bb0(...):`` then one op per line, then
-    ``attn.yield``); ``//`` comments are ignored."""
-    lines = [ln.split("//")[0].rstrip() for ln in text.splitlines()]
-    src = "\n".join(ln for ln in lines if ln.strip())
-    start = src.find("^")
-    if start < 0:
-        raise RegionError("a region block starts with '^bb0(...):'")
-    depth, end = 0, -1
-    for pos in range(start, len(src)):
-        if src[pos] == "(":
-            depth += 1
-        elif src[pos] == ")":
-            depth -= 1
-            if depth == 0:
-                end = pos
-                break
-    colon = src.find(":", end)
-    m = _HEADER.match(src[start:colon + 1])
-    if end < 0 or colon < 0 or not m:
-        raise RegionError(f"cannot parse the block header of:\n{text}")
-    args = []
-    for a in split_types(" ".join(m.group(1).split())):
-        name, _, ty = a.partition(":")
-        args.append((name.strip(), ty.strip()))
-    block = Block(args=args, text=text)
-    for raw in src[colon + 1:].splitlines():
-        line = " ".join(raw.split())
-        if not line:
-            continue
-        if line.startswith("attn.yield"):
-            vals = _VALUE.findall(line.split(":")[0])
-            if len(vals) != 1:
-                raise RegionError(f"cannot parse '{line}'")
-            block.yielded = vals[0]
-            continue
-        m = re.match(r"^(%[\w$.\-]+)\s*=\s*([\w.]+)\s*(.*)$", line)
-        if not m:
-            raise RegionError(f"cannot parse '{line}' (one op per line, "
-                              "one result)")
-        result, name, rest = m.groups()
-        rest = _ATTRS.sub("", rest)
-        body, sep, types = rest.rpartition(" : ")
-        if not sep:
-            body, types = rest, ""
-        op = _Op(result, name, [], types=types, line=line)
-        if name == "arith.constant":
-            op.literal = body.strip() if sep else rest.strip()
-            if not sep and op.literal in ("true", "false"):
-                op.types = "i1"
-        elif name in ("arith.cmpi", "arith.cmpf"):
-            pred, _, operands = body.partition(",")
-            op.pred = pred.strip()
-            op.operands = _VALUE.findall(operands)
-        else:
-            op.operands = _VALUE.findall(body)
-        block.ops.append(op)
-    if not block.yielded:
-        raise RegionError("the region has no attn.yield")
+    """Parses one region block (``^bb0(...):``, ops in the pretty syntax with
+    one result each, ``attn.yield``) with ``attn_mlir.parser``; ``//``
+    comments are ignored."""
+    try:
+        parsed = _parser.parse_block(text)
+    except _parser.ParseError as e:
+        raise RegionError(str(e)) from None
+    block = Block(args=parsed.args, text=text)
+    block.ops = parsed.ops
+    block.yielded = parsed.yielded
     return block

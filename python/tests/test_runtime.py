@@ -1,7 +1,8 @@
 """The GPU runtime's checks: a bundle is validated before CUDA is touched, and
 every tensor is validated against the kernel's description before a launch.
 
-The bundle-format tests run everywhere. The launch-side tests need a CUDA
+The bundle-format tests run everywhere (test_runtime_launch.py checks the
+launch list against a mocked driver). The launch-side tests need a CUDA
 device and a bundle compiled on the build machine (bench/build_bundles.py
 writes bench/bundles/causal_d64); they run on the GPU machine:
 
@@ -21,7 +22,7 @@ BUNDLE = os.environ.get("ATTN_TEST_BUNDLE",
 
 def test_rejects_a_foreign_bundle_format(tmp_path):
     (tmp_path / "attn.json").write_text(json.dumps({"format": "something-else"}))
-    with pytest.raises(BundleError, match="not an attn-bundle-v1 bundle"):
+    with pytest.raises(BundleError, match="not an attn bundle"):
         Bundle.load(str(tmp_path))
 
 

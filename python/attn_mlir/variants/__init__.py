@@ -30,12 +30,13 @@ compiles and runs one by name.
 from __future__ import annotations
 
 import functools
-import re
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-from .._variant import Capture, VariantBase, parse_tensor_type
-from ..regions import parse_block, split_types
+from .. import parser as _parser
+from .._variant import Capture, VariantBase
+from ..parser import parse_tensor_type
+from ..regions import parse_block
 
 __all__ = ["LIBRARY_DIR", "ALIASES", "LibraryError", "LibraryVariant",
            "names", "path", "load", "load_all", "parse_variant"]
@@ -53,6 +54,14 @@ class LibraryError(ValueError):
     """A library file that does not follow the library's conventions."""
 
 
+def _valid_name(name: str, extra: str = "$.") -> bool:
+    """A symbol name: a letter or ``_``, then letters, digits, ``_`` and
+    ``extra``."""
+    return bool(name) and (name[0].isascii() and name[0].isalpha()
+                           or name[0] == "_") and all(
+        c.isascii() and (c.isalnum() or c == "_" or c in extra) for c in name)
+
+
 def names(aliases: bool = False) -> List[str]:
     """The names of the library's variants (sorted), with ``aliases`` also
     those of ``ALIASES``."""
@@ -64,7 +73,7 @@ def path(name: str) -> Path:
     """The file of variant ``name`` (aliases resolved)."""
     name = ALIASES.get(name, name)
     p = LIBRARY_DIR / f"{name}.mlir"
-    if not re.fullmatch(r"[A-Za-z_][\w]*", name) or not p.is_file():
+    if not _valid_name(name, extra="") or not p.is_file():
         raise KeyError(f"no library variant '{name}'; the library has "
                        f"{', '.join(names(aliases=True))}")
     return p
@@ -89,132 +98,72 @@ def load_all() -> List["LibraryVariant"]:
 # Parsing a variant file
 # ---------------------------------------------------------------------------
 
-_META_CAPTURE = re.compile(
-    r"^@capture\s+(\w+)\s+(tensor<[^>]*>)\s*(\[[^\]]*\])?\s*:?\s*(.*)$")
-_META_SINK = re.compile(r"^@(sink_logits|sink_rows)\s*(\[[^\]]*\])?\s*:?\s*"
-                        r"(.*)$")
+def _leading_comment(text: str) -> List[str]:
+    """The lines of the comment before the first line of code, without
+    their ``//`` (and one space)."""
+    comment = []
+    for line in text.splitlines():
+        s = line.strip()
+        if not s.startswith("//"):
+            if s:
+                break
+            continue
+        comment.append(s[2:][1:] if s[2:3] == " " else s[2:])
+    return comment
 
 
-def _parse_masks(text: str, where: str) -> List[dict]:
-    masks = []
-    for item in split_types(text):
-        m = re.fullmatch(r"#attn\.(\w+)\s*(?:<(.*)>)?", item.strip(), re.S)
-        if not m:
-            raise LibraryError(f"{where}: cannot parse the mask {item!r}")
-        kind, params = m.group(1), (m.group(2) or "").strip()
-        mask: Dict[str, object] = {"kind": kind}
-        if params and "=" not in params:
-            mask["alignment"] = params
-        elif params:
-            for kv in split_types(params):
-                key, _, val = kv.partition("=")
-                key, val = key.strip(), val.strip()
-                mask[key] = val if key == "alignment" else int(val)
-        masks.append(mask)
-    return masks
+def _declarations(comment: List[str], where: str):
+    """The ``@capture`` / ``@sink_logits`` / ``@sink_rows`` lines of the
+    comment: (captures, {"sink_logits": bool, "sink_rows": bool})."""
+    captures: List[Capture] = []
+    sinks = {"sink_logits": False, "sink_rows": False}
+    for line in comment:
+        try:
+            decl = _parser.parse_capture_comment(line)
+        except _parser.ParseError as e:
+            raise LibraryError(f"{where}: {e}") from None
+        if decl is None:
+            continue
+        if decl[0] == "capture":
+            _, name, ty, shape, doc = decl
+            try:
+                dims, elt = parse_tensor_type(ty)
+            except ValueError as e:
+                raise LibraryError(f"{where}: @capture {name}: {e}") from None
+            captures.append(Capture(name, elt, len(dims), shape, doc))
+        else:
+            sinks[decl[0]] = True
+    return captures, sinks
 
 
-def _parse_spec(text: str, where: str) -> dict:
-    spec: dict = {}
-    rest = text
-
-    def take(pattern):
-        nonlocal rest
-        m = re.search(pattern, rest, re.S)
-        if m:
-            rest = rest[:m.start()] + " " + rest[m.end():]
-        return m
-
-    if m := take(r"\bmask\s*=\s*\[([^\]]*)\]"):
-        spec["masks"] = _parse_masks(m.group(1), where)
-    if m := take(r"\bscore\s*<\s*(\w+)\s*>"):
-        spec["score"] = m.group(1)
-    for key in ("q_map", "k_map"):
-        if m := take(rf"\b{key}\s*<\s*(\w+)\s*>"):
-            spec[key] = m.group(1)
-    if m := take(r"\bnormalize\s*<\s*(\w+)\s*>"):
-        spec["normalization"] = m.group(1)
-    for key in ("scale", "gamma", "bias", "length_scale"):
-        if m := take(rf"\b{key}\s*=\s*([-+0-9.eE]+)"):
-            spec[key] = float(m.group(1))
-    if rest.strip():
-        raise LibraryError(f"{where}: cannot parse {rest.strip()!r} in the "
-                           "specification")
-    return spec
-
-
-def _region_text(text: str, kind: str, where: str) -> Optional[str]:
-    m = re.search(rf"\b{kind}\s*\{{", text)
-    if not m:
-        return None
-    depth = 0
-    for pos in range(m.end() - 1, len(text)):
-        if text[pos] == "{":
-            depth += 1
-        elif text[pos] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[m.end():pos].strip("\n")
-    raise LibraryError(f"{where}: unbalanced braces in {kind}")
+def _captures_of_regions(regions) -> List[Capture]:
+    """No ``@capture`` lines (e.g. attn-opt's print): the regions' trailing
+    block arguments say what is captured."""
+    for kind, fixed in (("score_mod", 5), ("mask_mod", 4)):
+        if regions[kind] is not None:
+            return [Capture(arg.lstrip("%"), elt, len(dims))
+                    for arg, ty in parse_block(regions[kind]).args[fixed:]
+                    for dims, elt in [parse_tensor_type(ty)]]
+    return []
 
 
 def parse_variant(text: str, name: Optional[str] = None,
                   where: str = "<text>") -> "LibraryVariant":
-    """Parses the text of one library file."""
-    comment, code = [], []
-    for line in text.splitlines():
-        s = line.strip()
-        if s.startswith("//") and not code:
-            comment.append(s[2:][1:] if s[2:3] == " " else s[2:])
-        else:
-            code.append(line.split("//")[0])
-    src = "\n".join(code)
-    # attn-opt's print wraps the op in `module { ... }`.
-    wrapped = re.match(r"\s*module\s*(?:attributes\s*\{[^}]*\}\s*)?\{(.*)\}\s*$",
-                       src, re.S)
-    if wrapped:
-        src = wrapped.group(1)
-    m = re.search(r'attn\.variant\s+(?:"(?:private|public|nested)"\s+)?'
-                  r'@([\w$.]+)', src)
-    if not m:
-        raise LibraryError(f"{where}: no attn.variant")
-    if name is not None and m.group(1) != name:
+    """Parses the text of one library file (``attn_mlir.parser``)."""
+    try:
+        op = _parser.parse_variant_text(text, where)
+    except _parser.ParseError as e:
+        raise LibraryError(str(e)) from None
+    if name is not None and op.name != name:
         raise LibraryError(f"{where}: the file of '{name}' defines "
-                           f"@{m.group(1)}")
-    if src.count("attn.variant") != 1:
-        raise LibraryError(f"{where}: one attn.variant per file")
-    body = src[m.end():]
-    starts = [x.start() for x in re.finditer(r"\b(score_mod|mask_mod)\s*\{",
-                                             body)]
-    header = body[:min(starts)] if starts else body
-    header = re.sub(r"\battributes\s*\{[^}]*\}", " ", header)
-    spec = _parse_spec(header, where)
-    regions = {k: _region_text(body, k, where)
-               for k in ("score_mod", "mask_mod")}
-
-    captures: List[Capture] = []
-    sinks = {"sink_logits": False, "sink_rows": False}
-    doc = []
-    for line in comment:
-        s = line.strip()
-        if (c := _META_CAPTURE.match(s)):
-            dims, elt = parse_tensor_type(c.group(2))
-            captures.append(Capture(c.group(1), elt, len(dims),
-                                    c.group(3) or "", c.group(4).strip()))
-        elif (c := _META_SINK.match(s)):
-            sinks[c.group(1)] = True
-        doc.append(line)
+                           f"@{op.name}")
+    comment = _leading_comment(text)
+    captures, sinks = _declarations(comment, where)
     if not captures:
-        # No @capture lines (e.g. attn-opt's print): the regions' trailing
-        # block arguments say what is captured.
-        for kind, fixed in (("score_mod", 5), ("mask_mod", 4)):
-            if regions[kind] is not None:
-                for arg, ty in parse_block(regions[kind]).args[fixed:]:
-                    dims, elt = parse_tensor_type(ty)
-                    captures.append(Capture(arg.lstrip("%"), elt, len(dims)))
-                break
-    v = LibraryVariant(m.group(1), spec, captures, regions,
-                       "\n".join(doc).strip(), text, where)
+        captures = _captures_of_regions(op.regions)
+    v = LibraryVariant(op.name, op.spec, captures, op.regions,
+                       "\n".join(comment).strip(), text, where)
+    v._name_span = op.name_span
     v.sink_logits = sinks["sink_logits"]
     v.sink_rows = sinks["sink_rows"]
     v._check_regions()
@@ -280,7 +229,7 @@ class LibraryVariant(VariantBase):
         renamed to ``name`` if given."""
         if name is None or name == self.name:
             return self.text
-        if not re.fullmatch(r"[A-Za-z_][\w$.]*", name):
+        if not _valid_name(name):
             raise ValueError(f"bad variant name {name!r}")
-        return re.sub(rf'(attn\.variant\s+(?:"\w+"\s+)?)@{re.escape(self.name)}'
-                      r'\b', rf"\g<1>@{name}", self.text, count=1)
+        start, end = self._name_span
+        return self.text[:start] + f"@{name}" + self.text[end:]
