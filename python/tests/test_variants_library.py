@@ -346,12 +346,18 @@ def test_gpu_ptx(gpu_builds, name):
     assert spills and all(st == "0" and ld == "0" for st, ld in spills), report
     assert (path / "attn.cubin").stat().st_size > 0
     desc = json.loads((path / "attn.json").read_text())
-    assert desc["format"] == "attn-bundle-v1"
+    assert desc["format"] == "attn-bundle-v2"
     (kernel,) = desc["kernels"]
     assert kernel["dtype"] == "bf16" and kernel["head_dim_qk"] == 64
-    assert kernel["mma"] == "wgmma" and kernel["block"] == [256, 1, 1]
-    names = [a["name"] for a in kernel["args"]]
+    assert kernel["config"]["mma"] == "wgmma"
+    main = kernel["launches"][-1]
+    assert main["kernel"] == kernel["name"] and main["block"] == [256, 1, 1]
+    names = main["args"]
     v = variants.load(name)
+    # RBF variants run the key-norm prologue first, into a workspace.
+    rbf = "key_norms" in names
+    assert len(kernel["launches"]) == (2 if rbf else 1)
+    assert rbf == any(w["name"] == "key_norms" for w in kernel["workspaces"])
     assert ("sink_logits" in names) == bool(v.sink_logits)
     assert ("sink_key" in names) == bool(v.sink_rows)
     assert sum(n.startswith("capture") for n in names) == len(v.captures)
