@@ -8,7 +8,6 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
-#include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -166,9 +165,8 @@ ValueRange ScalarEmitter::forLoop(
 
 Value mlir::attn::alignedPosition(ScalarEmitter &e, const AttnOpInfo &info,
                                   Value i, Alignment alignment) {
-  if (alignment == Alignment::top_left)
-    return i;
-  return e.addI(i, e.subI(info.kvLen, info.qLen));
+  return emitAlignedPosition(e.b, e.b.getLoc(), i, info.qLen, info.kvLen,
+                             alignment);
 }
 
 Value mlir::attn::emitKernelScore(ScalarEmitter &e, const AttnOpInfo &info,
@@ -259,82 +257,44 @@ bool mlir::attn::hasAnyMask(const AttnOpInfo &info) {
   return (masks && !masks->empty()) || !info.spec.getMaskMod().empty();
 }
 
-/// NATTEN's 1-D neighborhood with dilation: see docs/semantics.md.
-static Value emitNatten(ScalarEmitter &e, Value i, Value j, Value length,
-                        int64_t kernel, int64_t dilation) {
-  using P = arith::CmpIPredicate;
-  Value d = e.index(dilation), k = e.index(kernel);
-  Value g = e.remI(i, d);
-  Value sameGroup = e.cmpI(P::eq, g, e.remI(j, d));
-  // Lg = ceil((L - g) / D)
-  Value groupLen = e.divI(e.addI(e.subI(length, g), e.index(dilation - 1)), d);
-  Value ig = e.divI(i, d);
-  Value start = e.maxI(e.index(0), e.minI(e.subI(ig, e.index(kernel / 2)),
-                                          e.subI(groupLen, k)));
-  Value jg = e.divI(j, d);
-  Value inWindow = e.andI(e.cmpI(P::sge, jg, start),
-                          e.cmpI(P::slt, jg, e.addI(start, k)));
-  return e.andI(sameGroup, inWindow);
+MaskEmitContext mlir::attn::getMaskEmitContext(ScalarEmitter &e,
+                                               const AttnOpInfo &info) {
+  std::function<Value(unsigned, Value, Value)> load = info.loadSegment;
+  if (!load)
+    load = [&e, captures = info.captures](unsigned index, Value b,
+                                          Value pos) -> Value {
+      return tensor::ExtractOp::create(e.b, captures[index],
+                                       ValueRange{b, pos});
+    };
+  return MaskEmitContext{e.b, e.b.getLoc(), info.qLen, info.kvLen,
+                         std::move(load)};
+}
+
+/// The structured masks of the spec, in order.
+static SmallVector<MaskAttrInterface> getMaskAttrs(const AttnOpInfo &info) {
+  SmallVector<MaskAttrInterface> result;
+  if (std::optional<ArrayAttr> masks = info.spec.getMasks())
+    for (Attribute attr : *masks)
+      result.push_back(cast<MaskAttrInterface>(attr));
+  return result;
 }
 
 Value mlir::attn::emitVisible(ScalarEmitter &e, const AttnOpInfo &info,
                               Value b, Value h, Value i, Value j) {
-  using P = arith::CmpIPredicate;
+  MaskEmitContext ctx = getMaskEmitContext(e, info);
   Value global = e.i1(true), local = e.i1(true), sink = e.i1(false);
-  if (std::optional<ArrayAttr> masks = info.spec.getMasks()) {
-    for (Attribute attr : *masks) {
-      TypeSwitch<Attribute>(attr)
-          .Case([&](CausalAttr m) {
-            Value pos = alignedPosition(e, info, i, m.getAlignment());
-            global = e.andI(global, e.cmpI(P::sle, j, pos));
-          })
-          .Case([&](PrefixLMAttr m) {
-            Value pos = alignedPosition(e, info, i, m.getAlignment());
-            Value ok = e.orI(e.cmpI(P::slt, j, e.index(m.getPrefix())),
-                             e.cmpI(P::sle, j, pos));
-            global = e.andI(global, ok);
-          })
-          .Case([&](DocumentAttr m) {
-            auto load = [&](unsigned index, Value pos) -> Value {
-              if (info.loadSegment)
-                return info.loadSegment(index, b, pos);
-              return tensor::ExtractOp::create(e.b, info.captures[index],
-                                               ValueRange{b, pos});
-            };
-            Value qs = load(m.getQSegments(), i);
-            Value ks = load(m.getKvSegments(), j);
-            global = e.andI(global, e.cmpI(P::eq, qs, ks));
-          })
-          .Case([&](SlidingWindowAttr m) {
-            Value pos = alignedPosition(e, info, i, m.getAlignment());
-            Value ok = e.andI(
-                e.cmpI(P::sge, j, e.subI(pos, e.index(m.getLeft()))),
-                e.cmpI(P::sle, j, e.addI(pos, e.index(m.getRight()))));
-            local = e.andI(local, ok);
-          })
-          .Case([&](ChunkedAttr m) {
-            Value pos = i; // Chunks have no alignment: pos(i) = i.
-            Value c = e.index(m.getSize());
-            Value ok = e.andI(e.cmpI(P::sge, pos, e.index(0)),
-                              e.cmpI(P::eq, e.divI(pos, c), e.divI(j, c)));
-            local = e.andI(local, ok);
-          })
-          .Case([&](Neighborhood1DAttr m) {
-            local = e.andI(local, emitNatten(e, i, j, info.kvLen,
-                                             m.getKernel(), m.getDilation()));
-          })
-          .Case([&](Neighborhood2DAttr m) {
-            Value w = e.index(m.getWidth());
-            Value rows = emitNatten(e, e.divI(i, w), e.divI(j, w),
-                                    e.index(m.getHeight()), m.getKernelH(),
-                                    m.getDilationH());
-            Value cols = emitNatten(e, e.remI(i, w), e.remI(j, w), w,
-                                    m.getKernelW(), m.getDilationW());
-            local = e.andI(local, e.andI(rows, cols));
-          })
-          .Case([&](SinkTokensAttr m) {
-            sink = e.cmpI(P::slt, j, e.index(m.getCount()));
-          });
+  for (MaskAttrInterface mask : getMaskAttrs(info)) {
+    Value visible = mask.emitVisible(ctx, b, i, j);
+    switch (mask.getRole()) {
+    case MaskRole::global:
+      global = e.andI(global, visible);
+      break;
+    case MaskRole::local:
+      local = e.andI(local, visible);
+      break;
+    case MaskRole::sinks:
+      sink = visible;
+      break;
     }
   }
   if (!info.spec.getMaskMod().empty())
@@ -345,50 +305,22 @@ Value mlir::attn::emitVisible(ScalarEmitter &e, const AttnOpInfo &info,
 
 KVRange mlir::attn::emitKVRange(ScalarEmitter &e, const AttnOpInfo &info,
                                 Value i0, Value i1) {
-  Value zero = e.index(0), one = e.index(1);
-  Value last = e.subI(i1, one);
+  MaskEmitContext ctx = getMaskEmitContext(e, info);
+  Value zero = e.index(0);
   Value gLo = zero, gHi = info.kvLen, lLo = zero, lHi = info.kvLen;
-  std::optional<int64_t> sinkCount;
-  if (std::optional<ArrayAttr> masks = info.spec.getMasks()) {
-    for (Attribute attr : *masks) {
-      TypeSwitch<Attribute>(attr)
-          .Case([&](CausalAttr m) {
-            Value pos = alignedPosition(e, info, last, m.getAlignment());
-            gHi = e.minI(gHi, e.addI(pos, one));
-          })
-          .Case([&](PrefixLMAttr m) {
-            Value pos = alignedPosition(e, info, last, m.getAlignment());
-            gHi = e.minI(gHi,
-                         e.maxI(e.index(m.getPrefix()), e.addI(pos, one)));
-          })
-          .Case([&](SlidingWindowAttr m) {
-            Value first = alignedPosition(e, info, i0, m.getAlignment());
-            Value pos = alignedPosition(e, info, last, m.getAlignment());
-            lLo = e.maxI(lLo, e.subI(first, e.index(m.getLeft())));
-            lHi = e.minI(lHi, e.addI(pos, e.index(m.getRight() + 1)));
-          })
-          .Case([&](ChunkedAttr m) {
-            Value c = e.index(m.getSize());
-            Value first = e.maxI(i0, zero);
-            lLo = e.maxI(lLo, e.mulI(e.divI(first, c), c));
-            Value lastChunkEnd =
-                e.mulI(e.addI(e.divI(e.maxI(last, zero), c), one), c);
-            lHi = e.minI(lHi, lastChunkEnd);
-          })
-          .Case([&](Neighborhood1DAttr m) {
-            Value reach = e.index((m.getKernel() - 1) * m.getDilation());
-            lLo = e.maxI(lLo, e.subI(i0, reach));
-            lHi = e.minI(lHi, e.addI(last, e.addI(reach, one)));
-          })
-          .Case([&](Neighborhood2DAttr m) {
-            Value w = e.index(m.getWidth());
-            Value reach = e.index((m.getKernelH() - 1) * m.getDilationH());
-            Value r0 = e.divI(i0, w), r1 = e.divI(last, w);
-            lLo = e.maxI(lLo, e.mulI(e.subI(r0, reach), w));
-            lHi = e.minI(lHi, e.mulI(e.addI(r1, e.addI(reach, one)), w));
-          })
-          .Case([&](SinkTokensAttr m) { sinkCount = m.getCount(); });
+  std::optional<KVBounds> sinkBounds;
+  for (MaskAttrInterface mask : getMaskAttrs(info)) {
+    KVBounds bounds = mask.emitKVBounds(ctx, i0, i1);
+    if (mask.getRole() == MaskRole::sinks) {
+      sinkBounds = bounds;
+      continue;
     }
+    Value &lo = mask.getRole() == MaskRole::global ? gLo : lLo;
+    Value &hi = mask.getRole() == MaskRole::global ? gHi : lHi;
+    if (bounds.lo)
+      lo = e.maxI(lo, bounds.lo);
+    if (bounds.hi)
+      hi = e.minI(hi, bounds.hi);
   }
   auto clip = [&](Value lo, Value hi) {
     lo = e.minI(e.maxI(lo, zero), info.kvLen);
@@ -397,60 +329,38 @@ KVRange mlir::attn::emitKVRange(ScalarEmitter &e, const AttnOpInfo &info,
   };
   KVRange range;
   range.main = clip(e.maxI(gLo, lLo), e.minI(gHi, lHi));
-  if (sinkCount)
-    range.sinks = clip(gLo, e.minI(gHi, e.index(*sinkCount)));
+  if (sinkBounds) {
+    Value lo = sinkBounds->lo ? e.maxI(gLo, sinkBounds->lo) : gLo;
+    Value hi = sinkBounds->hi ? e.minI(gHi, sinkBounds->hi) : gHi;
+    range.sinks = clip(lo, hi);
+  }
   return range;
 }
 
 Value mlir::attn::emitBlockFullyVisible(ScalarEmitter &e,
                                         const AttnOpInfo &info, Value i0,
                                         Value i1, Value j0, Value j1) {
-  using P = arith::CmpIPredicate;
   if (!info.spec.getMaskMod().empty())
     return e.i1(false);
-  Value one = e.index(1);
-  Value iLast = e.subI(i1, one), jLast = e.subI(j1, one);
-  Value global = e.i1(true), local = e.i1(true);
-  Value sink = e.i1(false);
-  bool decidable = true;
-  if (std::optional<ArrayAttr> masks = info.spec.getMasks()) {
-    for (Attribute attr : *masks) {
-      TypeSwitch<Attribute>(attr)
-          .Case([&](CausalAttr m) {
-            Value first = alignedPosition(e, info, i0, m.getAlignment());
-            global = e.andI(global, e.cmpI(P::sle, jLast, first));
-          })
-          .Case([&](PrefixLMAttr m) {
-            Value first = alignedPosition(e, info, i0, m.getAlignment());
-            Value ok = e.orI(e.cmpI(P::sle, j1, e.index(m.getPrefix())),
-                             e.cmpI(P::sle, jLast, first));
-            global = e.andI(global, ok);
-          })
-          .Case([&](SlidingWindowAttr m) {
-            Value first = alignedPosition(e, info, i0, m.getAlignment());
-            Value lastPos = alignedPosition(e, info, iLast, m.getAlignment());
-            Value ok = e.andI(
-                e.cmpI(P::sge, j0, e.subI(lastPos, e.index(m.getLeft()))),
-                e.cmpI(P::sle, jLast, e.addI(first, e.index(m.getRight()))));
-            local = e.andI(local, ok);
-          })
-          .Case([&](ChunkedAttr m) {
-            Value c = e.index(m.getSize());
-            Value chunk = e.divI(i0, c);
-            Value ok = e.cmpI(P::sge, i0, e.index(0));
-            ok = e.andI(ok, e.cmpI(P::eq, e.divI(iLast, c), chunk));
-            ok = e.andI(ok, e.cmpI(P::eq, e.divI(j0, c), chunk));
-            ok = e.andI(ok, e.cmpI(P::eq, e.divI(jLast, c), chunk));
-            local = e.andI(local, ok);
-          })
-          .Case([&](SinkTokensAttr m) {
-            sink = e.cmpI(P::sle, j1, e.index(m.getCount()));
-          })
-          .Default([&](Attribute) { decidable = false; });
+  MaskEmitContext ctx = getMaskEmitContext(e, info);
+  Value global = e.i1(true), local = e.i1(true), sink = e.i1(false);
+  for (MaskAttrInterface mask : getMaskAttrs(info)) {
+    std::optional<Value> full =
+        mask.emitBlockFullyVisible(ctx, i0, i1, j0, j1);
+    if (!full)
+      return e.i1(false);
+    switch (mask.getRole()) {
+    case MaskRole::global:
+      global = e.andI(global, *full);
+      break;
+    case MaskRole::local:
+      local = e.andI(local, *full);
+      break;
+    case MaskRole::sinks:
+      sink = *full;
+      break;
     }
   }
-  if (!decidable)
-    return e.i1(false);
   return e.andI(global, e.orI(local, sink));
 }
 

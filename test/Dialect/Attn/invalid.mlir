@@ -921,7 +921,7 @@ func.func @variant_with_explicit_default(%q: tensor<1x4x16x32xf32>) -> tensor<1x
 // -----
 
 func.func @neighborhood_dilation_overflow(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
-  // expected-error @+1 {{kernel * dilation exceeds the sequence length (16)}}
+  // expected-error @+1 {{'dilation' must be at most 1099511627776 (2^40), got 6148914691236517206}}
   %o = attn.attention %q, %q, %q mask = [#attn.neighborhood_1d<kernel = 3, dilation = 6148914691236517206>]
       : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32> -> tensor<1x4x16x32xf32>
   return %o : tensor<1x4x16x32xf32>
@@ -944,3 +944,101 @@ func.func @sink_key_dim_vs_query(%q: tensor<1x4x16x32xf32>, %k: tensor<1x4x16x?x
       : tensor<1x4x16x32xf32>, tensor<1x4x16x?xf32>, tensor<1x4x16x32xf32> -> tensor<1x4x16x32xf32>
   return %o : tensor<1x4x16x32xf32>
 }
+
+// -----
+
+// Mask parameters are bounded by 2^40 so that the position arithmetic of the
+// lowerings (pos(i) + right, chunk and grid products) cannot overflow.
+func.func @window_right_near_int64_max(%q: tensor<1x4x?x32xf32>) -> tensor<1x4x?x32xf32> {
+  // expected-error @+1 {{mask #attn.sliding_window<left = 4, right = 9223372036854775807>: 'right' must be at most 1099511627776 (2^40), got 9223372036854775807}}
+  %o = attn.attention %q, %q, %q mask = [#attn.causal, #attn.sliding_window<left = 4, right = 9223372036854775807>]
+      : tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32> -> tensor<1x4x?x32xf32>
+  return %o : tensor<1x4x?x32xf32>
+}
+
+// -----
+
+func.func @window_left_near_int64_max(%q: tensor<1x4x?x32xf32>) -> tensor<1x4x?x32xf32> {
+  // expected-error @+1 {{mask #attn.sliding_window<left = 9223372036854775806>: 'left' must be at most 1099511627776 (2^40), got 9223372036854775806}}
+  %o = attn.attention %q, %q, %q mask = [#attn.sliding_window<left = 9223372036854775806>]
+      : tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32> -> tensor<1x4x?x32xf32>
+  return %o : tensor<1x4x?x32xf32>
+}
+
+// -----
+
+func.func @window_just_past_bound(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
+  // expected-error @+1 {{'left' must be at most 1099511627776 (2^40), got 1099511627777}}
+  %o = attn.attention %q, %q, %q mask = [#attn.sliding_window<left = 1099511627777>]
+      : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32> -> tensor<1x4x16x32xf32>
+  return %o : tensor<1x4x16x32xf32>
+}
+
+// -----
+
+func.func @chunk_size_huge(%q: tensor<1x4x?x32xf32>) -> tensor<1x4x?x32xf32> {
+  // expected-error @+1 {{mask #attn.chunked<size = 9223372036854775807>: 'size' must be at most 1099511627776 (2^40)}}
+  %o = attn.attention %q, %q, %q mask = [#attn.chunked<size = 9223372036854775807>]
+      : tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32> -> tensor<1x4x?x32xf32>
+  return %o : tensor<1x4x?x32xf32>
+}
+
+// -----
+
+func.func @sink_tokens_huge(%q: tensor<1x4x?x32xf32>) -> tensor<1x4x?x32xf32> {
+  // expected-error @+1 {{mask #attn.sink_tokens<count = 9223372036854775807>: 'count' must be at most 1099511627776 (2^40)}}
+  %o = attn.attention %q, %q, %q mask = [#attn.sink_tokens<count = 9223372036854775807>, #attn.sliding_window<left = 4>]
+      : tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32> -> tensor<1x4x?x32xf32>
+  return %o : tensor<1x4x?x32xf32>
+}
+
+// -----
+
+func.func @prefix_huge(%q: tensor<1x4x?x32xf32>) -> tensor<1x4x?x32xf32> {
+  // expected-error @+1 {{mask #attn.prefix_lm<prefix = 4611686018427387904>: 'prefix' must be at most 1099511627776 (2^40)}}
+  %o = attn.attention %q, %q, %q mask = [#attn.prefix_lm<prefix = 4611686018427387904>]
+      : tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32> -> tensor<1x4x?x32xf32>
+  return %o : tensor<1x4x?x32xf32>
+}
+
+// -----
+
+func.func @neighborhood_1d_span_past_bound(%q: tensor<1x4x?x32xf32>) -> tensor<1x4x?x32xf32> {
+  // expected-error @+1 {{mask #attn.neighborhood_1d<kernel = 2097153, dilation = 1048576>: kernel * dilation must be at most 1099511627776 (2^40)}}
+  %o = attn.attention %q, %q, %q mask = [#attn.neighborhood_1d<kernel = 2097153, dilation = 1048576>]
+      : tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32> -> tensor<1x4x?x32xf32>
+  return %o : tensor<1x4x?x32xf32>
+}
+
+// -----
+
+func.func @neighborhood_1d_kernel_huge(%q: tensor<1x4x?x32xf32>) -> tensor<1x4x?x32xf32> {
+  // expected-error @+1 {{'kernel' must be at most 1099511627776 (2^40), got 9223372036854775807}}
+  %o = attn.attention %q, %q, %q mask = [#attn.neighborhood_1d<kernel = 9223372036854775807>]
+      : tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32> -> tensor<1x4x?x32xf32>
+  return %o : tensor<1x4x?x32xf32>
+}
+
+// -----
+
+func.func @neighborhood_2d_grid_past_bound(%q: tensor<1x4x?x32xf32>) -> tensor<1x4x?x32xf32> {
+  // expected-error @+1 {{height * width must be at most 1099511627776 (2^40)}}
+  %o = attn.attention %q, %q, %q mask = [#attn.neighborhood_2d<height = 2097152, width = 1048577, kernel_h = 3, kernel_w = 3>]
+      : tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32>, tensor<1x4x?x32xf32> -> tensor<1x4x?x32xf32>
+  return %o : tensor<1x4x?x32xf32>
+}
+
+// -----
+
+func.func @document_index_huge(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
+  // expected-error @+1 {{'kv_segments' must be at most 1099511627776 (2^40)}}
+  %o = attn.attention %q, %q, %q mask = [#attn.document<q_segments = 0, kv_segments = 9223372036854775807>]
+      : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32> -> tensor<1x4x16x32xf32>
+  return %o : tensor<1x4x16x32xf32>
+}
+
+// -----
+
+// The bound holds in variants too; 2^40 itself is allowed.
+// expected-error @+1 {{'attn.variant' op mask #attn.sliding_window<left = 1099511627776, right = 1099511627777>: 'right' must be at most 1099511627776 (2^40), got 1099511627777}}
+attn.variant @window_right_past_bound mask = [#attn.sliding_window<left = 1099511627776, right = 1099511627777>]

@@ -164,6 +164,17 @@ func.func @mask_sliding_window(%q: tensor<1x4x8x32xf32>, %k: tensor<1x4x128x32xf
   return %o : tensor<1x4x8x32xf32>
 }
 
+// The largest mask parameter the verifier accepts: 2^40.
+// CHECK-LABEL: func.func @mask_parameter_bound
+// CHECK: mask = [#attn.sliding_window<left = 1099511627776, right = 1099511627776>] :
+func.func @mask_parameter_bound(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
+  %o = attn.attention %q, %q, %q
+      mask = [#attn.sliding_window<left = 1099511627776, right = 1099511627776>]
+      : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
+      -> tensor<1x4x16x32xf32>
+  return %o : tensor<1x4x16x32xf32>
+}
+
 // Defaults of the window (right = 0, top_left) are elided.
 // CHECK-LABEL: func.func @mask_sliding_window_defaults
 // CHECK: mask = [#attn.sliding_window<left = 4>] :

@@ -85,7 +85,8 @@ struct ScalarEmitter {
       function_ref<SmallVector<Value>(Value iv, ValueRange args)> body);
 };
 
-/// Query position among the keys: `i` or `i + Sk - Sq`.
+/// Query position among the keys: `i` or `i + Sk - Sq`
+/// (emitAlignedPosition).
 Value alignedPosition(ScalarEmitter &e, const AttnOpInfo &info, Value i,
                       Alignment alignment);
 
@@ -105,9 +106,14 @@ Value emitScoreMod(ScalarEmitter &e, const AttnOpInfo &info, Value score,
                    Value b, Value h, Value i, Value j);
 
 /// Whether key `j` is visible to query `(b, h, i)`: all structured masks and
-/// the mask region.
+/// the mask region, composed as `global && (local || sinks)`.
 Value emitVisible(ScalarEmitter &e, const AttnOpInfo &info, Value b, Value h,
                   Value i, Value j);
+
+/// The context in which the mask attributes of `info` emit their semantics
+/// (MaskAttrInterface): the op's sizes, and `info.loadSegment` or, by
+/// default, tensor.extract on the captures.
+MaskEmitContext getMaskEmitContext(ScalarEmitter &e, const AttnOpInfo &info);
 
 /// Whether the spec has any mask (structured or region).
 bool hasAnyMask(const AttnOpInfo &info);

@@ -11,7 +11,6 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/SmallPtrSet.h"
-#include "llvm/ADT/TypeSwitch.h"
 
 #include <cmath>
 
@@ -63,14 +62,6 @@ static bool sizesDiffer(int64_t a, int64_t b) {
 /// A size for messages: the number, or '?' when dynamic.
 static std::string dimStr(int64_t d) {
   return ShapedType::isDynamic(d) ? "?" : std::to_string(d);
-}
-
-/// `a * b`, or nullopt when it overflows int64.
-static std::optional<int64_t> checkedProduct(int64_t a, int64_t b) {
-  int64_t r;
-  if (__builtin_mul_overflow(a, b, &r))
-    return std::nullopt;
-  return r;
 }
 
 static std::string formatShape(ArrayRef<int64_t> shape) {
@@ -151,85 +142,6 @@ static LogicalResult verifyModRegion(Operation *op, Region &region,
   return success();
 }
 
-static LogicalResult verifyPositive(Operation *op, Attribute mask,
-                                    StringRef param, int64_t value,
-                                    int64_t minimum = 1) {
-  if (value >= minimum)
-    return success();
-  return op->emitOpError() << "mask " << maskName(mask) << ": '" << param
-                           << "' must be at least " << minimum << ", got "
-                           << value;
-}
-
-static LogicalResult verifyKernel(Operation *op, Attribute mask,
-                                  StringRef param, int64_t kernel) {
-  if (kernel >= 1 && kernel % 2 == 1)
-    return success();
-  return op->emitOpError() << "mask " << maskName(mask) << ": '" << param
-                           << "' must be a positive odd number, got "
-                           << kernel;
-}
-
-/// Shape-independent rules of one mask attribute.
-static LogicalResult verifyMaskParams(Operation *op, Attribute mask) {
-  return TypeSwitch<Attribute, LogicalResult>(mask)
-      .Case([&](SlidingWindowAttr w) -> LogicalResult {
-        if (failed(verifyPositive(op, w, "left", w.getLeft(), 0)) ||
-            failed(verifyPositive(op, w, "right", w.getRight(), 0)))
-          return failure();
-        return success();
-      })
-      .Case([&](SinkTokensAttr s) -> LogicalResult {
-        return verifyPositive(op, s, "count", s.getCount());
-      })
-      .Case([&](ChunkedAttr c) -> LogicalResult {
-        return verifyPositive(op, c, "size", c.getSize());
-      })
-      .Case([&](Neighborhood1DAttr n) -> LogicalResult {
-        if (failed(verifyKernel(op, n, "kernel", n.getKernel())) ||
-            failed(verifyPositive(op, n, "dilation", n.getDilation())))
-          return failure();
-        return success();
-      })
-      .Case([&](Neighborhood2DAttr n) -> LogicalResult {
-        if (failed(verifyPositive(op, n, "height", n.getHeight())) ||
-            failed(verifyPositive(op, n, "width", n.getWidth())) ||
-            failed(verifyKernel(op, n, "kernel_h", n.getKernelH())) ||
-            failed(verifyKernel(op, n, "kernel_w", n.getKernelW())) ||
-            failed(verifyPositive(op, n, "dilation_h", n.getDilationH())) ||
-            failed(verifyPositive(op, n, "dilation_w", n.getDilationW())))
-          return failure();
-        std::optional<int64_t> spanH =
-            checkedProduct(n.getKernelH(), n.getDilationH());
-        if (!spanH || *spanH > n.getHeight())
-          return op->emitOpError()
-                 << "mask " << maskName(n)
-                 << ": kernel_h * dilation_h exceeds the grid height ("
-                 << n.getHeight() << ")";
-        std::optional<int64_t> spanW =
-            checkedProduct(n.getKernelW(), n.getDilationW());
-        if (!spanW || *spanW > n.getWidth())
-          return op->emitOpError()
-                 << "mask " << maskName(n)
-                 << ": kernel_w * dilation_w exceeds the grid width ("
-                 << n.getWidth() << ")";
-        if (!checkedProduct(n.getHeight(), n.getWidth()))
-          return op->emitOpError() << "mask " << maskName(n)
-                                   << ": height * width overflows";
-        return success();
-      })
-      .Case([&](DocumentAttr d) -> LogicalResult {
-        if (failed(verifyPositive(op, d, "q_segments", d.getQSegments(), 0)) ||
-            failed(verifyPositive(op, d, "kv_segments", d.getKvSegments(), 0)))
-          return failure();
-        return success();
-      })
-      .Case([&](PrefixLMAttr p) -> LogicalResult {
-        return verifyPositive(op, p, "prefix", p.getPrefix(), 0);
-      })
-      .Default([](Attribute) { return success(); });
-}
-
 LogicalResult mlir::attn::verifyVariantSpec(Operation *op,
                                             VariantSpecOpInterface spec) {
   bool isRbf = spec.getScoreKind() == ScoreKind::rbf;
@@ -282,10 +194,10 @@ LogicalResult mlir::attn::verifyVariantSpec(Operation *op,
         return op->emitOpError() << "'mask' holds more than one "
                                  << maskName(attr) << "-kind mask; each kind "
                                  << "may appear once";
-      if (failed(verifyMaskParams(op, attr)))
+      if (failed(mask.verifyParameters([&] { return op->emitOpError(); })))
         return failure();
       hasLocal |= mask.isLocal();
-      hasSinkTokens |= isa<SinkTokensAttr>(attr);
+      hasSinkTokens |= mask.getRole() == MaskRole::sinks;
       hasCausal |= isa<CausalAttr>(attr);
       hasPrefix |= isa<PrefixLMAttr>(attr);
     }
@@ -497,51 +409,13 @@ static LogicalResult verifySpecAgainstOperands(AttentionOp op,
   ArrayRef<int64_t> k = op.getKey().getType().getShape();
   int64_t sq = q[2], sk = k[2];
   int64_t batch = ShapedType::isDynamic(q[0]) ? k[0] : q[0];
-  if (std::optional<ArrayAttr> masks = spec.getMasks()) {
-    for (Attribute attr : *masks) {
-      bool neighborhood = isa<Neighborhood1DAttr, Neighborhood2DAttr>(attr);
-      if (neighborhood && sizesDiffer(sq, sk))
-        return op.emitOpError()
-               << "mask " << maskName(attr) << " needs Sq == Sk, got Sq = "
-               << dimStr(sq) << " and Sk = " << dimStr(sk);
-      if (auto n = dyn_cast<Neighborhood1DAttr>(attr)) {
-        std::optional<int64_t> span =
-            checkedProduct(n.getKernel(), n.getDilation());
-        if (!span || (!ShapedType::isDynamic(sk) && *span > sk))
-          return op.emitOpError()
-                 << "mask " << maskName(attr)
-                 << ": kernel * dilation exceeds the sequence length ("
-                 << dimStr(sk) << ")";
-      }
-      if (auto n = dyn_cast<Neighborhood2DAttr>(attr)) {
-        if (!ShapedType::isDynamic(sk) && n.getHeight() * n.getWidth() != sk)
-          return op.emitOpError()
-                 << "mask " << maskName(attr) << ": the grid holds "
-                 << n.getHeight() * n.getWidth() << " tokens but Sk = " << sk;
-      }
-      if (auto d = dyn_cast<DocumentAttr>(attr)) {
-        unsigned numCaps = op.getCaptures().size();
-        for (auto [name, index, len] :
-             {std::make_tuple("q_segments", d.getQSegments(), sq),
-              std::make_tuple("kv_segments", d.getKvSegments(), sk)}) {
-          if (index >= numCaps)
-            return op.emitOpError()
-                   << "mask " << maskName(attr) << ": '" << name
-                   << "' names capture #" << index << " but the op has "
-                   << numCaps << " captures";
-          auto ty = cast<RankedTensorType>(op.getCaptures()[index].getType());
-          if (ty.getRank() != 2 || !ty.getElementType().isInteger(32) ||
-              sizesDiffer(ty.getDimSize(0), batch) ||
-              sizesDiffer(ty.getDimSize(1), len))
-            return op.emitOpError()
-                   << "mask " << maskName(attr) << ": '" << name
-                   << "' capture #" << index << " must be tensor<"
-                   << dimStr(batch) << "x" << dimStr(len)
-                   << "xi32> ([B, S] segment ids), got " << ty;
-        }
-      }
-    }
-  }
+  MaskShapes shapes{batch, sq, sk, op.getCaptures().getTypes()};
+  if (std::optional<ArrayAttr> masks = spec.getMasks())
+    for (Attribute attr : *masks)
+      if (auto mask = dyn_cast<MaskAttrInterface>(attr))
+        if (failed(mask.verifyShapes([&] { return op.emitOpError(); },
+                                     shapes)))
+          return failure();
 
   if (std::optional<SmallVector<Type>> declared =
           getDeclaredCaptureTypes(spec)) {

@@ -7,7 +7,8 @@
 #include "mlir/IR/Attributes.h"
 #include "mlir/IR/BuiltinAttributes.h"
 
-#include "attn/Dialect/Attn/IR/AttnEnums.h.inc"
+#include "attn/Dialect/Attn/IR/AttnEnums.h"
+#include "attn/Dialect/Attn/IR/MaskSemantics.h"
 
 #include "attn/Dialect/Attn/IR/AttnAttrInterfaces.h.inc"
 

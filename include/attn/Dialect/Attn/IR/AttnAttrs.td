@@ -26,19 +26,19 @@ def Attn_NormalizationAttr
 // Mask attributes
 //===----------------------------------------------------------------------===//
 
-class Attn_MaskAttr<string name, string attrMnemonic, bit local>
+/// A structured mask kind; its semantics (AttnMasks.cpp) implement
+/// MaskAttrInterface.
+class Attn_MaskAttr<string name, string attrMnemonic>
     : AttrDef<Attn_Dialect, name,
-              [Attn_MaskAttrInterface]> {
+              [DeclareAttrInterfaceMethods<Attn_MaskAttrInterface>]> {
   let mnemonic = attrMnemonic;
-  let extraClassDeclaration = "bool isLocal() const { return "
-      # !if(local, "true", "false") # "; }";
 }
 
 def Attn_AlignmentParameter : EnumParameter<Attn_Alignment> {
   let defaultValue = "::mlir::attn::Alignment::top_left";
 }
 
-def Attn_CausalAttr : Attn_MaskAttr<"Causal", "causal", 0> {
+def Attn_CausalAttr : Attn_MaskAttr<"Causal", "causal"> {
   let summary = "key j is visible to query i iff j <= pos(i)";
   let description = [{
     `pos(i)` is `i` (`top_left`) or `i + Sk - Sq` (`bottom_right`).
@@ -53,7 +53,7 @@ def Attn_CausalAttr : Attn_MaskAttr<"Causal", "causal", 0> {
 }
 
 def Attn_SlidingWindowAttr
-    : Attn_MaskAttr<"SlidingWindow", "sliding_window", 1> {
+    : Attn_MaskAttr<"SlidingWindow", "sliding_window"> {
   let summary = "pos(i) - left <= j <= pos(i) + right";
   let description = [{
     A band around the (aligned) diagonal. `left = 0, right = 0` keeps the
@@ -71,7 +71,7 @@ def Attn_SlidingWindowAttr
   let assemblyFormat = "`<` struct(params) `>`";
 }
 
-def Attn_SinkTokensAttr : Attn_MaskAttr<"SinkTokens", "sink_tokens", 0> {
+def Attn_SinkTokensAttr : Attn_MaskAttr<"SinkTokens", "sink_tokens"> {
   let summary = "the first `count` keys stay visible through local masks";
   let description = [{
     StreamingLLM's attention sinks: keys `j < count` are visible whatever the
@@ -86,7 +86,7 @@ def Attn_SinkTokensAttr : Attn_MaskAttr<"SinkTokens", "sink_tokens", 0> {
   let assemblyFormat = "`<` struct(params) `>`";
 }
 
-def Attn_ChunkedAttr : Attn_MaskAttr<"Chunked", "chunked", 1> {
+def Attn_ChunkedAttr : Attn_MaskAttr<"Chunked", "chunked"> {
   let summary = "pos(i) / size == j / size";
   let description = [{
     Chunked (block-local) attention as in Llama 4: queries see the keys of
@@ -100,7 +100,7 @@ def Attn_ChunkedAttr : Attn_MaskAttr<"Chunked", "chunked", 1> {
 }
 
 def Attn_Neighborhood1DAttr
-    : Attn_MaskAttr<"Neighborhood1D", "neighborhood_1d", 1> {
+    : Attn_MaskAttr<"Neighborhood1D", "neighborhood_1d"> {
   let summary = "1-D neighborhood attention (NATTEN) with dilation";
   let description = [{
     Positions split into `dilation` interleaved groups (`i mod dilation`).
@@ -118,7 +118,7 @@ def Attn_Neighborhood1DAttr
 }
 
 def Attn_Neighborhood2DAttr
-    : Attn_MaskAttr<"Neighborhood2D", "neighborhood_2d", 1> {
+    : Attn_MaskAttr<"Neighborhood2D", "neighborhood_2d"> {
   let summary = "2-D neighborhood attention over a row-major token grid";
   let description = [{
     Tokens are the cells of a `height x width` grid in row-major order
@@ -137,7 +137,7 @@ def Attn_Neighborhood2DAttr
   let assemblyFormat = "`<` struct(params) `>`";
 }
 
-def Attn_DocumentAttr : Attn_MaskAttr<"Document", "document", 0> {
+def Attn_DocumentAttr : Attn_MaskAttr<"Document", "document"> {
   let summary = "document masking from captured segment ids";
   let description = [{
     Key `j` is visible to query `i` iff
@@ -152,7 +152,7 @@ def Attn_DocumentAttr : Attn_MaskAttr<"Document", "document", 0> {
   let assemblyFormat = "`<` struct(params) `>`";
 }
 
-def Attn_PrefixLMAttr : Attn_MaskAttr<"PrefixLM", "prefix_lm", 0> {
+def Attn_PrefixLMAttr : Attn_MaskAttr<"PrefixLM", "prefix_lm"> {
   let summary = "bidirectional prefix, causal after it";
   let description = [{
     Key `j` is visible to query `i` iff `j < prefix` or `j <= pos(i)`.

@@ -20,10 +20,51 @@ def Attn_MaskAttrInterface : AttrInterface<"MaskAttrInterface"> {
     `sink(j)` is `j < n` for `#attn.sink_tokens<count = n>` (false when
     absent). So sink tokens re-admit keys that a local mask hides, but never
     keys that causality hides.
+
+    Each kind writes its semantics once, through the methods below: its
+    parameter rules, whether key `j` is visible to query `i`, the keys a
+    block of queries can see, and whether a block of queries x keys is fully
+    visible. The emitting methods build arith IR at `ctx.b`; the lowerings
+    compose the results per the formula above (AttnCodegen.h).
   }];
   let methods = [
+    InterfaceMethod<"Which term of the composition the kind belongs to.",
+                    "::mlir::attn::MaskRole", "getRole", (ins)>,
     InterfaceMethod<"Whether the kind belongs to the local conjunction.",
-                    "bool", "isLocal", (ins)>,
+                    "bool", "isLocal", (ins), [{}], [{
+      return $_attr.getRole() == ::mlir::attn::MaskRole::local;
+    }]>,
+    InterfaceMethod<[{
+        Checks the parameters, whatever the op's shapes; the diagnostics
+        come from `emitError` (the op's, so they name the op).
+      }], "::llvm::LogicalResult", "verifyParameters",
+      (ins "::llvm::function_ref<::mlir::InFlightDiagnostic()>":$emitError)>,
+    InterfaceMethod<[{
+        Checks the parameters against the sizes and captures of the op
+        (dynamic sizes pass).
+      }], "::llvm::LogicalResult", "verifyShapes",
+      (ins "::llvm::function_ref<::mlir::InFlightDiagnostic()>":$emitError,
+           "const ::mlir::attn::MaskShapes &":$shapes)>,
+    InterfaceMethod<[{
+        The kind's own predicate for key `j` and query `i` of batch `b`
+        (an i1): for sink tokens, whether `j` is a sink token.
+      }], "::mlir::Value", "emitVisible",
+      (ins "::mlir::attn::MaskEmitContext &":$ctx, "::mlir::Value":$b,
+           "::mlir::Value":$i, "::mlir::Value":$j)>,
+    InterfaceMethod<[{
+        The keys that queries [i0, i1) (non-empty) can see by this kind
+        alone, as an interval that contains them all (null bounds: none);
+        for sink tokens, the sink tokens [0, count). Not clipped to [0, Sk).
+      }], "::mlir::attn::KVBounds", "emitKVBounds",
+      (ins "::mlir::attn::MaskEmitContext &":$ctx, "::mlir::Value":$i0,
+           "::mlir::Value":$i1)>,
+    InterfaceMethod<[{
+        Whether the kind's predicate holds for every pair of the non-empty
+        block [i0, i1) x [j0, j1) (an i1), or std::nullopt when the kind
+        cannot decide it in closed form.
+      }], "std::optional<::mlir::Value>", "emitBlockFullyVisible",
+      (ins "::mlir::attn::MaskEmitContext &":$ctx, "::mlir::Value":$i0,
+           "::mlir::Value":$i1, "::mlir::Value":$j0, "::mlir::Value":$j1)>,
   ];
 }
 
