@@ -404,6 +404,16 @@ case("sink_rows_linear_elu", sink_rows=4,
                normalization="none"), masks=(C(),))
 case("sink_rows_mqa_d80", Hkv=1, Dqk=80, Dv=20, sink_rows=1,
      masks=(C("bottom_right"),), return_lse=True)
+# More sink rows than keys per KV tile (the default 32): the flash lowering
+# once sized the sink tile's buffers by the KV tile and wrote past them
+# (issue 11, item 1: one query, one key, D = 16, 64 sink rows).
+case("sink_rows_more_than_kv_tile", B=1, Hq=1, Hkv=1, Sq=1, Sk=1, Dqk=16,
+     Dv=16, sink_rows=64, return_lse=True, sweep=True)
+case("sink_rows_more_than_kv_tile_rbf", B=1, Hq=2, Hkv=1, Sq=3, Sk=2,
+     Dqk=16, Dv=16, sink_rows=64, spec=dict(score="rbf"), return_lse=True,
+     sweep=True)
+case("sink_rows_more_than_kv_tile_sigmoid", B=1, Hq=1, Hkv=1, Sq=1, Sk=1,
+     Dqk=16, Dv=16, sink_rows=64, spec=dict(normalization="sigmoid"))
 
 # -- the issue's combinations -------------------------------------------------------
 STREAMING = (C(), ref.sink_tokens(4), W(8))

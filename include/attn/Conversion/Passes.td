@@ -41,15 +41,18 @@ def AttnToFlashPass : Pass<"attn-to-flash"> {
     with `|k|^2` computed once per KV tile and `|q|^2` once per query, the
     `|q|^2` term dropped when the
     normalization is shift-invariant (added back into the LSE); the LSE
-    written when asked for.
+    written when asked for. The per-row arithmetic of the online algorithm
+    is the shared builder of `AttnCommon/OnlineSoftmax.h`.
 
+    An option out of range is an error before any op is visited.
     Precondition: no attn.attention references a variant.
   }];
   let options = [
     Option<"qTile", "q-tile", "int64_t", /*default=*/"16",
-           "Query rows per tile">,
+           "Query rows per tile (1 to 65536)">,
     Option<"kvTile", "kv-tile", "int64_t", /*default=*/"32",
-           "Keys per KV tile">,
+           "Keys per KV tile (1 to 65536); the learned sink rows are one "
+           "tile of their own, whatever their number">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect",

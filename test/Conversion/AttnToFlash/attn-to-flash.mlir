@@ -63,3 +63,32 @@ func.func @rbf(%q: tensor<1x1x13x16xf32>, %k: tensor<1x1x13x16xf32>, %v: tensor<
       : tensor<1x1x13x16xf32>, tensor<1x1x13x16xf32>, tensor<1x1x13x16xf32> -> tensor<1x1x13x16xf32>, tensor<1x1x13xf32>
   return %o, %lse : tensor<1x1x13x16xf32>, tensor<1x1x13xf32>
 }
+
+// -----
+
+// Learned sink rows are one tile of their own, whatever their number: with
+// 64 sink rows and KV tiles of 8 keys, the sink tile's per-key buffers hold
+// 64 values (they once held 8 and the lowering wrote past them).
+// CHECK-LABEL: func.func @many_sink_rows
+// CHECK-DAG: %[[C64:.+]] = arith.constant 64 : index
+// CHECK: tensor.empty() : tensor<64xf32>
+// CHECK: scf.for %{{.+}} = %{{.+}} to %[[C64]] step %{{.+}} -> (tensor<64xf32>, f32)
+func.func @many_sink_rows(%q: tensor<1x1x1x16xf32>, %k: tensor<1x1x1x16xf32>, %v: tensor<1x1x1x16xf32>,
+                          %sk: tensor<1x64x16xf32>, %sv: tensor<1x64x16xf32>) -> tensor<1x1x1x16xf32> {
+  %o = attn.attention %q, %k, %v sink_rows(%sk, %sv : tensor<1x64x16xf32>, tensor<1x64x16xf32>)
+      : tensor<1x1x1x16xf32>, tensor<1x1x1x16xf32>, tensor<1x1x1x16xf32> -> tensor<1x1x1x16xf32>
+  return %o : tensor<1x1x1x16xf32>
+}
+
+// -----
+
+// A dynamic number of sink rows: the sink tile's buffers take it.
+// CHECK-LABEL: func.func @dynamic_sink_rows
+// CHECK: %[[NS:.+]] = tensor.dim %{{.+}}, %{{.+}} : tensor<1x?x16xf32>
+// CHECK: tensor.empty(%[[NS]]) : tensor<?xf32>
+func.func @dynamic_sink_rows(%q: tensor<1x1x1x16xf32>, %k: tensor<1x1x1x16xf32>, %v: tensor<1x1x1x16xf32>,
+                             %sk: tensor<1x?x16xf32>, %sv: tensor<1x?x16xf32>) -> tensor<1x1x1x16xf32> {
+  %o = attn.attention %q, %k, %v sink_rows(%sk, %sv : tensor<1x?x16xf32>, tensor<1x?x16xf32>)
+      : tensor<1x1x1x16xf32>, tensor<1x1x1x16xf32>, tensor<1x1x1x16xf32> -> tensor<1x1x1x16xf32>
+  return %o : tensor<1x1x1x16xf32>
+}
