@@ -425,16 +425,10 @@ SmallVector<Value> ForwardKernelBuilder::initialState() {
   // the logits that carry no value (sink logits, softmax1's +1).
   ScalarEmitter &e = kc->e;
   SmallVector<Value> state(shape.oElements(), kc->f32(0.0));
-  SmallVector<Value> extra;
-  if (f.softmax) {
-    if (Value sinkLogits = sig.lookup("sink_logits"))
-      extra.push_back(
-          e.mul(memref::LoadOp::create(*b, sinkLogits, ValueRange{h}),
-                kc->f32(kLog2e)));
-    if (f.norm == Normalization::softmax1)
-      extra.push_back(kc->f32(0.0));
-  }
-  auto [m0, l0] = softmax->initialState(extra);
+  Value sinkLogit;
+  if (Value sinkLogits = sig.lookup("sink_logits"); sinkLogits && f.softmax)
+    sinkLogit = memref::LoadOp::create(*b, sinkLogits, ValueRange{h});
+  auto [m0, l0] = softmax->initialState(sinkLogit);
   state.append(shape.rows(), m0);
   state.append(shape.rows(), l0);
   return state;
@@ -698,11 +692,11 @@ void ForwardKernelBuilder::epilogue(ArrayRef<Value> fin) {
                                 /*nontemporal=*/false, llvm::MaybeAlign(4));
       }
       kc->ifThen(e.cmpI(P::eq, t4, idx(0)), [&] {
-        Value lse = softmax->logSumExp(fin[nO + r], l);
         // Add back the dropped -gamma|q|^2, except on rows that saw nothing.
-        if (f.softmax && f.dropQueryNorm)
-          lse = e.select(e.cmpF(FP::OGT, l, kc->f32(0.0)),
-                         e.sub(lse, e.mul(qNorm[r], factor[r])), lse);
+        Value dropped = f.softmax && f.dropQueryNorm
+                            ? e.mul(qNorm[r], factor[r])
+                            : Value();
+        Value lse = softmax->logSumExp(fin[nO + r], l, dropped);
         memref::StoreOp::create(*b, lse, lseBuf,
                                 ValueRange{e.addI(qRowBase, qi)});
       });
@@ -727,9 +721,7 @@ DictionaryAttr ForwardKernelBuilder::build() {
   gpu::ReturnOp::create(*b);
   b->setInsertionPointToStart(&entry);
   kc = std::make_unique<KernelContext>(*b, f.elt, threads);
-  softmax = std::make_unique<FragmentSoftmax>(
-      *kc, shape, f.norm,
-      spec.getBias() ? spec.getBias()->convertToDouble() : 0.0);
+  softmax = std::make_unique<FragmentSoftmax>(*kc, shape, spec);
   mmaSync = std::make_unique<MmaSyncFragments>(*kc);
   bindOpInfo();
 

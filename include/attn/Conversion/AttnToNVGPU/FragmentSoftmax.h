@@ -1,6 +1,8 @@
 //===- FragmentSoftmax.h - the online algorithm on fragments ----*- C++ -*-===//
 //
-// The online normalization of attn-to-flash on tensor-core accumulators:
+// The online normalization of attn-to-flash on tensor-core accumulators (the
+// per-row arithmetic is AttnCommon's OnlineSoftmax, in the exp2 domain on the
+// special-function unit; this file adds the fragment layout):
 // each thread holds, per m16 tile, two rows (lane/4 and lane/4 + 8) of
 // 2 * nTiles columns; row statistics reduce over the 4 lanes of a quad with
 // shuffles. The softmax family works in the exp2 domain (ex2.approx.ftz),
@@ -13,6 +15,7 @@
 #ifndef ATTN_CONVERSION_ATTNTONVGPU_FRAGMENTSOFTMAX_H
 #define ATTN_CONVERSION_ATTNTONVGPU_FRAGMENTSOFTMAX_H
 
+#include "attn/Conversion/AttnCommon/OnlineSoftmax.h"
 #include "attn/Conversion/AttnToNVGPU/KernelContext.h"
 
 namespace mlir::attn::kernel {
@@ -51,14 +54,15 @@ struct TileWeights {
 
 class FragmentSoftmax {
 public:
-  FragmentSoftmax(KernelContext &k, FragmentShape shape, Normalization norm,
-                  double sigmoidBias);
+  FragmentSoftmax(KernelContext &k, FragmentShape shape,
+                  VariantSpecOpInterface spec);
 
-  bool isSoftmax() const { return softmax; }
+  bool isSoftmax() const { return core.tracksMax(); }
   /// The initial (m, l) of a row: m from the logits that carry no value
-  /// (exp2 domain: a sink logit, softmax1's 0), l their exp2-sum counted
-  /// once per quad (lane % 4 == 0: l is summed over the quad at the end).
-  std::pair<Value, Value> initialState(ArrayRef<Value> extraLogits);
+  /// (`sinkLogit` in natural units, may be null; softmax1's 0), l their
+  /// exp2-sum counted once per quad (lane % 4 == 0: l is summed over the
+  /// quad at the end).
+  std::pair<Value, Value> initialState(Value sinkLogit);
   /// The weights of a tile: `element(nt, k, r)` scores accumulator element
   /// (mi, nt, k) of row r (called in order); curM, curL: the statistics.
   TileWeights
@@ -76,19 +80,14 @@ public:
   /// the kinds that divide, else 1.
   Value outputScale(Value l);
   /// The natural-log LSE of a row from m (exp2 domain) and l (softmax
-  /// family; log l for mean; 0 for the rest).
-  Value logSumExp(Value m, Value l);
+  /// family, less `droppedLogit` on rows that saw a key; log l for mean; 0
+  /// for the rest).
+  Value logSumExp(Value m, Value l, Value droppedLogit = Value());
 
 private:
-  /// The weight of a visible element for the kinds outside the softmax
-  /// family.
-  Value directWeight(Value x);
-
   KernelContext &k;
   FragmentShape shape;
-  Normalization norm;
-  bool softmax;
-  double sigmoidBias;
+  OnlineSoftmax core;
 };
 
 } // namespace mlir::attn::kernel
