@@ -292,12 +292,12 @@ void ForwardKernelBuilder::setUpTileRange() {
   ScalarEmitter &e = kc->e;
   const int64_t blockN = config.getBlockN();
   KVRange range = emitKVRange(e, info, i0, i1);
-  Value tn = idx(blockN);
+  Value blockNValue = idx(blockN);
   sinkTiles = idx(0);
   if (range.sinks)
-    sinkTiles = e.divI(e.addI(range.sinks->hi, idx(blockN - 1)), tn);
-  mainFirst = e.maxI(e.divI(range.main.lo, tn), sinkTiles);
-  Value mainEnd = e.maxI(e.divI(e.addI(range.main.hi, idx(blockN - 1)), tn),
+    sinkTiles = e.divI(e.addI(range.sinks->hi, idx(blockN - 1)), blockNValue);
+  mainFirst = e.maxI(e.divI(range.main.lo, blockNValue), sinkTiles);
+  Value mainEnd = e.maxI(e.divI(e.addI(range.main.hi, idx(blockN - 1)), blockNValue),
                          mainFirst);
   Value numMain = e.subI(mainEnd, mainFirst);
   ring.begin = idx(f.sinkRows ? -1 : 0);
@@ -314,9 +314,9 @@ void ForwardKernelBuilder::setUpTileRange() {
 void ForwardKernelBuilder::loadRegularTile(Value u, Value stage) {
   ScalarEmitter &e = kc->e;
   const int64_t blockN = config.getBlockN();
-  Value tn = idx(blockN);
-  Value j0 = e.mulI(tileOf(u), tn);
-  Value rows = e.maxI(e.minI(e.subI(info.kvLen, j0), tn), idx(0));
+  Value blockNValue = idx(blockN);
+  Value j0 = e.mulI(tileOf(u), blockNValue);
+  Value rows = e.maxI(e.minI(e.subI(info.kvLen, j0), blockNValue), idx(0));
   Value firstKey = e.addI(kvRowBase, j0);
   copyTileAsync(*kc, sig.lookup("k"), *plan.k, stage,
                 e.mulI(firstKey, idx(f.dqk)), rows);
@@ -326,7 +326,7 @@ void ForwardKernelBuilder::loadRegularTile(Value u, Value stage) {
     return;
   // The key of the prologue's workspace that starts this tile.
   Value padded =
-      e.mulI(e.divI(e.addI(info.kvLen, idx(blockN - 1)), tn), tn);
+      e.mulI(e.divI(e.addI(info.kvLen, idx(blockN - 1)), blockNValue), blockNValue);
   Value normBase = e.addI(
       e.mulI(e.addI(e.mulI(bIdx, info.kvHeads), hk), padded), j0);
   loadTileKeyNorms(*kc, sig.lookup("key_norms"),
