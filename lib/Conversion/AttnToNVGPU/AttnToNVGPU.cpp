@@ -92,13 +92,19 @@ struct AttnToNVGPUPass final
     for (func::FuncOp func : hostFuncs)
       if (failed(verifyHostFunction(func)))
         return signalPassFailure();
-    for (AttentionOp op : ops)
-      if (!op->getAttrOfType<KernelConfigAttr>(kKernelConfigAttrName)) {
+    for (AttentionOp op : ops) {
+      auto config = op->getAttrOfType<KernelConfigAttr>(kKernelConfigAttrName);
+      if (!config) {
         op.emitOpError() << "has no '" << kKernelConfigAttrName
                          << "' attribute: run attn-select-kernel-config "
                             "first";
         return signalPassFailure();
       }
+      // The configuration may have been written by hand or kept across an
+      // edit of the op: the kernel is built only from one that fits it.
+      if (failed(verifyKernelConfig(op, config)))
+        return signalPassFailure();
+    }
     OpBuilder mb(ctx);
     mb.setInsertionPointToEnd(module.getBody());
     auto gpuModule =

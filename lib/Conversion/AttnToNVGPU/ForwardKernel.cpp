@@ -85,6 +85,9 @@ struct ForwardPlan {
   SmemTile *norms = nullptr;              ///< f32 per key (smem path).
   SmemTile *normsQ = nullptr, *normsK = nullptr; ///< the norm k-step.
 
+  // The tile pointers point into `plan`: not copyable.
+  ForwardPlan(const ForwardPlan &) = delete;
+  ForwardPlan &operator=(const ForwardPlan &) = delete;
   ForwardPlan(const ForwardFacts &f, MmaKind mma, int64_t blockM,
               int64_t blockN, int64_t stages, KeyNormPath keyNorms) {
     SmemLayout layout = mma == MmaKind::wgmma ? SmemLayout::Swizzle128

@@ -35,6 +35,14 @@ static std::optional<std::string> regionUnsupportedReason(Region &r) {
   return std::nullopt;
 }
 
+/// Whether a score or mask region uses capture `index`.
+static bool regionReadsCapture(VariantSpecOpInterface spec, unsigned index) {
+  auto reads = [&](Region &r, unsigned leading) {
+    return !r.empty() && !r.front().getArgument(leading + index).use_empty();
+  };
+  return reads(spec.getScoreMod(), 5) || reads(spec.getMaskMod(), 4);
+}
+
 std::optional<std::string> kernel::forwardUnsupportedReason(AttentionOp op) {
   auto spec = cast<VariantSpecOpInterface>(op.getOperation());
   Type elt = op.getQuery().getType().getElementType();
@@ -63,9 +71,12 @@ std::optional<std::string> kernel::forwardUnsupportedReason(AttentionOp op) {
       }
   for (auto [i, c] : llvm::enumerate(op.getCaptures())) {
     auto t = cast<RankedTensorType>(c.getType());
-    if (segmentCaptures.contains(i))
+    if (!llvm::any_of(t.getShape().drop_front(), ShapedType::isDynamic))
       continue;
-    if (llvm::any_of(t.getShape().drop_front(), ShapedType::isDynamic))
+    // Segment ids are read by the mask with Sq/Sk as their row length; a
+    // region cannot index a flat buffer of unknown row length.
+    if (segmentCaptures.contains(i) && !regionReadsCapture(spec, i))
+      continue;
       return "captured operand of type " + llvm::to_string(t) +
              " (sizes past the first must be static)";
   }

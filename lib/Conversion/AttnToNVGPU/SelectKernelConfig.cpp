@@ -89,8 +89,21 @@ static LogicalResult checkSharedMemory(AttentionOp op, int64_t bytes,
   return op.emitOpError() << "needs " << bytes
                           << " bytes of shared memory with kv-tile=" << blockN
                           << " and stages=" << stages << " (at most "
-                          << kMaxSharedBytes << "): use a smaller kv-tile or "
-                          << "fewer stages";
+                          << kMaxSharedBytes << "): use a smaller kv-tile, "
+                          << "fewer stages or fewer query rows per CTA";
+}
+
+/// The sink rows of an op fit in the one tile the kernel gives them.
+static LogicalResult checkSinkRows(AttentionOp op, int64_t blockN) {
+  if (!op.getSinkKey())
+    return success();
+  int64_t ns = op.getSinkKey().getType().getDimSize(1);
+  if (ShapedType::isDynamic(ns) || ns <= blockN)
+    return success();
+  return op.emitOpError() << "has " << ns
+                          << " sink rows; the GPU kernel takes at most one "
+                             "KV tile of them (kv-tile = "
+                          << blockN << ")";
 }
 
 FailureOr<KernelConfigAttr>
@@ -103,6 +116,11 @@ attn::selectKernelConfig(AttentionOp op, const KernelConfigRequest &r) {
   if (r.mma == "wgmma" && noWgmma)
     return op.emitOpError() << "cannot use wgmma (mma=wgmma): " << *noWgmma;
   const bool wg = r.mma != "sync" && r.chip == "sm_90a" && !noWgmma;
+  if (r.pipeline == "on" && !wg)
+    return op.emitOpError()
+           << "cannot take pipeline=on: the pipelined loop is wgmma's, and "
+              "this op gets mma.sync ("
+           << (noWgmma ? *noWgmma : "chip " + r.chip) << ")";
   // Measured defaults (bench/NOTES.md, bench/sweep.py); the pass
   // description states them.
   auto spec = cast<VariantSpecOpInterface>(op.getOperation());
@@ -130,7 +148,8 @@ attn::selectKernelConfig(AttentionOp op, const KernelConfigRequest &r) {
                 : (small ? 64 : 32);
   int64_t bytes =
       forwardSharedMemoryBytes(op, mma, blockM, blockN, stages, norms);
-  if (failed(checkSharedMemory(op, bytes, blockN, stages)))
+  if (failed(checkSharedMemory(op, bytes, blockN, stages)) ||
+      failed(checkSinkRows(op, blockN)))
     return failure();
   return KernelConfigAttr::get(op.getContext(), mma, warps, mTiles, blockM,
                                blockN, stages, pipe, norms, bytes);
@@ -145,7 +164,7 @@ LogicalResult attn::verifyKernelConfig(AttentionOp op, KernelConfigAttr c,
   if (c.getMma() == MmaKind::wgmma) {
     if (std::optional<std::string> why = wgmmaUnsupportedReason(op))
       return op.emitOpError() << "cannot use wgmma: " << *why;
-    if (chip != "sm_90a")
+    if (!chip.empty() && chip != "sm_90a")
       return op.emitOpError() << "has mma = wgmma in its '"
                               << kKernelConfigAttrName
                               << "' but the chip is " << chip;
@@ -165,6 +184,37 @@ LogicalResult attn::verifyKernelConfig(AttentionOp op, KernelConfigAttr c,
                             << c.getSharedMemoryBytes() << " in its '"
                             << kKernelConfigAttrName << "'; its plan needs "
                             << bytes;
+  return checkSinkRows(op, c.getBlockN());
+}
+
+LogicalResult
+attn::checkRequestAgainstConfig(AttentionOp op, KernelConfigAttr c,
+                                const KernelConfigRequest &r) {
+  auto differs = [&](StringRef option, std::string given,
+                     std::string carried) {
+    return op.emitOpError()
+           << "carries '" << kKernelConfigAttrName << "' with " << carried
+           << " but the option '" << option << "' asks for " << given
+           << ": drop the attribute to choose again";
+  };
+  std::string mma = stringifyMmaKind(c.getMma()).str();
+  if (r.mma != "auto" && r.mma != mma)
+    return differs("mma", r.mma, "mma = " + mma);
+  std::string pipelined = c.getPipelined() ? "on" : "off";
+  if (r.pipeline != "auto" && r.pipeline != pipelined)
+    return differs("pipeline", r.pipeline, "pipelined = " + pipelined);
+  auto check = [&](StringRef option, int64_t given, int64_t carried,
+                   StringRef field) -> LogicalResult {
+    if (!given || given == carried)
+      return success();
+    return differs(option, std::to_string(given),
+                   (field + " = " + std::to_string(carried)).str());
+  };
+  if (failed(check("m-tiles", r.mTiles, c.getMTiles(), "m_tiles")) ||
+      failed(check("kv-tile", r.kvTile, c.getBlockN(), "block_n")) ||
+      failed(check("warps", r.warps, c.getWarps(), "warps")) ||
+      failed(check("stages", r.stages, c.getStages(), "stages")))
+    return failure();
   return success();
 }
 
@@ -198,7 +248,9 @@ struct AttnSelectKernelConfigPass final
     WalkResult walk = getOperation().walk([&](AttentionOp op) {
       if (auto given = op->getAttrOfType<KernelConfigAttr>(
               kKernelConfigAttrName))
-        return failed(verifyKernelConfig(op, given, chip))
+        return failed(verifyKernelConfig(op, given, chip)) ||
+                       failed(checkRequestAgainstConfig(op, given,
+                                                        request()))
                    ? WalkResult::interrupt()
                    : WalkResult::advance();
       FailureOr<KernelConfigAttr> config = selectKernelConfig(op, request());

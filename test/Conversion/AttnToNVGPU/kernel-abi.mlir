@@ -74,3 +74,14 @@ func.func @no_config(%q: tensor<1x1x64x64xbf16>) -> tensor<1x1x64x64xbf16> {
       : tensor<1x1x64x64xbf16>, tensor<1x1x64x64xbf16>, tensor<1x1x64x64xbf16> -> tensor<1x1x64x64xbf16>
   return %o : tensor<1x1x64x64xbf16>
 }
+
+// -----
+
+// attn-to-nvgpu checks a configuration the op carries against the op: a
+// hand-written wgmma configuration on head dim 80 is refused.
+func.func @given_wgmma_d80(%q: tensor<1x1x64x80xbf16>) -> tensor<1x1x64x80xbf16> {
+  // expected-error @+1 {{cannot use wgmma: head dims 80 and 80 (the swizzled wgmma tiles take multiples of 64)}}
+  %o = attn.attention %q, %q, %q {attn.kernel_config = #attn.kernel_config<mma = wgmma, warps = 4, m_tiles = 1, block_m = 64, block_n = 64, stages = 2, pipelined = false, key_norms = none, shared_memory_bytes = 1>}
+      : tensor<1x1x64x80xbf16>, tensor<1x1x64x80xbf16>, tensor<1x1x64x80xbf16> -> tensor<1x1x64x80xbf16>
+  return %o : tensor<1x1x64x80xbf16>
+}

@@ -87,35 +87,6 @@ func.func @d80(%q: tensor<?x?x?x80xbf16>, %k: tensor<?x?x?x80xbf16>, %v: tensor<
 
 // -----
 
-// A configuration the op already carries is kept (and checked).
-// CHECK-LABEL: func.func @given
-// CHECK: #attn.kernel_config<mma = sync, warps = 4, m_tiles = 1, block_m = 64, block_n = 64, stages = 2, pipelined = false, key_norms = none, shared_memory_bytes = 46080>
-func.func @given(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v: tensor<?x?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {
-  %o = attn.attention %q, %k, %v {attn.kernel_config = #attn.kernel_config<mma = sync, warps = 4, m_tiles = 1, block_m = 64, block_n = 64, stages = 2, pipelined = false, key_norms = none, shared_memory_bytes = 46080>}
-      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16> -> tensor<?x?x?x64xbf16>
-  return %o : tensor<?x?x?x64xbf16>
-}
-
-// -----
-
-func.func @given_wrong_bytes(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v: tensor<?x?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {
-  // expected-error @+1 {{has shared_memory_bytes = 1000 in its 'attn.kernel_config'; its plan needs 46080}}
-  %o = attn.attention %q, %k, %v {attn.kernel_config = #attn.kernel_config<mma = sync, warps = 4, m_tiles = 1, block_m = 64, block_n = 64, stages = 2, pipelined = false, key_norms = none, shared_memory_bytes = 1000>}
-      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16> -> tensor<?x?x?x64xbf16>
-  return %o : tensor<?x?x?x64xbf16>
-}
-
-// -----
-
-func.func @given_wgmma_d80(%q: tensor<?x?x?x80xbf16>, %k: tensor<?x?x?x80xbf16>, %v: tensor<?x?x?x80xbf16>) -> tensor<?x?x?x80xbf16> {
-  // expected-error @+1 {{cannot use wgmma: head dims 80 and 80 (the swizzled wgmma tiles take multiples of 64)}}
-  %o = attn.attention %q, %k, %v {attn.kernel_config = #attn.kernel_config<mma = wgmma, warps = 8, m_tiles = 1, block_m = 128, block_n = 64, stages = 2, pipelined = false, key_norms = none, shared_memory_bytes = 1>}
-      : tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16> -> tensor<?x?x?x80xbf16>
-  return %o : tensor<?x?x?x80xbf16>
-}
-
-// -----
-
 func.func @refuse_f32(%q: tensor<1x1x64x64xf32>) -> tensor<1x1x64x64xf32> {
   // expected-error @+1 {{cannot be compiled for the GPU yet: element type f32 (the tensor-core kernel takes f16 or bf16)}}
   %o = attn.attention %q, %q, %q

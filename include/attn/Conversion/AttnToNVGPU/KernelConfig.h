@@ -33,10 +33,18 @@ inline constexpr llvm::StringLiteral kKernelConfigAttrName =
 FailureOr<KernelConfigAttr> selectKernelConfig(AttentionOp op,
                                                const KernelConfigRequest &r);
 
-/// Checks a configuration the op already carries against the op (wgmma's
-/// head dims, the shared-memory plan); a diagnostic on the op on failure.
+/// Checks a configuration the op carries against the op (what the kernels
+/// take, wgmma's head dims, the key-norm path, the shared-memory plan, the
+/// sink rows a KV tile holds) and, when `chip` is not empty, against the
+/// chip; a diagnostic on the op on failure.
 LogicalResult verifyKernelConfig(AttentionOp op, KernelConfigAttr config,
-                                 StringRef chip);
+                                 StringRef chip = "");
+
+/// Fails, with a diagnostic on the op, when a forced field of `request`
+/// (an option other than 0 / auto) disagrees with the configuration the op
+/// already carries.
+LogicalResult checkRequestAgainstConfig(AttentionOp op, KernelConfigAttr c,
+                                        const KernelConfigRequest &request);
 
 } // namespace mlir::attn
 
