@@ -458,9 +458,14 @@ LogicalResult run(MLIRContext &context) {
   if (failed(pm.run(*module)))
     return fail("lowering '" + inputFile + "' failed");
 
+  // `transformer` is a function_ref: the function it refers to must outlive
+  // ExecutionEngine::create (a temporary here was a stack-use-after-scope,
+  // found by AddressSanitizer).
+  std::function<llvm::Error(llvm::Module *)> optimize =
+      makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0,
+                                /*targetMachine=*/nullptr);
   ExecutionEngineOptions engineOptions;
-  engineOptions.transformer = makeOptimizingTransformer(
-      /*optLevel=*/2, /*sizeLevel=*/0, /*targetMachine=*/nullptr);
+  engineOptions.transformer = optimize;
   SmallVector<StringRef> libs = {ATTN_C_RUNNER_UTILS};
   engineOptions.sharedLibPaths = libs;
   auto engine = ExecutionEngine::create(*module, engineOptions);

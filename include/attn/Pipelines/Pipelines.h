@@ -40,7 +40,7 @@ llvm::raw_ostream &operator<<(llvm::raw_ostream &os, CPULowering lowering);
 
 /// The largest q-tile and kv-tile of attn-to-cpu: a tile is a static
 /// per-tile buffer, and past this size it only costs memory.
-constexpr int64_t kMaxCPUTile = 4096;
+constexpr int64_t kMaxCPUTile = 65536;
 
 /// Options of `attn-to-cpu`.
 struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
@@ -51,10 +51,10 @@ struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
           clEnumValN(CPULowering::Flash, "flash", "the tiled online form"),
           clEnumValN(CPULowering::Loops, "loops", "the naive reference"))};
   PassOptions::Option<int64_t> qTile{
-      *this, "q-tile", llvm::cl::desc("Query rows per tile (flash), 1 to 4096"),
+      *this, "q-tile", llvm::cl::desc("Query rows per tile (flash), 1 to 65536"),
       llvm::cl::init(16)};
   PassOptions::Option<int64_t> kvTile{
-      *this, "kv-tile", llvm::cl::desc("Keys per KV tile (flash), 1 to 4096"),
+      *this, "kv-tile", llvm::cl::desc("Keys per KV tile (flash), 1 to 65536"),
       llvm::cl::init(32)};
 };
 
