@@ -101,9 +101,13 @@ func.func @f(%q: tensor<1x2x37x16xf32>, %k: tensor<1x1x41x16xf32>, %v: tensor<1x
 EOF
     } > "$SEEDS/use_$sym.mlir"
   done
-  # A dictionary of the dialect's words, read from the seeds.
-  cat "$SEEDS"/* | grep -ohE '#?attn\.[a-z_0-9]+|\b[a-z_0-9]+ = |\b[a-z_0-9]+<' \
-    | sort -u | sed 's/.*/"&"/' > "$FUZZ/attn.dict"
+  # A dictionary: the dialect's words, read from the seeds, and the numbers
+  # at the edges (int64, the verifier's 2^40 bound of mask parameters, int32).
+  { cat "$SEEDS"/* | grep -ohE '#?attn\.[a-z_0-9]+|\b[a-z_0-9]+ = |\b[a-z_0-9]+<' \
+      | sort -u
+    printf '%s\n' 0 -1 1 9223372036854775807 -9223372036854775808 \
+      1099511627776 1099511627777 2147483647 2147483648 4294967296 'x0x' '?x'
+  } | sed 's/.*/"&"/' > "$FUZZ/attn.dict"
   echo "== attn-fuzz for ${FUZZ_SECONDS}s ($(ls "$SEEDS" | wc -l) seeds)"
   # -timeout: a unit slower than this is a hang (a finding); -rss_limit_mb:
   # the machine's share; -only_ascii: the input is MLIR text.

@@ -43,18 +43,6 @@ llvm::raw_ostream &mlir::attn::operator<<(llvm::raw_ostream &os,
   return os << stringifyCPULowering(lowering);
 }
 
-LogicalResult mlir::attn::verifyAttnToCPUOptions(const AttnToCPUOptions &options,
-                                                 ErrorFn emitError) {
-  for (auto [name, tile] : {std::make_pair("q-tile", options.qTile.getValue()),
-                            std::make_pair("kv-tile", options.kvTile.getValue())}) {
-    if (tile < 1 || tile > kMaxCPUTile)
-      return emitError("attn-to-cpu: " + Twine(name) + "=" + Twine(tile) +
-                       " is out of range; valid values: 1 to " +
-                       Twine(kMaxCPUTile));
-  }
-  return success();
-}
-
 //===----------------------------------------------------------------------===//
 // Target options of attn-to-nvvm
 //===----------------------------------------------------------------------===//
@@ -394,8 +382,8 @@ void mlir::attn::registerAttnPipelines() {
       "Compile attn ops to tensor-core GPU kernels (a cubin in gpu.binary; "
       "with bundle-dir, the .cubin/.ptx/.json bundle)",
       verifyAttnToNVVMOptions, buildAttnToNVVMPipeline);
-  registerVerifiedPipeline<AttnToCPUOptions>(
+  PassPipelineRegistration<AttnToCPUOptions>(
       "attn-to-cpu",
       "Lower attn ops to the LLVM dialect for the CPU JIT (attn-run)",
-      verifyAttnToCPUOptions, buildAttnToCPUPipeline);
+      buildAttnToCPUPipeline);
 }

@@ -38,11 +38,9 @@ enum class CPULowering { Flash, Loops };
 StringRef stringifyCPULowering(CPULowering lowering);
 llvm::raw_ostream &operator<<(llvm::raw_ostream &os, CPULowering lowering);
 
-/// The largest q-tile and kv-tile of attn-to-cpu: a tile is a static
-/// per-tile buffer, and past this size it only costs memory.
-constexpr int64_t kMaxCPUTile = 65536;
-
-/// Options of `attn-to-cpu`.
+/// Options of `attn-to-cpu`. A lowering it does not know is refused by the
+/// option's parser; q-tile and kv-tile are checked by attn-to-flash when it
+/// starts (before it visits any op), so they are not checked twice.
 struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
   PassOptions::Option<CPULowering, EnumOptionParser<CPULowering>> lowering{
       *this, "lowering", llvm::cl::desc("Which lowering of attn.attention"),
@@ -58,17 +56,10 @@ struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
       llvm::cl::init(32)};
 };
 
-/// Checks what parsing alone does not (ranges); each error names the option
-/// and its valid values, through `emitError`.
-LogicalResult
-verifyAttnToCPUOptions(const AttnToCPUOptions &options,
-                       function_ref<LogicalResult(const Twine &)> emitError);
-
 /// attn-to-cpu: from attn.attention on tensors (variants may be referenced)
 /// to the LLVM dialect, ready for MLIR's ExecutionEngine.
 ///
-/// Before: a module of func.func on tensors holding attn ops; `options` have
-/// passed verifyAttnToCPUOptions.
+/// Before: a module of func.func on tensors holding attn ops.
 /// After: only llvm dialect ops; every function that returned tensors takes
 /// its results as trailing memref out-parameters (static shapes: the caller
 /// allocates them), and functions marked `llvm.emit_c_interface` have their
@@ -155,8 +146,9 @@ verifyAttnToNVVMOptions(const AttnToNVVMOptions &options,
 void buildAttnToNVVMPipeline(OpPassManager &pm,
                              const AttnToNVVMOptions &options);
 
-/// Registers attn-to-cpu and attn-to-nvvm; their options are verified when
-/// the pipeline is built, so a bad one fails before any pass runs.
+/// Registers attn-to-cpu and attn-to-nvvm; the target options of
+/// attn-to-nvvm are verified when the pipeline is built, so a bad one fails
+/// before any pass runs.
 void registerAttnPipelines();
 
 } // namespace mlir::attn
