@@ -24,6 +24,6 @@ llvm_config.with_system_env_vars_to_pass = ["HOME"]
 llvm_config.use_default_substitutions()
 
 tool_dirs = [config.attn_tools_dir, config.llvm_tools_dir]
-tools = ["attn-opt", "attn-run"]
+tools = ["attn-opt", "attn-run", "attn-fuzz"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

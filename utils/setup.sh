@@ -10,7 +10,9 @@ LLVM_PREFIX=/usr/lib/llvm-22
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-APT_PACKAGES="llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools ninja-build cmake ccache g++"
+# clang-22 and libclang-rt-22-dev: the sanitizer and fuzzer build of
+# utils/sanitize.sh (the main build is g++).
+APT_PACKAGES="llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools ninja-build cmake ccache g++ clang-22 libclang-rt-22-dev"
 missing=""
 for p in $APT_PACKAGES; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -2,12 +2,15 @@
 //
 // attn-run FILE.mlir --entry=NAME [--lowering=flash|loops]
 //          [--input=a.npy,b.npy,...] [--output=o.npy,lse.npy,...] [--seed=N]
+//          [--memory-limit=MiB]
 //
 // Lowers FILE through attn-to-cpu, JIT-compiles it with MLIR's
 // ExecutionEngine and calls NAME. Arguments come from .npy files, or are
 // seeded random numbers when --input is absent (normal(0, 1) floats; for
 // integer arguments, segment ids in [0, 4) sorted along the last axis).
-// Results go to .npy files (--output), or a summary is printed.
+// Results go to .npy files (--output), or a summary is printed. Arguments and
+// results that take more than --memory-limit MiB together (8192 by default)
+// are refused before anything is allocated.
 //
 // dtypes: f32 <-> '<f4', f16 <-> '<f2', i32 <-> '<i4', i64 <-> '<i8'; numpy
 // has no bfloat16, so bf16 arguments are read from '<f4' files (rounded to
@@ -28,6 +31,8 @@
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/ADT/APFloat.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MathExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
@@ -66,6 +71,11 @@ static cl::list<std::string> outputs("output",
                                      cl::CommaSeparated);
 static cl::opt<uint64_t> seed("seed", cl::desc("Seed of random arguments"),
                               cl::init(0));
+static cl::opt<uint64_t> memoryLimit(
+    "memory-limit",
+    cl::desc("Refuse to run when the arguments and results together take "
+             "more than this many MiB (0: no limit)"),
+    cl::init(8192));
 
 namespace {
 
@@ -324,6 +334,52 @@ double elementAsDouble(Buffer &buf, int64_t k) {
   return double(reinterpret_cast<int64_t *>(buf.data())[k]);
 }
 
+/// The bytes of a dense buffer of `type`, or nullopt past INT64_MAX.
+std::optional<int64_t> bufferBytes(RankedTensorType type) {
+  int64_t bytes = type.getElementType().getIntOrFloatBitWidth() / 8;
+  for (int64_t d : type.getShape())
+    if (llvm::MulOverflow(bytes, d, bytes))
+      return std::nullopt;
+  return bytes;
+}
+
+std::string formatMiB(int64_t bytes) {
+  return llvm::formatv("{0:F1} MiB", double(bytes) / (1 << 20)).str();
+}
+
+/// Refuses, before anything is allocated, arguments and results that take
+/// more than --memory-limit together (a huge declared shape would otherwise
+/// end the process in "LLVM ERROR: out of memory").
+LogicalResult checkMemory(ArrayRef<Buffer> args, ArrayRef<Buffer> results) {
+  int64_t total = 0;
+  const Buffer *largest = nullptr;
+  int64_t largestBytes = 0;
+  for (ArrayRef<Buffer> group : {args, results}) {
+    for (const Buffer &buf : group) {
+      std::optional<int64_t> bytes = bufferBytes(buf.type);
+      if (!bytes || llvm::AddOverflow(total, *bytes, total))
+        return fail("@" + entry + " takes or returns " +
+                    llvm::to_string(buf.type) +
+                    ", more bytes than fit in 64 bits");
+      if (*bytes >= largestBytes) {
+        largest = &buf;
+        largestBytes = *bytes;
+      }
+    }
+  }
+  uint64_t limit = memoryLimit;
+  // A limit past 2^43 MiB is no limit: no total exceeds it.
+  if (limit != 0 && limit < (uint64_t(1) << 43) &&
+      uint64_t(total) > (limit << 20))
+    return fail("@" + entry + " needs " + formatMiB(total) +
+                " for its arguments and results (the largest, " +
+                llvm::to_string(largest->type) + ", " +
+                formatMiB(largestBytes) + "), more than --memory-limit=" +
+                Twine(limit) + " MiB; raise the limit (0: none) or use "
+                "smaller shapes");
+  return success();
+}
+
 LogicalResult checkType(Type t, StringRef what, unsigned index) {
   auto rt = dyn_cast<RankedTensorType>(t);
   if (!rt || !rt.hasStaticShape() || npyDescr(rt.getElementType()).empty())
@@ -369,6 +425,8 @@ LogicalResult run(MLIRContext &context) {
     return fail("@" + entry + " returns " + Twine(results.size()) +
                 " results but --output names " + Twine(outputs.size()) +
                 " files");
+  if (failed(checkMemory(args, results)))
+    return failure();
   for (auto [i, buf] : llvm::enumerate(args)) {
     if (!inputs.empty()) {
       if (failed(readNpy(inputs[i], buf, i)))
@@ -385,20 +443,26 @@ LogicalResult run(MLIRContext &context) {
 
   func->setAttr("llvm.emit_c_interface", UnitAttr::get(&context));
   PassManager pm(&context);
-  attn::AttnToCPUOptions options;
-  options.lowering = lowering;
-  options.qTile = qTile;
-  options.kvTile = kvTile;
   if (lowering != "flash" && lowering != "loops")
     return fail("--lowering must be 'flash' or 'loops', got '" + lowering +
                 "'");
+  attn::AttnToCPUOptions options;
+  options.lowering =
+      lowering == "loops" ? attn::CPULowering::Loops : attn::CPULowering::Flash;
+  options.qTile = qTile;
+  options.kvTile = kvTile;
   attn::buildAttnToCPUPipeline(pm, options);
   if (failed(pm.run(*module)))
     return fail("lowering '" + inputFile + "' failed");
 
+  // `transformer` is a function_ref: the function it refers to must outlive
+  // ExecutionEngine::create (a temporary here was a stack-use-after-scope,
+  // found by AddressSanitizer).
+  std::function<llvm::Error(llvm::Module *)> optimize =
+      makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0,
+                                /*targetMachine=*/nullptr);
   ExecutionEngineOptions engineOptions;
-  engineOptions.transformer = makeOptimizingTransformer(
-      /*optLevel=*/2, /*sizeLevel=*/0, /*targetMachine=*/nullptr);
+  engineOptions.transformer = optimize;
   SmallVector<StringRef> libs = {ATTN_C_RUNNER_UTILS};
   engineOptions.sharedLibPaths = libs;
   auto engine = ExecutionEngine::create(*module, engineOptions);

@@ -5,21 +5,54 @@
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
+#include "llvm/ADT/StringExtras.h"
 
 namespace mlir::attn {
 
-/// Options of `attn-to-cpu`.
+/// The parser of an enumerated pipeline option (values from `clEnumValN`): an
+/// unknown value is an error that lists the valid ones, where llvm::cl alone
+/// only says it cannot find it.
+template <typename EnumT>
+struct EnumOptionParser : public llvm::cl::parser<EnumT> {
+  using llvm::cl::parser<EnumT>::parser;
+  bool parse(llvm::cl::Option &opt, StringRef argName, StringRef arg,
+             EnumT &value) {
+    for (const auto &known : this->Values) {
+      if (known.Name == arg) {
+        value = known.V.getValue();
+        return false;
+      }
+    }
+    SmallVector<StringRef> names;
+    for (const auto &known : this->Values)
+      names.push_back(known.Name);
+    return opt.error("'" + arg + "' is not a valid value; valid values: " +
+                         llvm::join(names, ", "),
+                     argName);
+  }
+};
+
+/// The lowering of attn.attention that attn-to-cpu uses.
+enum class CPULowering { Flash, Loops };
+/// "flash" or "loops", as the option spells it.
+StringRef stringifyCPULowering(CPULowering lowering);
+llvm::raw_ostream &operator<<(llvm::raw_ostream &os, CPULowering lowering);
+
+/// Options of `attn-to-cpu`. A lowering it does not know is refused by the
+/// option's parser; q-tile and kv-tile are checked by attn-to-flash when it
+/// starts (before it visits any op), so they are not checked twice.
 struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
-  PassOptions::Option<std::string> lowering{
-      *this, "lowering",
-      llvm::cl::desc("Which lowering of attn.attention: 'loops' (the naive "
-                     "reference) or 'flash' (the tiled online form)"),
-      llvm::cl::init("flash")};
+  PassOptions::Option<CPULowering, EnumOptionParser<CPULowering>> lowering{
+      *this, "lowering", llvm::cl::desc("Which lowering of attn.attention"),
+      llvm::cl::init(CPULowering::Flash),
+      llvm::cl::values(
+          clEnumValN(CPULowering::Flash, "flash", "the tiled online form"),
+          clEnumValN(CPULowering::Loops, "loops", "the naive reference"))};
   PassOptions::Option<int64_t> qTile{
-      *this, "q-tile", llvm::cl::desc("Query rows per tile (flash)"),
+      *this, "q-tile", llvm::cl::desc("Query rows per tile (flash), 1 to 65536"),
       llvm::cl::init(16)};
   PassOptions::Option<int64_t> kvTile{
-      *this, "kv-tile", llvm::cl::desc("Keys per KV tile (flash)"),
+      *this, "kv-tile", llvm::cl::desc("Keys per KV tile (flash), 1 to 65536"),
       llvm::cl::init(32)};
 };
 
@@ -33,24 +66,35 @@ struct AttnToCPUOptions : public PassPipelineOptions<AttnToCPUOptions> {
 /// `_mlir_ciface_` wrapper.
 void buildAttnToCPUPipeline(OpPassManager &pm, const AttnToCPUOptions &options);
 
+/// The PTX version every kernel is built for at least (`+ptx80`); a chip that
+/// needs a later one gets that.
+constexpr unsigned kMinPTXVersion = 80;
+
 /// Options of `attn-to-nvvm`.
 struct AttnToNVVMOptions : public PassPipelineOptions<AttnToNVVMOptions> {
   PassOptions::Option<std::string> chip{
-      *this, "chip", llvm::cl::desc("GPU architecture, e.g. sm_90a, sm_80"),
+      *this, "chip",
+      llvm::cl::desc("GPU architecture: sm_80 or later as LLVM's NVPTX "
+                     "backend names it (sm_80, sm_86, sm_89, sm_90, sm_90a, "
+                     "sm_100a, sm_120, ...)"),
       llvm::cl::init("sm_90a")};
   PassOptions::Option<std::string> features{
-      *this, "features", llvm::cl::desc("PTX features"),
-      llvm::cl::init("+ptx80")};
+      *this, "features",
+      llvm::cl::desc("PTX version, e.g. +ptx85 (empty: +ptx80, or the "
+                     "first version that supports `chip` if later)"),
+      llvm::cl::init("")};
   PassOptions::Option<std::string> bundleDir{
       *this, "bundle-dir",
       llvm::cl::desc("Write the .cubin/.ptx/.json bundle here (none if "
-                     "empty)"),
+                     "empty); created, if missing, when the pipeline is built"),
       llvm::cl::init("")};
   PassOptions::Option<std::string> bundleName{
       *this, "bundle-name", llvm::cl::desc("File stem of the bundle"),
       llvm::cl::init("attn")};
   PassOptions::Option<std::string> toolkit{
-      *this, "toolkit", llvm::cl::desc("CUDA toolkit (ptxas, libdevice)"),
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit directory (ptxas from its bin/, else from "
+                     "PATH)"),
       llvm::cl::init("/usr/local/cuda")};
   PassOptions::Option<int64_t> mTiles{
       *this, "m-tiles",
@@ -80,17 +124,31 @@ struct AttnToNVVMOptions : public PassPipelineOptions<AttnToNVVMOptions> {
       llvm::cl::init("auto")};
 };
 
+/// Checks the target options of attn-to-nvvm before anything is built: the
+/// chip (one the NVPTX backend knows, sm_80 or later), the PTX features
+/// (versions it knows, none below what the chip needs), that the toolkit has
+/// libdevice and a ptxas, that bundle-name is a file stem, and that
+/// bundle-dir is a writable directory (it is created here if missing). Each error names the option
+/// and its valid values. The kernel configuration (m-tiles, kv-tile, warps,
+/// stages, mma, pipeline) is checked by the pass that consumes it.
+LogicalResult
+verifyAttnToNVVMOptions(const AttnToNVVMOptions &options,
+                        function_ref<LogicalResult(const Twine &)> emitError);
+
 /// attn-to-nvvm: from attn.attention on tensors (variants may be referenced)
 /// to a gpu.binary holding one cubin with a kernel per attention op.
 ///
-/// Before: a module of func.func on tensors holding attn ops.
+/// Before: a module of func.func on tensors holding attn ops; `options` have
+/// passed verifyAttnToNVVMOptions.
 /// After: `gpu.binary @attn_kernels` (cubin for `chip`), the host functions
 /// gone, the launch descriptions in the module attribute `attn.kernels`; with
 /// `bundle-dir`, the bundle files written there.
 void buildAttnToNVVMPipeline(OpPassManager &pm,
                              const AttnToNVVMOptions &options);
 
-/// Registers attn-to-cpu (and, as they come, the other attn pipelines).
+/// Registers attn-to-cpu and attn-to-nvvm; the target options of
+/// attn-to-nvvm are verified when the pipeline is built, so a bad one fails
+/// before any pass runs.
 void registerAttnPipelines();
 
 } // namespace mlir::attn
