@@ -4,6 +4,7 @@
 
 #include "attn/Dialect/Attn/IR/AttnDialect.h"
 #include "attn/Conversion/Passes.h"
+#include "attn/Conversion/TestPasses.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
 #include "attn/Pipelines/Pipelines.h"
 #include "attn/Target/Bundle/Passes.h"
@@ -98,6 +99,7 @@ void mlir::attn::registerAllAttnDialects(DialectRegistry &registry) {
 void mlir::attn::registerAllAttnPasses() {
   attn::registerAttnPasses();
   attn::registerAttnConversionPasses();
+  attn::registerAttnTestPasses();
   attn::registerAttnBundlePasses();
   attn::registerAttnPipelines();
   // Upstream passes the pipelines are built from.
