@@ -2,6 +2,7 @@
 
 #include "attn/Pipelines/Pipelines.h"
 
+#include "attn/Conversion/AttnToNVGPU/KernelConfig.h"
 #include "attn/Conversion/Passes.h"
 #include "attn/Dialect/Attn/Transforms/Passes.h"
 #include "attn/Target/Bundle/Passes.h"
@@ -250,6 +251,12 @@ mlir::attn::verifyAttnToNVVMOptions(const AttnToNVVMOptions &options,
       failed(verifyToolkit(options, emitError)) ||
       failed(verifyBundleOptions(options, emitError)))
     return failure();
+  KernelConfigRequest request{options.chip,  options.mma,
+                              options.mTiles, options.kvTile,
+                              options.warps, options.stages,
+                              options.pipeline};
+  if (std::optional<std::string> why = validateKernelConfigRequest(request))
+    return emitError("attn-to-nvvm: " + *why);
   return success();
 }
 

@@ -2,7 +2,13 @@
 // built, before the NVPTX backend sees it (an empty chip used to crash it, a
 // PTX version below the chip's minimum was a fatal LLVM error): one error
 // that names the option and its valid values, no IR printed, no location.
-// (The kernel configuration, m-tiles to pipeline, is checked by its pass.)
+// The kernel configuration (m-tiles to pipeline) is checked there too, with
+// the rules of attn-select-kernel-config.
+// RUN: not attn-opt %s --attn-to-nvvm="kv-tile=-16" 2>&1 | FileCheck %s --check-prefix=KVTILE
+// RUN: not attn-opt %s --attn-to-nvvm="chip=sm_80 mma=wgmma" 2>&1 | FileCheck %s --check-prefix=WGCHIP
+// KVTILE: attn-opt: error: attn-to-nvvm: option 'kv-tile' is -16: expected 0 (the default) or a multiple of 16 from 16 to 128
+// KVTILE-NOT: func.func
+// WGCHIP: attn-opt: error: attn-to-nvvm: option 'mma' is 'wgmma' with chip 'sm_80': wgmma needs sm_90a
 // RUN: rm -rf %t && mkdir -p %t && touch %t/file
 // RUN: not attn-opt %s --attn-to-nvvm="chip=" 2>&1 | FileCheck %s --check-prefix=NOCHIP
 // RUN: not attn-opt %s --attn-to-nvvm="chip=sm_70" 2>&1 | FileCheck %s --check-prefix=OLDCHIP

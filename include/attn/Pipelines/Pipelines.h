@@ -98,28 +98,28 @@ struct AttnToNVVMOptions : public PassPipelineOptions<AttnToNVVMOptions> {
       llvm::cl::init("/usr/local/cuda")};
   PassOptions::Option<int64_t> mTiles{
       *this, "m-tiles",
-      llvm::cl::desc("attn-to-nvgpu m-tiles per warp (0: default)"),
+      llvm::cl::desc("Kernel configuration (attn-select-kernel-config): m-tiles per warp (0: default)"),
       llvm::cl::init(0)};
   PassOptions::Option<int64_t> kvTile{
-      *this, "kv-tile", llvm::cl::desc("attn-to-nvgpu KV tile (0: default)"),
+      *this, "kv-tile", llvm::cl::desc("Kernel configuration: keys per KV tile (0: default)"),
       llvm::cl::init(0)};
   PassOptions::Option<int64_t> warps{
       *this, "warps",
-      llvm::cl::desc("attn-to-nvgpu warps per CTA (0: default)"),
+      llvm::cl::desc("Kernel configuration: warps per CTA (0: default)"),
       llvm::cl::init(0)};
   PassOptions::Option<int64_t> stages{
       *this, "stages",
-      llvm::cl::desc("attn-to-nvgpu K/V ring depth (0: default)"),
+      llvm::cl::desc("Kernel configuration: K/V ring depth (0: default)"),
       llvm::cl::init(0)};
   PassOptions::Option<std::string> mma{
       *this, "mma",
-      llvm::cl::desc("attn-to-nvgpu tensor-core instructions: sync, wgmma "
+      llvm::cl::desc("Kernel configuration: tensor-core instructions: sync, wgmma "
                      "or auto (auto: wgmma where the op allows it on "
                      "sm_90a, else mma.sync)"),
       llvm::cl::init("auto")};
   PassOptions::Option<std::string> pipeline{
       *this, "pipeline",
-      llvm::cl::desc("attn-to-nvgpu: software-pipelined wgmma loop (auto, "
+      llvm::cl::desc("Kernel configuration: software-pipelined wgmma loop (auto, "
                      "on, off)"),
       llvm::cl::init("auto")};
 };
