@@ -42,6 +42,20 @@ SmallVector<Value> MmaSyncFragments::mma(ArrayRef<Value> a,
   return out;
 }
 
+void MmaSyncFragments::accumulatePair(MutableArrayRef<Value> acc,
+                                      ArrayRef<SmallVector<Value>> aFrags,
+                                      ArrayRef<Value> bFrags, int64_t tiles,
+                                      int64_t first) {
+  for (int64_t mi = 0, m = aFrags.size(); mi < m; ++mi) {
+    for (int64_t half = 0; half < 2; ++half) {
+      int64_t base = (mi * tiles + first + half) * 4;
+      SmallVector<Value> c(acc.begin() + base, acc.begin() + base + 4);
+      c = mma(aFrags[mi], {bFrags[2 * half], bFrags[2 * half + 1]}, c);
+      std::copy(c.begin(), c.end(), acc.begin() + base);
+    }
+  }
+}
+
 SmallVector<Value> MmaSyncFragments::loadA(const SmemTile &a, Value warpRow0,
                                            int64_t mi, int64_t ks) {
   ScalarEmitter &e = k.e;
@@ -74,14 +88,7 @@ SmallVector<Value> MmaSyncFragments::productABt(
       Value row = e.addI(k.idx(nt * 8), rowInPair);
       SmallVector<Value> frags =
           ldmatrix(bTile.view, bTile.index(k, stage, row, col), 4, false);
-      for (int64_t mi = 0; mi < mTiles; ++mi) {
-        for (int64_t half = 0; half < 2; ++half) {
-          int64_t base = (mi * nTiles + nt + half) * 4;
-          SmallVector<Value> acc(s.begin() + base, s.begin() + base + 4);
-          acc = mma(aFrags[mi], {frags[2 * half], frags[2 * half + 1]}, acc);
-          std::copy(acc.begin(), acc.end(), s.begin() + base);
-        }
-      }
+      accumulatePair(s, aFrags, frags, nTiles, nt);
     }
   }
   return s;
@@ -106,14 +113,7 @@ void MmaSyncFragments::accumulatePV(MutableArrayRef<Value> o,
           vTile.view,
           vTile.index(k, stage, row, e.addI(k.idx(dt * 8), colHalf)), 4,
           true);
-      for (int64_t mi = 0; mi < mTiles; ++mi) {
-        for (int64_t half = 0; half < 2; ++half) {
-          int64_t base = (mi * dTiles + dt + half) * 4;
-          SmallVector<Value> acc(o.begin() + base, o.begin() + base + 4);
-          acc = mma(aFrags[mi], {frags[2 * half], frags[2 * half + 1]}, acc);
-          std::copy(acc.begin(), acc.end(), o.begin() + base);
-        }
-      }
+      accumulatePair(o, aFrags, frags, dTiles, dt);
     }
   }
 }

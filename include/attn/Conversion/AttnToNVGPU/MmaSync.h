@@ -46,6 +46,12 @@ public:
                     int64_t nTiles, int64_t dTiles);
 
 private:
+  /// acc[(mi * tiles + first + half) * 4 + k] += A(mi) . B(half) for the
+  /// two n8 tiles `first`, `first` + 1 of one ldmatrix.x4 of B.
+  void accumulatePair(MutableArrayRef<Value> acc,
+                      ArrayRef<SmallVector<Value>> aFrags,
+                      ArrayRef<Value> bFrags, int64_t tiles, int64_t first);
+
   KernelContext &k;
   NVVM::MMATypes type;
 };
