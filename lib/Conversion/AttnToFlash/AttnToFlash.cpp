@@ -461,6 +461,8 @@ struct AttnToFlashPass final
   }
 
   void runOnOperation() override {
+    if (failed(refuseAttentionGradOps(getOperation(), getArgument())))
+      return signalPassFailure();
     if (failed(replaceAttentionOps(
             getOperation(), [&](ImplicitLocOpBuilder &b, AttentionOp op) {
               return FlashLowering(b, op, qTile, kvTile).emit();

@@ -237,6 +237,8 @@ struct AttnLowerToLoopsPass final
   using Base::Base;
 
   void runOnOperation() override {
+    if (failed(refuseAttentionGradOps(getOperation(), getArgument())))
+      return signalPassFailure();
     // One replacement per result: the LSE only when the op returns it.
     if (failed(replaceAttentionOps(
             getOperation(), [](ImplicitLocOpBuilder &b, AttentionOp op) {

@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "attn/Conversion/AttnCommon/AttnCodegen.h"
 #include "attn/Conversion/Passes.h"
 
 #include "attn/Conversion/AttnToNVGPU/ForwardKernel.h"
@@ -80,6 +81,8 @@ struct AttnToNVGPUPass final
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
+    if (failed(refuseAttentionGradOps(module, getArgument())))
+      return signalPassFailure();
     SmallVector<AttentionOp> ops;
     llvm::SetVector<func::FuncOp> hostFuncs;
     module.walk([&](AttentionOp op) {

@@ -245,6 +245,8 @@ struct AttnSelectKernelConfigPass final
           << "attn-select-kernel-config: " << *why;
       return signalPassFailure();
     }
+    if (failed(refuseAttentionGradOps(getOperation(), getArgument())))
+      return signalPassFailure();
     WalkResult walk = getOperation().walk([&](AttentionOp op) {
       if (auto given = op->getAttrOfType<KernelConfigAttr>(
               kKernelConfigAttrName))

@@ -181,3 +181,35 @@ func.func @inline_only(%q: tensor<1x4x16x32xf32>, %seg: tensor<1x16xi32>)
   return %o : tensor<1x4x16x32xf32>
 }
 // ERASE-NOT: attn.variant
+
+// -----
+
+// attn.attention_grad references are inlined like attn.attention's, regions
+// included; the capture keeps its gradient result.
+
+// KEEP: attn.variant @scaled_by
+// ERASE-NOT: attn.variant
+attn.variant @scaled_by normalize<softmax> score_mod {
+^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index, %t: tensor<?xf32>):
+  %x = tensor.extract %t[%h] : tensor<?xf32>
+  %r = arith.mulf %s, %x : f32
+  attn.yield %r : f32
+}
+
+// CHECK-LABEL: func.func @grad_op
+// CHECK-NEXT: %{{.+}}, %{{.+}}, %{{.+}}, %[[DT:.+]] = attn.attention_grad %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} lse(%{{.+}} : tensor<1x4x16xf32>) captures(%{{.+}} : tensor<4xf32>) normalize<softmax> {attn.variant_name = "scaled_by"} :
+// CHECK-SAME: -> tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<4xf32> score_mod {
+// CHECK-NEXT: ^bb0(%{{.+}}: f32, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: index, %{{.+}}: tensor<?xf32>):
+// CHECK:        arith.mulf
+// CHECK:      return %[[DT]]
+func.func @grad_op(%q: tensor<1x4x16x32xf32>, %lse: tensor<1x4x16xf32>,
+                   %t: tensor<4xf32>) -> tensor<4xf32> {
+  %dq, %dk, %dv, %dt = attn.attention_grad %q, %q, %q, %q, %q
+      lse(%lse : tensor<1x4x16xf32>) captures(%t : tensor<4xf32>)
+      variant @scaled_by
+      : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>,
+        tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
+      -> tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>,
+         tensor<4xf32>
+  return %dt : tensor<4xf32>
+}

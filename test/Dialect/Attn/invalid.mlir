@@ -40,7 +40,7 @@ func.func @sink_logits_not_f32(%q: tensor<1x4x16x32xf16>, %sl: tensor<4xf16>)
 // -----
 
 func.func @yield_outside_attn(%x: f32) -> f32 {
-  // expected-error @+1 {{'attn.yield' op expects parent op to be one of 'attn.attention, attn.variant'}}
+  // expected-error @+1 {{'attn.yield' op expects parent op to be one of 'attn.attention, attn.attention_grad, attn.variant'}}
   attn.yield %x : f32
 }
 

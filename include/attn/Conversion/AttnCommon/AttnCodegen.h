@@ -155,6 +155,11 @@ SmallVector<Value> emitOutputLoopNest(
 /// every lowering needs the specification on the op itself.
 LogicalResult verifyInstantiated(AttentionOp op);
 
+/// Fails, with a diagnostic on the op naming `pass`, when `root` holds an
+/// attn.attention_grad: the lowerings handle the forward op only, and must
+/// not leave a backward op behind for the later passes to trip over.
+LogicalResult refuseAttentionGradOps(Operation *root, StringRef pass);
+
 /// Replaces every attn.attention under `root` by what `lower` emits in its
 /// place. Fails, with a diagnostic on the op, on one that still references a
 /// variant.

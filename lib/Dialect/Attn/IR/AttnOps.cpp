@@ -7,6 +7,8 @@
 
 #include "attn/Dialect/Attn/IR/AttnOps.h"
 
+#include "AttentionVerifier.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpImplementation.h"
@@ -278,7 +280,7 @@ VariantSpecOpInterface AttentionOp::getSpec(SymbolTableCollection *tables) {
 }
 
 /// Whether any specification attribute or region is given inline.
-static bool hasInlineSpec(AttentionOp op) {
+template <typename OpT> static bool hasInlineSpec(OpT op) {
   return op.getScoreAttr() || op.getScaleAttr() || op.getGammaAttr() ||
          op.getQMapAttr() || op.getKMapAttr() || op.getMasksAttr() ||
          op.getNormalizationAttr() || op.getBiasAttr() || op.getLengthScaleAttr() ||
@@ -293,107 +295,131 @@ static LogicalResult verifyRank4(Operation *op, StringRef name,
                            << ", got " << type;
 }
 
+SmallVector<int64_t> verifier::getOutputShape(RankedTensorType qTy,
+                                              RankedTensorType kTy,
+                                              RankedTensorType vTy) {
+  ArrayRef<int64_t> q = qTy.getShape(), k = kTy.getShape(), v = vTy.getShape();
+  int64_t batch = ShapedType::isDynamic(q[0]) ? k[0] : q[0];
+  return {batch, q[1], q[2], v[3]};
+}
+
+LogicalResult verifier::verifyPerQueryType(Operation *op, StringRef name,
+                                           RankedTensorType type,
+                                           ArrayRef<int64_t> expected,
+                                           StringRef layout, Type elt) {
+  if (type.getRank() != static_cast<int64_t>(expected.size()) ||
+      llvm::any_of(llvm::zip(type.getShape(), expected), [](auto p) {
+        return sizesDiffer(std::get<0>(p), std::get<1>(p));
+      }))
+    return op->emitOpError()
+           << "'" << name << "' must have shape " << layout << " = "
+           << formatShape(expected) << ", got " << type;
+  if (elt && type.getElementType() != elt)
+    return op->emitOpError()
+           << "'" << name << "' element type " << type.getElementType()
+           << " differs from the 'query' element type " << elt;
+  return success();
+}
+
 LogicalResult AttentionOp::verify() {
+  if (failed(verifier::verifyAttentionOperands(*this)))
+    return failure();
   auto qTy = getQuery().getType();
-  auto kTy = getKey().getType();
-  auto vTy = getValue().getType();
-  if (failed(verifyRank4(*this, "query", qTy, "[B, Hq, Sq, Dqk]")) ||
-      failed(verifyRank4(*this, "key", kTy, "[B, Hkv, Sk, Dqk]")) ||
-      failed(verifyRank4(*this, "value", vTy, "[B, Hkv, Sk, Dv]")))
+  SmallVector<int64_t> expectO =
+      verifier::getOutputShape(qTy, getKey().getType(), getValue().getType());
+  if (failed(verifier::verifyPerQueryType(
+          *this, "output", getOutput().getType(), expectO, "[B, Hq, Sq, Dv]",
+          qTy.getElementType())))
+    return failure();
+  if (Value lse = getLse())
+    return verifier::verifyPerQueryType(
+        *this, "lse", cast<RankedTensorType>(lse.getType()),
+        ArrayRef<int64_t>(expectO).drop_back(), "[B, Hq, Sq]");
+  return success();
+}
+
+template <typename OpT>
+LogicalResult verifier::verifyAttentionOperands(OpT op) {
+  auto qTy = op.getQuery().getType();
+  auto kTy = op.getKey().getType();
+  auto vTy = op.getValue().getType();
+  if (failed(verifyRank4(op, "query", qTy, "[B, Hq, Sq, Dqk]")) ||
+      failed(verifyRank4(op, "key", kTy, "[B, Hkv, Sk, Dqk]")) ||
+      failed(verifyRank4(op, "value", vTy, "[B, Hkv, Sk, Dv]")))
     return failure();
   Type elt = qTy.getElementType();
   if (kTy.getElementType() != elt)
-    return emitOpError() << "'key' element type " << kTy.getElementType()
-                         << " differs from the 'query' element type " << elt;
+    return op.emitOpError() << "'key' element type " << kTy.getElementType()
+                            << " differs from the 'query' element type " << elt;
   if (vTy.getElementType() != elt)
-    return emitOpError() << "'value' element type " << vTy.getElementType()
-                         << " differs from the 'query' element type " << elt;
+    return op.emitOpError() << "'value' element type " << vTy.getElementType()
+                            << " differs from the 'query' element type " << elt;
   ArrayRef<int64_t> q = qTy.getShape(), k = kTy.getShape(),
                     v = vTy.getShape();
   if (sizesDiffer(q[0], k[0]) || sizesDiffer(q[0], v[0]) ||
       sizesDiffer(k[0], v[0]))
-    return emitOpError() << "batch sizes differ: 'query' " << formatShape(q)
-                         << ", 'key' " << formatShape(k) << ", 'value' "
-                         << formatShape(v);
+    return op.emitOpError()
+           << "batch sizes differ: 'query' " << formatShape(q) << ", 'key' "
+           << formatShape(k) << ", 'value' " << formatShape(v);
   if (sizesDiffer(k[1], v[1]))
-    return emitOpError() << "'key' has " << k[1] << " heads but 'value' has "
-                         << v[1];
+    return op.emitOpError()
+           << "'key' has " << k[1] << " heads but 'value' has " << v[1];
   if (!ShapedType::isDynamic(q[1]) && !ShapedType::isDynamic(k[1]) &&
       (k[1] == 0 || q[1] % k[1] != 0))
-    return emitOpError() << "query heads (" << q[1]
-                         << ") must be a multiple of key/value heads ("
-                         << k[1] << ")";
+    return op.emitOpError()
+           << "query heads (" << q[1]
+           << ") must be a multiple of key/value heads (" << k[1] << ")";
   if (sizesDiffer(q[3], k[3]))
-    return emitOpError() << "'query' head dim " << q[3]
-                         << " differs from the 'key' head dim " << k[3];
+    return op.emitOpError() << "'query' head dim " << q[3]
+                            << " differs from the 'key' head dim " << k[3];
   if (sizesDiffer(k[2], v[2]))
-    return emitOpError() << "'key' has " << k[2]
-                         << " positions but 'value' has " << v[2];
+    return op.emitOpError()
+           << "'key' has " << k[2] << " positions but 'value' has " << v[2];
 
-  auto oTy = getOutput().getType();
-  int64_t batch = ShapedType::isDynamic(q[0]) ? k[0] : q[0];
-  SmallVector<int64_t> expectO = {batch, q[1], q[2], v[3]};
-  if (oTy.getRank() != 4 ||
-      llvm::any_of(llvm::zip(oTy.getShape(), expectO), [](auto p) {
-        return sizesDiffer(std::get<0>(p), std::get<1>(p));
-      }))
-    return emitOpError() << "'output' must have shape [B, Hq, Sq, Dv] = "
-                         << formatShape(expectO) << ", got " << oTy;
-  if (oTy.getElementType() != elt)
-    return emitOpError() << "'output' element type " << oTy.getElementType()
-                         << " differs from the 'query' element type " << elt;
-  if (Value lse = getLse()) {
-    auto lTy = cast<RankedTensorType>(lse.getType());
-    SmallVector<int64_t> expectL = {batch, q[1], q[2]};
-    if (lTy.getRank() != 3 ||
-        llvm::any_of(llvm::zip(lTy.getShape(), expectL), [](auto p) {
-          return sizesDiffer(std::get<0>(p), std::get<1>(p));
-        }))
-      return emitOpError() << "'lse' must have shape [B, Hq, Sq] = "
-                           << formatShape(expectL) << ", got " << lTy;
-  }
-  if (Value sl = getSinkLogits()) {
+  if (Value sl = op.getSinkLogits()) {
     auto sTy = cast<RankedTensorType>(sl.getType());
     if (sTy.getRank() != 1 || sizesDiffer(sTy.getDimSize(0), q[1]))
-      return emitOpError() << "'sink_logits' must have shape [Hq] = ["
-                           << dimStr(q[1]) << "], got " << sTy;
+      return op.emitOpError() << "'sink_logits' must have shape [Hq] = ["
+                              << dimStr(q[1]) << "], got " << sTy;
   }
-  if (bool(getSinkKey()) != bool(getSinkValue()))
-    return emitOpError("'sink_rows' needs both 'sink_key' and 'sink_value'");
-  if (Value sk = getSinkKey()) {
+  if (bool(op.getSinkKey()) != bool(op.getSinkValue()))
+    return op.emitOpError("'sink_rows' needs both 'sink_key' and 'sink_value'");
+  if (Value sk = op.getSinkKey()) {
     auto skTy = cast<RankedTensorType>(sk.getType());
-    auto svTy = cast<RankedTensorType>(getSinkValue().getType());
+    auto svTy = cast<RankedTensorType>(op.getSinkValue().getType());
     if (skTy.getElementType() != elt || svTy.getElementType() != elt)
-      return emitOpError() << "'sink_key' and 'sink_value' must have the "
-                           << "'query' element type " << elt;
+      return op.emitOpError() << "'sink_key' and 'sink_value' must have the "
+                              << "'query' element type " << elt;
     int64_t dqk = ShapedType::isDynamic(q[3]) ? k[3] : q[3];
     if (skTy.getRank() != 3 || sizesDiffer(skTy.getDimSize(0), k[1]) ||
         sizesDiffer(skTy.getDimSize(2), dqk))
-      return emitOpError() << "'sink_key' must have shape [Hkv, Ns, Dqk] "
-                           << "with Hkv = " << dimStr(k[1]) << " and Dqk = "
-                           << dimStr(dqk) << ", got " << skTy;
+      return op.emitOpError()
+             << "'sink_key' must have shape [Hkv, Ns, Dqk] "
+             << "with Hkv = " << dimStr(k[1]) << " and Dqk = " << dimStr(dqk)
+             << ", got " << skTy;
     if (svTy.getRank() != 3 || sizesDiffer(svTy.getDimSize(0), v[1]) ||
         sizesDiffer(svTy.getDimSize(2), v[3]))
-      return emitOpError() << "'sink_value' must have shape [Hkv, Ns, Dv] "
-                           << "with Hkv = " << dimStr(v[1]) << " and Dv = "
-                           << dimStr(v[3])
-                           << ", got " << svTy;
+      return op.emitOpError()
+             << "'sink_value' must have shape [Hkv, Ns, Dv] "
+             << "with Hkv = " << dimStr(v[1]) << " and Dv = " << dimStr(v[3])
+             << ", got " << svTy;
     if (sizesDiffer(skTy.getDimSize(1), svTy.getDimSize(1)))
-      return emitOpError() << "'sink_key' has " << skTy.getDimSize(1)
-                           << " rows but 'sink_value' has "
-                           << svTy.getDimSize(1);
+      return op.emitOpError()
+             << "'sink_key' has " << skTy.getDimSize(1)
+             << " rows but 'sink_value' has " << svTy.getDimSize(1);
   }
-  if (getVariantAttr() && hasInlineSpec(*this))
-    return emitOpError() << "references variant " << getVariantAttr()
-                         << " and also gives a specification inline; "
-                         << "give one or the other";
+  if (op.getVariantAttr() && hasInlineSpec(op))
+    return op.emitOpError() << "references variant " << op.getVariantAttr()
+                            << " and also gives a specification inline; "
+                            << "give one or the other";
   return success();
 }
 
 /// Rules that tie a specification to this op's operands and results.
-static LogicalResult verifySpecAgainstOperands(AttentionOp op,
-                                               VariantSpecOpInterface spec,
-                                               StringRef origin) {
+template <typename OpT>
+LogicalResult verifier::verifySpecAgainstOperands(OpT op,
+                                                  VariantSpecOpInterface spec,
+                                                  StringRef origin) {
   Normalization norm = spec.getNormalizationKind();
   if (op.getLse() && !isSoftmaxFamily(norm) && norm != Normalization::mean)
     return op.emitOpError() << "'lse' result needs a softmax-family or mean "
@@ -441,7 +467,7 @@ LogicalResult AttentionOp::verifyRegions() {
   auto spec = cast<VariantSpecOpInterface>(getOperation());
   if (failed(verifyVariantSpec(*this, spec)))
     return failure();
-  return verifySpecAgainstOperands(*this, spec, "op");
+  return verifier::verifySpecAgainstOperands(*this, spec, "op");
 }
 
 LogicalResult
@@ -457,7 +483,17 @@ AttentionOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   if (!variant)
     return emitOpError() << "'variant' references " << ref << ", which is a '"
                          << target->getName() << "', not an attn.variant";
-  return verifySpecAgainstOperands(
+  return verifier::verifySpecAgainstOperands(
       *this, cast<VariantSpecOpInterface>(variant.getOperation()),
       ("variant @" + ref.getValue()).str());
 }
+
+// The shared rules, for both attention ops.
+template LogicalResult verifier::verifyAttentionOperands(AttentionOp);
+template LogicalResult verifier::verifyAttentionOperands(AttentionGradOp);
+template LogicalResult
+    verifier::verifySpecAgainstOperands(AttentionOp, VariantSpecOpInterface,
+                                        StringRef);
+template LogicalResult
+    verifier::verifySpecAgainstOperands(AttentionGradOp, VariantSpecOpInterface,
+                                        StringRef);

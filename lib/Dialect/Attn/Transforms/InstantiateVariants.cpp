@@ -17,8 +17,9 @@ using namespace mlir::attn;
 
 namespace {
 
-/// Copies the specification of `variant` onto `op` and drops the reference.
-void instantiate(AttentionOp op, VariantOp variant) {
+/// Copies the specification of `variant` onto `op` (an attn.attention or
+/// attn.attention_grad) and drops the reference.
+template <typename OpT> void instantiate(OpT op, VariantOp variant) {
   op.setScoreAttr(variant.getScoreAttr());
   op.setScaleAttr(variant.getScaleAttr());
   op.setGammaAttr(variant.getGammaAttr());
@@ -36,6 +37,26 @@ void instantiate(AttentionOp op, VariantOp variant) {
   op->setAttr("attn.variant_name", variant.getSymNameAttr());
 }
 
+/// Instantiates the variant of every `OpT` in `module` that references one.
+template <typename OpT>
+LogicalResult instantiateAll(ModuleOp module, SymbolTableCollection &tables) {
+  WalkResult result = module.walk([&](OpT op) {
+    FlatSymbolRefAttr ref = op.getVariantAttr();
+    if (!ref)
+      return WalkResult::advance();
+    auto variant =
+        dyn_cast_or_null<VariantOp>(tables.lookupNearestSymbolFrom(op, ref));
+    if (!variant) {
+      op.emitOpError() << "'variant' references " << ref
+                       << ", which is not an attn.variant in scope";
+      return WalkResult::interrupt();
+    }
+    instantiate(op, variant);
+    return WalkResult::advance();
+  });
+  return failure(result.wasInterrupted());
+}
+
 struct AttnInstantiateVariantsPass final
     : attn::impl::AttnInstantiateVariantsPassBase<AttnInstantiateVariantsPass> {
   using Base::Base;
@@ -43,21 +64,8 @@ struct AttnInstantiateVariantsPass final
   void runOnOperation() override {
     ModuleOp module = getOperation();
     SymbolTableCollection tables;
-    WalkResult result = module.walk([&](AttentionOp op) {
-      FlatSymbolRefAttr ref = op.getVariantAttr();
-      if (!ref)
-        return WalkResult::advance();
-      auto variant = dyn_cast_or_null<VariantOp>(
-          tables.lookupNearestSymbolFrom(op, ref));
-      if (!variant) {
-        op.emitOpError() << "'variant' references " << ref
-                         << ", which is not an attn.variant in scope";
-        return WalkResult::interrupt();
-      }
-      instantiate(op, variant);
-      return WalkResult::advance();
-    });
-    if (result.wasInterrupted())
+    if (failed(instantiateAll<AttentionOp>(module, tables)) ||
+        failed(instantiateAll<AttentionGradOp>(module, tables)))
       return signalPassFailure();
     if (!eraseVariants)
       return;

@@ -175,7 +175,7 @@ def Attn_AttentionOp : Attn_Op<"attention", [
 
 def Attn_YieldOp : Attn_Op<"yield", [
     Pure, ReturnLike, Terminator,
-    ParentOneOf<["AttentionOp", "VariantOp"]>]> {
+    ParentOneOf<["AttentionOp", "AttentionGradOp", "VariantOp"]>]> {
   let summary = "yields the value of a score or mask region";
   let description = [{
     ```mlir
@@ -185,5 +185,7 @@ def Attn_YieldOp : Attn_Op<"yield", [
   let arguments = (ins AnyType:$value);
   let assemblyFormat = "$value attr-dict `:` type($value)";
 }
+
+include "attn/Dialect/Attn/IR/AttnGradOps.td"
 
 #endif // ATTN_DIALECT_ATTN_IR_ATTNOPS_TD

@@ -9,7 +9,8 @@ def AttnInstantiateVariantsPass
     : Pass<"attn-instantiate-variants", "::mlir::ModuleOp"> {
   let summary = "Inline the attn.variant that each attn.attention references";
   let description = [{
-    Every `attn.attention` that names a variant (`variant @v`) gets a copy of
+    Every `attn.attention` or `attn.attention_grad` that names a variant
+    (`variant @v`) gets a copy of
     `@v`'s specification attributes and regions, and loses the reference.
     Afterwards no op references a variant, so every later pass sees the full
     specification on the op. With `erase-variants`, variant definitions are
