@@ -33,7 +33,7 @@ that sees nothing gets ``O = 0`` and never NaN.
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -68,6 +68,12 @@ __all__ = [
     "neighborhood_1d",
     "neighborhood_2d",
     "sink_tokens",
+    "AttentionGrads",
+    "feature_map_derivative",
+    "region_partials",
+    "normalization_backward",
+    "kernel_backward",
+    "attention_backward",
 ]
 
 from .kinds import (ALIGNMENTS, FEATURE_MAPS, MASK_PARAMS,  # noqa: E402
@@ -700,3 +706,369 @@ def neighborhood_2d(height: int, width: int, kernel_h: int, kernel_w: int,
 def sink_tokens(count: int) -> dict:
     """``#attn.sink_tokens<count = N>``: keys ``j < N`` pass the local masks."""
     return {"kind": "sink_tokens", "count": count}
+
+
+# ---------------------------------------------------------------------------
+# §6 The backward (attn.attention_grad)
+# ---------------------------------------------------------------------------
+#
+# Written from /work/shared/BACKWARD.md and docs/semantics.md §6, never from
+# the compiler: the forward quantities are recomputed here in float64 from
+# the public helpers above, and the analytic gradients of every built-in kind
+# are written out. Score regions (Python callables) are differentiated by
+# central finite differences in float64, elementwise (the region is
+# pointwise in the score) and per capture element; see `region_partials`.
+
+class AttentionGrads(NamedTuple):
+    """The gradients of ``attention_backward``, float64.
+
+    ``d_sink_logits [Hq]``, ``d_sink_key [Hkv, Ns, D]``, ``d_sink_value
+    [Hkv, Ns, Dv]`` are ``None`` when the op has no such operand;
+    ``d_captures`` has one entry per capture: the gradient (the capture's
+    shape) of a floating capture, ``None`` for an integer one.
+    """
+    dq: np.ndarray
+    dk: np.ndarray
+    dv: np.ndarray
+    d_sink_logits: Optional[np.ndarray]
+    d_sink_key: Optional[np.ndarray]
+    d_sink_value: Optional[np.ndarray]
+    d_captures: tuple
+
+    def op_results(self) -> list:
+        """The arrays in the result order of ``attn.attention_grad``: dq, dk,
+        dv, then d_sink_logits, d_sink_key, d_sink_value where present, then
+        the gradients of the floating captures."""
+        out = [self.dq, self.dk, self.dv]
+        out += [g for g in (self.d_sink_logits, self.d_sink_key,
+                            self.d_sink_value) if g is not None]
+        return out + [g for g in self.d_captures if g is not None]
+
+
+def feature_map_derivative(x, kind: str = "identity") -> np.ndarray:
+    """``phi'(x)`` elementwise (§1): ``identity``: 1; ``elu_plus_one``: 1 if
+    ``x > 0`` else ``exp(x)``; ``relu``: 1 if ``x > 0`` else 0."""
+    x = _f64(x)
+    if kind == "identity":
+        return np.ones_like(x)
+    if kind == "elu_plus_one":
+        return np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0)))
+    if kind == "relu":
+        return (x > 0).astype(np.float64)
+    raise ValueError(f"unknown feature map {kind!r}; expected one of "
+                     f"{FEATURE_MAPS}")
+
+
+def _is_float_capture(c) -> bool:
+    return np.asarray(c).dtype.kind == "f"
+
+
+def _fd_step(x) -> np.ndarray:
+    """The central-difference step for values ``x``: relative, at least
+    1e-5 (float64: truncation ~ h^2 f''' and rounding ~ 1e-16 |f| / h both
+    stay near 1e-10)."""
+    return 1e-5 * np.maximum(1.0, np.abs(x))
+
+
+def region_partials(score_mod: Callable, s0, B: int, Hq: int, Sq: int,
+                    Sk: int, captures: Sequence = ()):
+    """The partial derivatives of a score region ``f(s0, b, h, i, j, *caps)``
+    by central finite differences in float64.
+
+    Returns ``(dfds, dfdc)``: ``dfds [B, Hq, Sq, Sk]`` is ``df/ds`` at
+    ``s0``, elementwise (the region is pointwise in its score, so one
+    perturbation of the whole score array gives every element); ``dfdc`` has
+    one entry per capture, ``None`` for integer captures, else a function
+    ``m -> df/dcapture[m] [B, Hq, Sq, Sk]`` of a flat element index ``m``
+    (evaluated lazily: two region calls per element).
+    """
+    s0 = _f64(s0)
+    caps = [_capture(c) for c in captures]
+    grids = _index_grids(B, Hq, Sq, Sk)
+    shape = (B, Hq, Sq, Sk)
+
+    def f(s, cs):
+        return np.broadcast_to(np.asarray(
+            score_mod(s.copy(), *grids, *cs), dtype=np.float64), shape)
+
+    h = _fd_step(s0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        dfds = (f(s0 + h, caps) - f(s0 - h, caps)) / (2.0 * h)
+
+    def capture_partial(idx):
+        def partial(m):
+            c = caps[idx]
+            step = float(_fd_step(c.flat[m]))
+            plus, minus = c.copy(), c.copy()
+            plus.flat[m] += step
+            minus.flat[m] -= step
+            up = f(s0, caps[:idx] + [plus] + caps[idx + 1:])
+            down = f(s0, caps[:idx] + [minus] + caps[idx + 1:])
+            with np.errstate(invalid="ignore", over="ignore"):
+                return (up - down) / (2.0 * step)
+        return partial
+
+    dfdc = [capture_partial(n) if caps[n].dtype.kind == "f" else None
+            for n in range(len(caps))]
+    return dfds, dfdc
+
+
+def normalization_backward(p, dp, s, valid, normalization: str = "softmax",
+                           *, length_scale: Optional[float] = None,
+                           dlse=None):
+    """``dS = dL/ds`` for the scores ``s [..., N]`` fed to ``normalize``
+    (regular keys and sink rows side by side), given the weights ``p`` and
+    ``dp = dL/dp`` (``dO . v``). Returns ``(dS, D)``, ``D = sum p dp`` per
+    row (``None`` outside the softmax family).
+
+    * ``softmax``, ``softmax1``: ``p (dp - D + dlse)``
+    * ``scalable_softmax``: ``length_scale * log(n)`` times that (``n`` the
+      row's visible count, a constant)
+    * ``sigmoid``: ``dp p (1 - p)``
+    * ``relu``: ``dp [s > 0]``; ``relu2``: ``2 dp max(s, 0)``; ``none``:
+      ``dp``
+    * ``mean``: 0
+
+    Invisible entries get exactly 0 (never NaN, whatever their score).
+    """
+    s = _f64(s)
+    valid = np.broadcast_to(np.asarray(valid, dtype=bool), s.shape)
+    dp = np.where(valid, _f64(dp), 0.0)
+    zeros = np.zeros_like(s)
+    if normalization in SOFTMAX_FAMILY:
+        D = (p * dp).sum(axis=-1)
+        g = -D[..., None]
+        if dlse is not None:
+            g = g + _f64(dlse)[..., None]
+        ds = np.where(valid, p * (dp + g), 0.0)
+        if normalization == "scalable_softmax":
+            ls = 1.0 if length_scale is None else float(length_scale)
+            n = valid.sum(axis=-1)
+            ds = ds * (ls * np.log(np.maximum(n, 1)))[..., None]
+        return ds, D
+    if normalization == "sigmoid":
+        return np.where(valid, dp * p * (1.0 - p), zeros), None
+    if normalization == "relu":
+        return np.where(valid & (s > 0), dp, zeros), None
+    if normalization == "relu2":
+        return np.where(valid, 2.0 * dp * np.maximum(s, 0.0), zeros), None
+    if normalization == "none":
+        return dp, None
+    if normalization == "mean":
+        return zeros, None
+    raise ValueError(f"unknown normalization {normalization!r}")
+
+
+def kernel_backward(ds, qf, kf, score: str = "dot", *,
+                    scale: Optional[float] = None,
+                    gamma: Optional[float] = None):
+    """Chain ``ds [..., Sq, N] = dL/ds`` through the score kernel (§2) on
+    ``qf [..., Sq, D]``, ``kf [..., N, D]``; returns ``(dqf, dkf)`` of
+    their shapes (leading dims as broadcast).
+
+    * ``dot``: ``dqf = scale ds kf``, ``dkf = scale ds^T qf``
+    * ``rbf``: ``dqf_i = 2 gamma sum_j ds_ij (kf_j - qf_i)``,
+      ``dkf_j = 2 gamma sum_i ds_ij (qf_i - kf_j)``, accumulated from the
+      differences one feature at a time (no norm expansion).
+    """
+    ds, qf, kf = _f64(ds), _f64(qf), _f64(kf)
+    D = qf.shape[-1]
+    if score == "dot":
+        sc = default_scale(D) if scale is None else float(scale)
+        return (sc * np.matmul(ds, kf),
+                sc * np.matmul(np.swapaxes(ds, -1, -2), qf))
+    if score != "rbf":
+        raise ValueError(f"unknown score kind {score!r}")
+    g2 = 2.0 * (default_gamma(D) if gamma is None else float(gamma))
+    lead = np.broadcast_shapes(ds.shape[:-2], qf.shape[:-2], kf.shape[:-2])
+    dqf = np.zeros(lead + (qf.shape[-2], D))
+    dkf = np.zeros(lead + (kf.shape[-2], D))
+    for d in range(D):
+        w = ds * (kf[..., None, :, d] - qf[..., :, None, d])
+        dqf[..., d] = g2 * w.sum(axis=-1)
+        dkf[..., d] = -g2 * w.sum(axis=-2)
+    return dqf, dkf
+
+
+def _sum_query_heads(x, Hkv: int, axis: int = 1) -> np.ndarray:
+    """Sums the per-query-head gradients ``x`` (query heads on ``axis``)
+    over the ``G = Hq / Hkv`` heads that read each kv head (``h // G``)."""
+    x = np.moveaxis(x, axis, 0)
+    Hq = x.shape[0]
+    x = x.reshape((Hkv, Hq // Hkv) + x.shape[1:]).sum(axis=1)
+    return np.moveaxis(x, 0, axis)
+
+
+class _Forward(NamedTuple):
+    """The forward quantities that the backward needs (float64)."""
+    qf: np.ndarray          # [B, Hq, Sq, D]   phi_q(q)
+    kf_all: np.ndarray      # [B, Hq, Sk+Ns, D] phi_k of the keys, sink keys
+    vh_all: np.ndarray      # [B, Hq, Sk+Ns, Dv] values, sink values
+    s0: np.ndarray          # [B, Hq, Sq, Sk]  scores before the region
+    s_all: np.ndarray       # [B, Hq, Sq, Sk+Ns] scores fed to normalize
+    valid: np.ndarray       # [B, Hq, Sq, Sk+Ns]
+    p: np.ndarray           # [B, Hq, Sq, Sk+Ns]
+    lse: Optional[np.ndarray]
+    c: Optional[np.ndarray]  # [B, Hq, Sq] sink logits per row
+
+
+def _backward_forward(q, k, v, *, score, scale, gamma, q_map, k_map, masks,
+                      normalization, bias, length_scale, sink_logits,
+                      sink_key, sink_value, captures, score_mod,
+                      mask_mod) -> _Forward:
+    """Recomputes §1-§5 (as ``attention`` does) keeping the intermediates."""
+    B, Hq, Sq, D = q.shape
+    Hkv, Sk, Dv = k.shape[1], k.shape[2], v.shape[3]
+    hk = kv_head_index(Hq, Hkv)
+    caps = tuple(_capture(c) for c in captures)
+    qf = feature_map(q, q_map)
+    kf = feature_map(k, k_map)[:, hk]
+    vh = v[:, hk]
+    s0 = scores(qf, kf, score, scale=scale, gamma=gamma)
+    s = s0
+    if score_mod is not None:
+        s = np.broadcast_to(np.asarray(
+            score_mod(s0.copy(), *_index_grids(B, Hq, Sq, Sk), *caps),
+            dtype=np.float64), s0.shape)
+    valid = visibility(B, Hq, Sq, Sk, masks, caps, mask_mod)
+    if sink_key is not None:
+        skf = np.broadcast_to(feature_map(sink_key, k_map)[hk][None],
+                              (B, Hq, sink_key.shape[1], D))
+        svh = np.broadcast_to(_f64(sink_value)[hk][None],
+                              (B, Hq, sink_key.shape[1], Dv))
+        s = np.concatenate([s, scores(qf, skf, score, scale=scale,
+                                      gamma=gamma)], axis=-1)
+        valid = np.concatenate(
+            [valid, np.ones(s.shape[:-1] + (skf.shape[2],), bool)], axis=-1)
+        kf, vh = np.concatenate([kf, skf], 2), np.concatenate([vh, svh], 2)
+    c = None
+    if sink_logits is not None:
+        c = np.broadcast_to(_f64(sink_logits).reshape(1, Hq, 1), (B, Hq, Sq))
+    p, lse = normalize(s, valid, normalization, bias=bias,
+                       length_scale=length_scale, sink_logit=c)
+    return _Forward(qf, kf, vh, s0, s, valid, p, lse, c)
+
+
+def _check_backward_args(q, k, v, do, normalization, dlse, sink_logits,
+                         sink_key, sink_value):
+    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+        raise ValueError(f"q, k, v must have rank 4, got shapes {q.shape}, "
+                         f"{k.shape}, {v.shape}")
+    B, Hq, Sq, _ = q.shape
+    Hkv, Sk = k.shape[1], k.shape[2]
+    if k.shape[0] != B or v.shape[:3] != (B, Hkv, Sk) or k.shape[3] != \
+            q.shape[3]:
+        raise ValueError(f"q, k, v shapes disagree: {q.shape}, {k.shape}, "
+                         f"{v.shape}")
+    if do.shape != (B, Hq, Sq, v.shape[3]):
+        raise ValueError(f"dO must be [B, Hq, Sq, Dv] = "
+                         f"{(B, Hq, Sq, v.shape[3])}, got {do.shape}")
+    if dlse is not None:
+        if normalization not in LSE_NORMALIZATIONS:
+            raise ValueError(f"'dlse' needs an lse, which {normalization!r} "
+                             f"does not define")
+        if np.shape(dlse) != (B, Hq, Sq):
+            raise ValueError(f"dlse must be [B, Hq, Sq] = {(B, Hq, Sq)}, "
+                             f"got {np.shape(dlse)}")
+    if (sink_key is None) != (sink_value is None):
+        raise ValueError("sink rows need both sink_key and sink_value")
+    if sink_logits is not None and np.shape(sink_logits) != (Hq,):
+        raise ValueError(f"sink_logits must be [Hq] = [{Hq}], got "
+                         f"{np.shape(sink_logits)}")
+    if sink_key is not None and (
+            np.ndim(sink_key) != 3 or np.shape(sink_key)[0] != Hkv
+            or np.shape(sink_value) != (Hkv, np.shape(sink_key)[1],
+                                        v.shape[3])):
+        raise ValueError(f"sink rows must be [Hkv, Ns, D] and [Hkv, Ns, Dv],"
+                         f" got {np.shape(sink_key)}, {np.shape(sink_value)}")
+
+
+def _capture_gradients(score_mod, f: _Forward, ds_reg, captures, shape):
+    """``dS0 = dS * df/ds`` and, per floating capture element ``m``,
+    ``sum dS * df/dcapture[m]`` (``region_partials``); only entries with
+    ``dS != 0`` contribute, so invisible keys (whose region values may be
+    infinite) never do."""
+    live = ds_reg != 0.0
+    if score_mod is None:
+        return ds_reg, tuple(np.zeros(np.shape(c)) if _is_float_capture(c)
+                             else None for c in captures)
+    dfds, dfdc = region_partials(score_mod, f.s0, *shape, captures)
+    ds0 = np.where(live, ds_reg * np.where(live, dfds, 0.0), 0.0)
+    grads = []
+    for c, partial in zip(captures, dfdc):
+        if partial is None:
+            grads.append(None)
+            continue
+        g = np.zeros(np.size(c))
+        for m in range(g.size):
+            g[m] = np.where(live, ds_reg * np.where(live, partial(m), 0.0),
+                            0.0).sum()
+        grads.append(g.reshape(np.shape(c)))
+    return ds0, tuple(grads)
+
+
+def attention_backward(q, k, v, do, *, score="dot", scale=None, gamma=None,
+                       q_map="identity", k_map="identity", masks=(),
+                       normalization="softmax", bias=None, length_scale=None,
+                       sink_logits=None, sink_key=None, sink_value=None,
+                       captures=(), score_mod=None, mask_mod=None,
+                       dlse=None) -> AttentionGrads:
+    """The gradients of ``attn.attention`` (docs/semantics.md §6), float64.
+
+    Arguments as ``attention`` (the variant's specification, captures and
+    sinks), plus ``do = dL/dO [B, Hq, Sq, Dv]`` and ``dlse = dL/dlse
+    [B, Hq, Sq]`` (only for ``LSE_NORMALIZATIONS``; under ``mean`` it has no
+    effect). For ``L = sum(do * O) + sum(dlse * lse)`` returns
+    ``AttentionGrads``: ``dq``, ``dk``, ``dv`` (the shapes of q, k, v; GQA:
+    kv gradients summed over the query heads of a group), the sink
+    gradients and one entry per capture (``None`` for integer captures).
+
+    Every built-in kind is differentiated analytically
+    (``normalization_backward``, ``kernel_backward``,
+    ``feature_map_derivative``); the score region, a Python callable, by
+    central finite differences (``region_partials``). A query that sees
+    nothing contributes exactly 0 (never NaN), except through a sink logit.
+    """
+    q, k, v, do = _f64(q), _f64(k), _f64(v), _f64(do)
+    _check_backward_args(q, k, v, do, normalization, dlse, sink_logits,
+                         sink_key, sink_value)
+    sk = None if sink_key is None else _f64(sink_key)
+    sv = None if sink_value is None else _f64(sink_value)
+    f = _backward_forward(
+        q, k, v, score=score, scale=scale, gamma=gamma, q_map=q_map,
+        k_map=k_map, masks=masks, normalization=normalization, bias=bias,
+        length_scale=length_scale, sink_logits=sink_logits, sink_key=sk,
+        sink_value=sv, captures=captures, score_mod=score_mod,
+        mask_mod=mask_mod)
+    B, Hq, Sq, _ = q.shape
+    Hkv, Sk = k.shape[1], k.shape[2]
+    if normalization == "mean":
+        dlse = None                                  # lse = log n
+    dp = np.matmul(do, np.swapaxes(f.vh_all, -1, -2))
+    ds, D = normalization_backward(f.p, dp, f.s_all, f.valid, normalization,
+                                   length_scale=length_scale, dlse=dlse)
+    dvh = np.matmul(np.swapaxes(f.p, -1, -2), do)    # [B, Hq, Sk+Ns, Dv]
+
+    d_sink_logits = None
+    if f.c is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            pc = np.where(np.isfinite(f.lse), np.exp(f.c - f.lse), 0.0)
+        g = -D if dlse is None else _f64(dlse) - D
+        d_sink_logits = (pc * g).sum(axis=(0, 2))
+
+    ds0, d_caps = _capture_gradients(score_mod, f, ds[..., :Sk], captures,
+                                     (B, Hq, Sq, Sk))
+    ds_all = np.concatenate([ds0, ds[..., Sk:]], axis=-1)
+    dqf, dkf = kernel_backward(ds_all, f.qf, f.kf_all, score, scale=scale,
+                               gamma=gamma)
+    dq = dqf * feature_map_derivative(q, q_map)
+    dk = _sum_query_heads(dkf[:, :, :Sk], Hkv) * feature_map_derivative(
+        k, k_map)
+    dv = _sum_query_heads(dvh[:, :, :Sk], Hkv)
+    d_sink_key = d_sink_value = None
+    if sk is not None:
+        d_sink_key = _sum_query_heads(dkf[:, :, Sk:].sum(axis=0), Hkv, 0) \
+            * feature_map_derivative(sk, k_map)
+        d_sink_value = _sum_query_heads(dvh[:, :, Sk:].sum(axis=0), Hkv, 0)
+    return AttentionGrads(dq, dk, dv, d_sink_logits, d_sink_key,
+                          d_sink_value, d_caps)
