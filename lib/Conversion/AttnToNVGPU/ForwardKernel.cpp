@@ -518,17 +518,15 @@ ScoredElement ForwardKernelBuilder::scoreElement(Value acc, int64_t r,
   } else {
     x = e.mul(kc->f32(f.scale), x);
   }
-  Value vis = e.i1(true);
   if (mode == Mode::SinkRows)
     return {x, e.cmpI(P::slt, col, info.numSinkRows)};
   x = emitScoreMod(e, info, x, bIdx, h, qRow[r], j);
-  if (mode == Mode::Masked) {
-    Value inb = e.cmpI(P::slt, j, info.kvLen);
-    Value jc = e.minI(j, e.subI(info.kvLen, idx(1)));
-    Value qc = e.minI(qRow[r], e.subI(info.qLen, idx(1)));
-    vis = e.andI(inb, visible(qc, jc));
-  }
-  return {x, vis};
+  if (mode == Mode::Full)
+    return {x, e.i1(true)};
+  Value inb = e.cmpI(P::slt, j, info.kvLen);
+  Value jc = e.minI(j, e.subI(info.kvLen, idx(1)));
+  Value qc = e.minI(qRow[r], e.subI(info.qLen, idx(1)));
+  return {x, e.andI(inb, visible(qc, jc))};
 }
 
 TileWeights ForwardKernelBuilder::weights(ArrayRef<Value> s,

@@ -106,12 +106,19 @@ static LogicalResult checkSinkRows(AttentionOp op, int64_t blockN) {
                           << blockN << ")";
 }
 
-FailureOr<KernelConfigAttr>
-attn::selectKernelConfig(AttentionOp op, const KernelConfigRequest &r) {
+/// The op is self-contained and the GPU kernels can take it at all.
+static LogicalResult checkCompilable(AttentionOp op) {
   if (failed(verifyInstantiated(op)))
     return failure();
   if (std::optional<std::string> why = forwardUnsupportedReason(op))
     return op.emitOpError() << "cannot be compiled for the GPU yet: " << *why;
+  return success();
+}
+
+FailureOr<KernelConfigAttr>
+attn::selectKernelConfig(AttentionOp op, const KernelConfigRequest &r) {
+  if (failed(checkCompilable(op)))
+    return failure();
   std::optional<std::string> noWgmma = wgmmaRefusal(op, r);
   if (r.mma == "wgmma" && noWgmma)
     return op.emitOpError() << "cannot use wgmma (mma=wgmma): " << *noWgmma;
@@ -157,10 +164,8 @@ attn::selectKernelConfig(AttentionOp op, const KernelConfigRequest &r) {
 
 LogicalResult attn::verifyKernelConfig(AttentionOp op, KernelConfigAttr c,
                                        StringRef chip) {
-  if (failed(verifyInstantiated(op)))
+  if (failed(checkCompilable(op)))
     return failure();
-  if (std::optional<std::string> why = forwardUnsupportedReason(op))
-    return op.emitOpError() << "cannot be compiled for the GPU yet: " << *why;
   if (c.getMma() == MmaKind::wgmma) {
     if (std::optional<std::string> why = wgmmaUnsupportedReason(op))
       return op.emitOpError() << "cannot use wgmma: " << *why;

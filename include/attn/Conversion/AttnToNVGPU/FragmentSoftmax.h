@@ -57,7 +57,6 @@ public:
   FragmentSoftmax(KernelContext &k, FragmentShape shape,
                   VariantSpecOpInterface spec);
 
-  bool isSoftmax() const { return core.tracksMax(); }
   /// The initial (m, l) of a row: m from the logits that carry no value
   /// (`sinkLogit` in natural units, may be null; softmax1's 0), l their
   /// exp2-sum counted once per quad (lane % 4 == 0: l is summed over the

@@ -27,6 +27,12 @@ template <typename OpT>
 LogicalResult verifySpecAgainstOperands(OpT op, VariantSpecOpInterface spec,
                                         StringRef origin);
 
+/// The attn.variant that `ref` names from `op` (its verifySymbolUses), or a
+/// diagnostic on `op` when it names nothing or something else.
+FailureOr<VariantSpecOpInterface>
+lookupVariantSpec(Operation *op, FlatSymbolRefAttr ref,
+                  SymbolTableCollection &symbolTable);
+
 /// `[B, Hq, Sq, Dv]`, the shape of O (and dO), from q, k, v.
 SmallVector<int64_t> getOutputShape(RankedTensorType q, RankedTensorType k,
                                     RankedTensorType v);

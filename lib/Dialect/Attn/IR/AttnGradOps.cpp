@@ -193,15 +193,9 @@ AttentionGradOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   FlatSymbolRefAttr ref = getVariantAttr();
   if (!ref)
     return success();
-  Operation *target = symbolTable.lookupNearestSymbolFrom(*this, ref);
-  if (!target)
-    return emitOpError() << "'variant' references " << ref
-                         << ", which does not exist";
-  auto variant = dyn_cast<VariantOp>(target);
-  if (!variant)
-    return emitOpError() << "'variant' references " << ref << ", which is a '"
-                         << target->getName() << "', not an attn.variant";
-  return verifyGradSpec(*this,
-                        cast<VariantSpecOpInterface>(variant.getOperation()),
-                        ("variant @" + ref.getValue()).str());
+  FailureOr<VariantSpecOpInterface> spec =
+      verifier::lookupVariantSpec(*this, ref, symbolTable);
+  if (failed(spec))
+    return failure();
+  return verifyGradSpec(*this, *spec, ("variant @" + ref.getValue()).str());
 }

@@ -470,22 +470,32 @@ LogicalResult AttentionOp::verifyRegions() {
   return verifier::verifySpecAgainstOperands(*this, spec, "op");
 }
 
+FailureOr<VariantSpecOpInterface>
+verifier::lookupVariantSpec(Operation *op, FlatSymbolRefAttr ref,
+                            SymbolTableCollection &symbolTable) {
+  Operation *target = symbolTable.lookupNearestSymbolFrom(op, ref);
+  if (!target)
+    return op->emitOpError() << "'variant' references " << ref
+                             << ", which does not exist";
+  auto variant = dyn_cast<VariantOp>(target);
+  if (!variant)
+    return op->emitOpError()
+           << "'variant' references " << ref << ", which is a '"
+           << target->getName() << "', not an attn.variant";
+  return cast<VariantSpecOpInterface>(variant.getOperation());
+}
+
 LogicalResult
 AttentionOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   FlatSymbolRefAttr ref = getVariantAttr();
   if (!ref)
     return success();
-  Operation *target = symbolTable.lookupNearestSymbolFrom(*this, ref);
-  if (!target)
-    return emitOpError() << "'variant' references " << ref
-                         << ", which does not exist";
-  auto variant = dyn_cast<VariantOp>(target);
-  if (!variant)
-    return emitOpError() << "'variant' references " << ref << ", which is a '"
-                         << target->getName() << "', not an attn.variant";
+  FailureOr<VariantSpecOpInterface> spec =
+      verifier::lookupVariantSpec(*this, ref, symbolTable);
+  if (failed(spec))
+    return failure();
   return verifier::verifySpecAgainstOperands(
-      *this, cast<VariantSpecOpInterface>(variant.getOperation()),
-      ("variant @" + ref.getValue()).str());
+      *this, *spec, ("variant @" + ref.getValue()).str());
 }
 
 // The shared rules, for both attention ops.
