@@ -1,5 +1,6 @@
 """The names of the dialect's built-in kinds, shared by the emitter, the
-reference and the DSL (names only: no behaviour lives here)."""
+reference and the DSL, and the one check of a mask dict against them (no
+semantics live here)."""
 
 SCORE_KINDS = ("dot", "rbf")
 FEATURE_MAPS = ("identity", "elu_plus_one", "relu")
@@ -23,3 +24,30 @@ MASK_PARAMS = {
                         {"dilation_h": 1, "dilation_w": 1}),
     "sink_tokens": (("count",), {}),
 }
+
+
+def check_mask(mask) -> str:
+    """The kind of a reference-style mask dict (``{"kind": ..., params}``),
+    after checking that the kind exists, that every key is one of its
+    parameters, that the required ones are given and that an alignment is
+    one of ``ALIGNMENTS``; raises ``ValueError`` otherwise."""
+    from collections.abc import Mapping
+    if not isinstance(mask, Mapping) or "kind" not in mask:
+        raise ValueError(f"a mask is a dict with a 'kind' key, got {mask!r}")
+    kind = mask["kind"]
+    if kind not in MASK_PARAMS:
+        raise ValueError(f"unknown mask kind {kind!r}; expected one of "
+                         f"{tuple(MASK_PARAMS)}")
+    required, optional = MASK_PARAMS[kind]
+    allowed = set(required) | set(optional) | {"kind"}
+    unknown = set(mask) - allowed
+    if unknown:
+        raise ValueError(f"mask {kind!r} has unknown keys {sorted(unknown)}; "
+                         f"allowed: {sorted(allowed)}")
+    missing = [p for p in required if p not in mask]
+    if missing:
+        raise ValueError(f"mask {kind!r} lacks {missing}")
+    alignment = mask.get("alignment")
+    if alignment is not None and alignment not in ALIGNMENTS:
+        raise ValueError(f"mask {kind!r}: unknown alignment {alignment!r}")
+    return kind

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Sequence, Tuple
 
-from .kinds import ALIGNMENTS
+from .kinds import check_mask
 from .kinds import MASK_PARAMS as _KIND_MASK_PARAMS
 
 __all__ = ["ELEMENT_TYPES", "MASK_PARAMS", "MASK_DEFAULTS", "SPEC_KEYS",
@@ -78,26 +78,6 @@ def tensor_type(shape: Sequence[Optional[int]], elt: str) -> str:
     return f"tensor<{dims}{elt}>"
 
 
-def _check_mask(mask: Mapping) -> Tuple[str, tuple, tuple]:
-    if not isinstance(mask, Mapping) or "kind" not in mask:
-        raise ValueError(f"a mask is a dict with a 'kind' key, got {mask!r}")
-    kind = mask["kind"]
-    if kind not in MASK_PARAMS:
-        raise ValueError(f"unknown mask kind {kind!r}; expected one of "
-                         f"{tuple(MASK_PARAMS)}")
-    required, optional = MASK_PARAMS[kind]
-    unknown = set(mask) - set(required) - set(optional) - {"kind"}
-    if unknown:
-        raise ValueError(f"mask {kind!r} has unknown keys {sorted(unknown)}")
-    missing = [p for p in required if p not in mask]
-    if missing:
-        raise ValueError(f"mask {kind!r} lacks {missing}")
-    alignment = mask.get("alignment")
-    if alignment is not None and alignment not in ALIGNMENTS:
-        raise ValueError(f"mask {kind!r}: unknown alignment {alignment!r}")
-    return kind, required, optional
-
-
 def mask_attr(mask: Mapping) -> str:
     """A reference-style mask dict as its ``#attn.*`` attribute.
 
@@ -106,7 +86,8 @@ def mask_attr(mask: Mapping) -> str:
     ``chunked`` has no alignment in the dialect: an ``alignment`` key is only
     accepted when it is ``top_left`` (the dialect's behaviour).
     """
-    kind, required, optional = _check_mask(mask)
+    kind = check_mask(mask)
+    required, optional = MASK_PARAMS[kind]
     alignment = mask.get("alignment")
     if kind == "causal":
         if alignment in (None, "top_left"):

@@ -76,7 +76,7 @@ __all__ = [
     "attention_backward",
 ]
 
-from .kinds import (ALIGNMENTS, FEATURE_MAPS, MASK_PARAMS,  # noqa: E402
+from .kinds import (ALIGNMENTS, FEATURE_MAPS, MASK_PARAMS, check_mask,  # noqa: E402
                     NORMALIZATIONS, SCORE_KINDS, SOFTMAX_FAMILY)
 
 #: Normalizations that define an ``lse`` result (§5 table, ``lse`` column).
@@ -280,27 +280,10 @@ def natten_1d(i, j, L: int, K: int, D: int = 1) -> np.ndarray:
 def canonical_mask(mask: Mapping) -> dict:
     """A mask dict with its kind checked and every optional key filled in
     with the dialect default; unknown kinds or keys raise ``ValueError``."""
-    if not isinstance(mask, Mapping) or "kind" not in mask:
-        raise ValueError(f"a mask is a dict with a 'kind' key, got {mask!r}")
-    kind = mask["kind"]
-    if kind not in _MASK_PARAMS:
-        raise ValueError(f"unknown mask kind {kind!r}; expected one of "
-                         f"{MASK_KINDS}")
-    required, optional = _MASK_PARAMS[kind]
-    allowed = set(required) | set(optional) | {"kind"}
-    unknown = set(mask) - allowed
-    if unknown:
-        raise ValueError(f"mask {kind!r} has unknown keys {sorted(unknown)}; "
-                         f"allowed: {sorted(allowed)}")
-    missing = [p for p in required if p not in mask]
-    if missing:
-        raise ValueError(f"mask {kind!r} lacks {missing}")
+    kind = check_mask(mask)
     out = {"kind": kind}
-    out.update(optional)
+    out.update(_MASK_PARAMS[kind][1])
     out.update({key: val for key, val in mask.items() if key != "kind"})
-    if "alignment" in out and out["alignment"] not in ALIGNMENTS:
-        raise ValueError(f"mask {kind!r}: unknown alignment "
-                         f"{out['alignment']!r}")
     return out
 
 
