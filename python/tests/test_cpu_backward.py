@@ -229,6 +229,17 @@ def _temps(B, Hq, Sq, Sk, rng):
     return [rng.uniform(0.8, 2.0, Hq).astype(np.float32)]
 
 
+@dsl.variant(captures=["table"], masks=[ref.causal()])
+def bias_table(score, b, h, q_idx, kv_idx, table):
+    # A learnable [Hq, Sk] additive bias, scaled by a sigmoid gate on s.
+    gate = 1.0 / (1.0 + dsl.exp(-score))
+    return score + table[h, kv_idx] * gate
+
+
+def _table(B, Hq, Sq, Sk, rng):
+    return [rng.standard_normal((Hq, Sk)).astype(np.float32)]
+
+
 @dsl.mask
 def even_gap(b, h, q_idx, kv_idx):
     return (kv_idx - q_idx) % 3 != 1
@@ -328,6 +339,7 @@ REGION_CASES = {
     "alibi": Case("alibi", captures=_slopes),
     "alibi_odd": Case("alibi", captures=_slopes, shape=ODD),
     "learned_softcap": Case(learned_softcap, captures=_temps, q_scale=3.0),
+    "bias_table": Case(bias_table, captures=_table, grad_lse=True),
 }
 
 

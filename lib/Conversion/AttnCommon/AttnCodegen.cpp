@@ -236,7 +236,9 @@ Value mlir::attn::emitKernelScore(ScalarEmitter &e, const AttnOpInfo &info,
 
 /// Whether the default scale or bandwidth must come from the run-time Dqk.
 static bool needsRuntimeHeadDim(const AttnOpInfo &info) {
-  return cast<RankedTensorType>(info.query.getType()).isDynamicDim(3);
+  // The GPU kernels set `op` but not `query`; q is operand #0 of both ops.
+  Value query = info.query ? info.query : info.op->getOperand(0);
+  return cast<RankedTensorType>(query.getType()).isDynamicDim(3);
 }
 
 Value mlir::attn::emitScale(ScalarEmitter &e, const AttnOpInfo &info) {
