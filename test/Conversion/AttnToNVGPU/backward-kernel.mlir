@@ -6,7 +6,7 @@
 // runtime with the results (dq, dk, dv) and the zero-filled workspace.
 // CHECK: attn.kernels = [{{{.*}}kind = "backward"
 // CHECK-SAME: launches = [{args = ["o", "do", "lse", "delta", {{.*}}kernel = "grad_pre"
-// CHECK-SAME: {args = ["q", "k", "v", "do", "lse", "delta", "dq_accum", "dk", "dv", {{.*}}grid = ["ceildiv(Sk, 64)", "Hkv", "B"], kernel = "grad"
+// CHECK-SAME: {args = ["q", "k", "v", "do", "lse", "delta", "dq_accum", "dk", "dv", {{.*}}grid = ["ceildiv(Sk, 128)", "Hkv", "B"], kernel = "grad"
 // CHECK-SAME: {args = ["dq_accum", "dq", {{.*}}kernel = "grad_post"
 // CHECK-SAME: results = ["dq", "dk", "dv"]
 // CHECK-SAME: {dtype = "f32", elements = "B * Hq * Sq * 64", kind = "buffer", name = "dq_accum", zero = true}
