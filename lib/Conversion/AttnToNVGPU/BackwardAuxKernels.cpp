@@ -18,6 +18,7 @@
 #include "llvm/Support/ScopedPrinter.h"
 
 #include <cmath>
+#include <tuple>
 
 using namespace mlir;
 using namespace mlir::attn;
@@ -206,6 +207,42 @@ static DictionaryAttr buildPostprocessKernel(AttentionGradOp op,
       kPostprocessThreads, 0, k.sig);
 }
 
+/// The sink rows' gradients from their f32 sums over the batch.
+static DictionaryAttr buildSinkRowsKernel(AttentionGradOp op,
+                                          const BackwardFacts &f,
+                                          gpu::GPUModuleOp gpuModule,
+                                          StringRef name) {
+  Type f32 = Float32Type::get(op.getContext());
+  AuxKernel k;
+  k.sig.addBuffer("d_sink_key_accum", f32);
+  k.sig.addBuffer("d_sink_value_accum", f32);
+  k.sig.addBuffer("d_sink_key", f.elt);
+  k.sig.addBuffer("d_sink_value", f.elt);
+  for (StringRef size : {"B", "Hq", "Hkv", "Sq", "Sk", "Ns"})
+    k.sig.addSize(size);
+  k.begin(gpuModule, op.getLoc(), name, f.elt, kPostprocessThreads);
+  KernelContext &kc = *k.kc;
+  ScalarEmitter &e = kc.e;
+  Value rows = e.mulI(k.sig.lookup("Hkv"), k.sig.lookup("Ns"));
+  Value at = e.addI(e.mulI(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
+                           kc.idx(kPostprocessThreads)),
+                    kc.threadId());
+  for (auto [from, to, d] :
+       {std::tuple("d_sink_key_accum", "d_sink_key", f.dqk),
+        std::tuple("d_sink_value_accum", "d_sink_value", f.dv)})
+    kc.ifThen(e.cmpI(P::slt, at, e.mulI(rows, kc.idx(d))), [&] {
+      memref::StoreOp::create(
+          *k.b, arith::TruncFOp::create(*k.b, f.elt, k.load(from, at)),
+          k.sig.lookup(to), ValueRange{at});
+    });
+  return describeLaunch(
+      op.getContext(), name,
+      {ceilDivExpr("Hkv * Ns * " + std::to_string(std::max(f.dqk, f.dv)),
+                   kPostprocessThreads),
+       "1", "1"},
+      kPostprocessThreads, 0, k.sig);
+}
+
 /// The buffers of the entry: inputs, then results (op order), then
 /// workspaces; results and workspaces accumulated by atomics are zeroed.
 static void describeBuffers(AttentionGradOp op, const BackwardFacts &f,
@@ -241,6 +278,10 @@ static void describeBuffers(AttentionGradOp op, const BackwardFacts &f,
     param("dlse", f32);
   if (f.sinkLogits)
     param("sink_logits", f32);
+  if (op.getSinkKey()) {
+    param("sink_key", f.elt);
+    param("sink_value", f.elt);
+  }
   for (auto [i, c] : llvm::enumerate(op.getCaptures()))
     param("capture" + std::to_string(i),
           cast<RankedTensorType>(c.getType()).getElementType());
@@ -249,6 +290,10 @@ static void describeBuffers(AttentionGradOp op, const BackwardFacts &f,
   result("dv", f.elt, "v", false);
   if (f.sinkLogits)
     result("d_sink_logits", f32, "sink_logits", true);
+  if (op.getSinkKey()) {
+    result("d_sink_key", f.elt, "sink_key", false);
+    result("d_sink_value", f.elt, "sink_value", false);
+  }
   for (auto [i, c] : llvm::enumerate(op.getCaptures()))
     if (AttentionGradOp::isDifferentiableCapture(c.getType()))
       result("d_capture" + std::to_string(i), f32,
@@ -260,6 +305,12 @@ static void describeBuffers(AttentionGradOp op, const BackwardFacts &f,
   if (f.rbf) {
     workspace("q_norms", rows, false);
     workspace("dq_row_sums", rows, true);
+  }
+  if (op.getSinkKey()) {
+    workspace("d_sink_key_accum", "Hkv * Ns * " + std::to_string(f.dqk),
+              true);
+    workspace("d_sink_value_accum", "Hkv * Ns * " + std::to_string(f.dv),
+              true);
   }
 }
 
@@ -278,6 +329,9 @@ kernel::buildBackwardKernels(AttentionGradOp op, KernelConfigAttr config,
   launches.push_back(*main);
   launches.push_back(
       buildPostprocessKernel(op, f, gpuModule, (name + "_post").str()));
+  if (op.getSinkKey())
+    launches.push_back(
+        buildSinkRowsKernel(op, f, gpuModule, (name + "_sinks").str()));
 
   MLIRContext *ctx = op.getContext();
   Builder bd(ctx);

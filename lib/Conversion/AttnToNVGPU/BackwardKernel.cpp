@@ -50,7 +50,7 @@ struct BackwardPlan {
   }
 };
 
-enum class Mode { Full, Masked };
+enum class Mode { Full, Masked, SinkRows };
 
 /// A capture read by the score region whose index depends only on the
 /// batch and the head: its gradient is summed in registers over a tile and
@@ -78,7 +78,8 @@ public:
         config(config), gpuModule(gpuModule), name(name.str()),
         f(BackwardFacts::get(op)), blockM(config.getBlockM()),
         blockN(config.getBlockN()), nTiles(blockM / 8),
-        plan(f, blockM, blockN, config.getStages()) {}
+        plan(f, blockM, blockN, config.getStages()),
+        sinkRows(bool(op.getSinkKey())) {}
 
   /// Builds the kernel; returns its launch (null after a diagnostic).
   FailureOr<DictionaryAttr> build();
@@ -90,6 +91,7 @@ private:
   void setUpThreadIndices();
   void setUpTileRange();
   void loadQueryTile(Value u, Value stage);
+  void loadKeys();
   void computeKeyNorms();
   SmallVector<Value> step(Value u, Value stage, ValueRange cur);
   SmallVector<Value> loadColumns(Value buffer, Value rowBase, Value i0);
@@ -106,7 +108,8 @@ private:
                             ArrayRef<SmallVector<Value>> indices);
   void epilogue(ArrayRef<Value> fin);
   void storeRows(Value buffer, ArrayRef<Value> acc, int64_t cols,
-                 ArrayRef<Value> correction, const SmemTile *rows);
+                 ArrayRef<Value> correction, const SmemTile *rows,
+                 bool sinks);
 
   Value idx(int64_t v) { return kc->idx(v); }
 
@@ -131,6 +134,10 @@ private:
   SmallVector<Value> captureGrads;
   KVTileRing ring;
   bool failedRegion = false;
+  /// The op has learned sink rows: the CTAs past the last KV tile take
+  /// them as their keys (`isSinkTile`), summing over the batch by atomics.
+  bool sinkRows;
+  Value isSinkTile;
 
   // Thread and tile indices.
   Value lane, warp, g, t4, bIdx, hk, j0, j1, warpRow0, kvRowBase;
@@ -184,6 +191,12 @@ void BackwardKernelBuilder::declareSignature() {
   for (auto [i, c] : llvm::enumerate(op.getCaptures()))
     sig.addBuffer("capture" + std::to_string(i),
                   cast<RankedTensorType>(c.getType()).getElementType());
+  if (sinkRows) {
+    sig.addBuffer("sink_key", f.elt);
+    sig.addBuffer("sink_value", f.elt);
+    sig.addBuffer("d_sink_key_accum", f32);
+    sig.addBuffer("d_sink_value_accum", f32);
+  }
   sig.addBuffer("dq_accum", f32);
   sig.addBuffer("dk", f.elt);
   sig.addBuffer("dv", f.elt);
@@ -271,8 +284,12 @@ void BackwardKernelBuilder::setUpThreadIndices() {
   Value kvTile = gpu::BlockIdOp::create(*b, gpu::Dimension::x);
   hk = gpu::BlockIdOp::create(*b, gpu::Dimension::y);
   bIdx = gpu::BlockIdOp::create(*b, gpu::Dimension::z);
-  j0 = e.mulI(kvTile, idx(blockN));
-  j1 = e.minI(e.addI(j0, idx(blockN)), info.kvLen);
+  Value numKVTiles = e.divI(e.addI(info.kvLen, idx(blockN - 1)), idx(blockN));
+  isSinkTile = e.cmpI(P::eq, kvTile, numKVTiles);
+  // The sink tile's keys are its rows [0, Ns).
+  j0 = e.select(isSinkTile, idx(0), e.mulI(kvTile, idx(blockN)));
+  j1 = e.select(isSinkTile, info.numSinkRows,
+                e.minI(e.addI(j0, idx(blockN)), info.kvLen));
   warpRow0 = e.mulI(warp, idx(16));
   for (int64_t r = 0; r < 2; ++r) {
     keyRow.push_back(e.addI(warpRow0, e.addI(idx(8 * r), g)));
@@ -302,8 +319,10 @@ void BackwardKernelBuilder::setUpTileRange() {
         return {e.select(seen, e.minI(a[0], t), a[0]),
                 e.select(seen, e.maxI(a[1], e.addI(t, idx(1))), a[1])};
       });
-  tFirst = range[0];
-  numT = e.maxI(e.subI(range[1], range[0]), idx(0));
+  // Every query sees the sink rows.
+  tFirst = e.select(isSinkTile, idx(0), range[0]);
+  numT = e.select(isSinkTile, numQTiles,
+                  e.maxI(e.subI(range[1], range[0]), idx(0)));
   ring.begin = idx(0);
   ring.end = e.mulI(info.group, numT);
   ring.stages = config.getStages();
@@ -322,6 +341,34 @@ void BackwardKernelBuilder::loadQueryTile(Value u, Value stage) {
                 rows);
   copyTileAsync(*kc, sig.lookup("do"), *plan.dO, stage,
                 e.mulI(row0, idx(f.dv)), rows);
+}
+
+void BackwardKernelBuilder::loadKeys() {
+  // The CTA's K and V rows: a KV tile, or the sink rows of its kv head.
+  ScalarEmitter &e = kc->e;
+  auto load = [&](StringRef k, StringRef v, Value firstRow, Value rows) {
+    copyTileAsync(*kc, sig.lookup(k), *plan.k, idx(0),
+                  e.mulI(firstRow, idx(f.dqk)), rows);
+    copyTileAsync(*kc, sig.lookup(v), *plan.v, idx(0),
+                  e.mulI(firstRow, idx(f.dv)), rows);
+  };
+  auto regular = [&]() -> SmallVector<Value> {
+    load("k", "v", e.addI(kvRowBase, j0),
+         e.maxI(e.minI(e.subI(info.kvLen, j0), idx(blockN)), idx(0)));
+    return {};
+  };
+  if (!sinkRows) {
+    regular();
+    return;
+  }
+  kc->ifElse(
+      isSinkTile,
+      [&]() -> SmallVector<Value> {
+        load("sink_key", "sink_value", e.mulI(hk, info.numSinkRows),
+             e.minI(info.numSinkRows, idx(blockN)));
+        return {};
+      },
+      regular);
 }
 
 void BackwardKernelBuilder::computeKeyNorms() {
@@ -417,6 +464,9 @@ void BackwardKernelBuilder::element(TileGrads &out, Value acc, Value dp,
   ScalarEmitter &e = kc->e;
   Value qi = colQuery[col], j = key[r];
   Value visible = e.i1(true);
+  if (mode == Mode::SinkRows)
+    visible = e.andI(e.cmpI(P::slt, keyRow[r], info.numSinkRows),
+                     e.cmpI(P::slt, qi, info.qLen));
   if (mode == Mode::Masked) {
     Value inb = e.andI(e.cmpI(P::slt, j, info.kvLen),
                        e.cmpI(P::slt, qi, info.qLen));
@@ -431,7 +481,7 @@ void BackwardKernelBuilder::element(TileGrads &out, Value acc, Value dp,
                    : e.mul(kc->f32(f.scale), acc);
   Value s = s0, dsds0;
   ScoreModVJP vjp;
-  if (f.hasScoreMod) {
+  if (f.hasScoreMod && mode != Mode::SinkRows) {
     // The derivative for a unit adjoint: dS0 = dS df/ds0, and each capture
     // read gets dS df/dc (the VJP is linear in the adjoint).
     FailureOr<ScoreModVJP> got = emitScoreModVJPOnGPU(
@@ -448,7 +498,7 @@ void BackwardKernelBuilder::element(TileGrads &out, Value acc, Value dp,
   Value ds;
   Value p = weightAndGrad(s, dp, col, ds);
   Value zero = kc->f32(0.0);
-  if (mode == Mode::Masked) {
+  if (mode != Mode::Full) {
     p = e.select(visible, p, zero);
     ds = e.select(visible, ds, zero);
   }
@@ -471,6 +521,11 @@ TileGrads BackwardKernelBuilder::elements(ArrayRef<Value> s,
   TileGrads out;
   out.uniformSums.assign(reads.size(), kc->f32(0.0));
   out.uniformIndices.resize(reads.size());
+  // Sink rows have no score region: their uniform sums stay 0, at index 0.
+  for (auto [n, read] : llvm::enumerate(reads))
+    if (read.uniform)
+      out.uniformIndices[n].assign(
+          captures[read.captureIndex].type.getRank(), idx(0));
   // Element (nt, k) of the m16n8 layout: key row k / 2, column k % 2.
   for (int64_t nt = 0; nt < nTiles; ++nt)
     for (int64_t k = 0; k < 4; ++k)
@@ -498,9 +553,15 @@ BackwardKernelBuilder::dispatchElements(ArrayRef<Value> s,
       out.append(indices.begin(), indices.end());
     return out;
   };
+  auto regular = [&]() {
+    return kc->ifElse(
+        full, [&]() { return branch(Mode::Full); },
+        [&]() { return branch(Mode::Masked); });
+  };
+  if (!sinkRows)
+    return regular();
   return kc->ifElse(
-      full, [&]() { return branch(Mode::Full); },
-      [&]() { return branch(Mode::Masked); });
+      isSinkTile, [&]() { return branch(Mode::SinkRows); }, regular);
 }
 
 void BackwardKernelBuilder::addRowSums(ArrayRef<Value> ds) {
@@ -663,13 +724,17 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
 void BackwardKernelBuilder::storeRows(Value buffer, ArrayRef<Value> acc,
                                       int64_t cols,
                                       ArrayRef<Value> correction,
-                                      const SmemTile *rows) {
-  // Row r of the thread (key j0 + keyRow[r]) of a [B, Hkv, Sk, cols] result:
+                                      const SmemTile *rows, bool sinks) {
+  // Row r of the thread (key j0 + keyRow[r]) of a [B, Hkv, Sk, cols] result,
+  // or added to sink row keyRow[r] of an f32 [Hkv, Ns, cols] sum:
   // acc - correction[r] * rows[keyRow[r]] (RBF's dK) when given.
   ScalarEmitter &e = kc->e;
   for (int64_t r = 0; r < 2; ++r) {
-    kc->ifThen(e.cmpI(P::slt, key[r], info.kvLen), [&] {
-      Value base = e.mulI(e.addI(kvRowBase, key[r]), idx(cols));
+    Value limit = sinks ? info.numSinkRows : info.kvLen;
+    kc->ifThen(e.cmpI(P::slt, key[r], limit), [&] {
+      Value row = sinks ? e.addI(e.mulI(hk, info.numSinkRows), keyRow[r])
+                        : e.addI(kvRowBase, key[r]);
+      Value base = e.mulI(row, idx(cols));
       for (int64_t dt = 0; dt < cols / 8; ++dt) {
         Value col = e.addI(idx(dt * 8), e.mulI(t4, idx(2)));
         SmallVector<Value> pair;
@@ -682,8 +747,15 @@ void BackwardKernelBuilder::storeRows(Value buffer, ArrayRef<Value> acc,
             kx = arith::ExtFOp::create(*b, kc->f32Type(), kx);
             x = e.sub(x, e.mul(correction[r], kx));
           }
-          pair.push_back(arith::TruncFOp::create(*b, f.elt, x));
+          if (sinks)
+            memref::AtomicRMWOp::create(
+                *b, arith::AtomicRMWKind::addf, x, buffer,
+                ValueRange{e.addI(base, e.addI(col, idx(c)))});
+          else
+            pair.push_back(arith::TruncFOp::create(*b, f.elt, x));
         }
+        if (sinks)
+          continue;
         Value v = vector::FromElementsOp::create(
             *b, VectorType::get({2}, f.elt), pair);
         vector::StoreOp::create(*b, v, buffer, ValueRange{e.addI(base, col)},
@@ -705,9 +777,26 @@ void BackwardKernelBuilder::epilogue(ArrayRef<Value> fin) {
       colSums.push_back(sum);
     }
   }
-  storeRows(sig.lookup("dk"), fin.take_front(nK), f.dqk, colSums,
-            f.rbf ? plan.k : nullptr);
-  storeRows(sig.lookup("dv"), fin.slice(nK, nV), f.dv, {}, nullptr);
+  auto regular = [&]() -> SmallVector<Value> {
+    storeRows(sig.lookup("dk"), fin.take_front(nK), f.dqk, colSums,
+              f.rbf ? plan.k : nullptr, false);
+    storeRows(sig.lookup("dv"), fin.slice(nK, nV), f.dv, {}, nullptr, false);
+    return {};
+  };
+  if (!sinkRows) {
+    regular();
+    return;
+  }
+  kc->ifElse(
+      isSinkTile,
+      [&]() -> SmallVector<Value> {
+        storeRows(sig.lookup("d_sink_key_accum"), fin.take_front(nK), f.dqk,
+                  colSums, f.rbf ? plan.k : nullptr, true);
+        storeRows(sig.lookup("d_sink_value_accum"), fin.slice(nK, nV), f.dv,
+                  {}, nullptr, true);
+        return {};
+      },
+      regular);
 }
 
 FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
@@ -731,13 +820,7 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
 
   // K and V of the CTA's keys are the oldest group; then the first query
   // tiles.
-  ScalarEmitter &e = kc->e;
-  Value rows = e.maxI(e.minI(e.subI(info.kvLen, j0), idx(blockN)), idx(0));
-  Value firstKey = e.addI(kvRowBase, j0);
-  copyTileAsync(*kc, sig.lookup("k"), *plan.k, idx(0),
-                e.mulI(firstKey, idx(f.dqk)), rows);
-  copyTileAsync(*kc, sig.lookup("v"), *plan.v, idx(0),
-                e.mulI(firstKey, idx(f.dv)), rows);
+  loadKeys();
   commitCopies(*kc);
   setUpTileRange();
   ring.prime(*kc);
@@ -754,8 +837,9 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
   allowContraction(func);
   if (failedRegion)
     return failure();
-  return describeLaunch(ctx, name,
-                        {ceilDivExpr("Sk", blockN), "Hkv", "B"}, threads,
+  // One more CTA column for the sink rows.
+  std::string tiles = ceilDivExpr("Sk", blockN) + (sinkRows ? " + 1" : "");
+  return describeLaunch(ctx, name, {tiles, "Hkv", "B"}, threads,
                         plan.plan.bytes(), sig);
 }
 

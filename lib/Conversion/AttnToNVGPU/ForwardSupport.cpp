@@ -107,8 +107,6 @@ kernel::backwardUnsupportedReason(AttentionGradOp op) {
     return "normalization '" + stringifyNormalization(norm).str() +
            "' (its weights need the count of visible keys per query; the "
            "backward kernel does not count them yet)";
-  if (op.getSinkKey())
-    return std::string("learned sink rows (sink_rows) in the backward");
   for (Value c : op.getCaptures()) {
     auto t = cast<RankedTensorType>(c.getType());
     if (AttentionGradOp::isDifferentiableCapture(t) &&

@@ -96,16 +96,17 @@ static LogicalResult checkSharedMemory(AttentionOp op, int64_t bytes,
 }
 
 /// The sink rows of an op fit in the one tile the kernel gives them.
-static LogicalResult checkSinkRows(AttentionOp op, int64_t blockN) {
-  if (!op.getSinkKey())
+static LogicalResult checkSinkRows(Operation *op, Value sinkKey,
+                                   int64_t blockN) {
+  if (!sinkKey)
     return success();
-  int64_t ns = op.getSinkKey().getType().getDimSize(1);
+  int64_t ns = cast<RankedTensorType>(sinkKey.getType()).getDimSize(1);
   if (ShapedType::isDynamic(ns) || ns <= blockN)
     return success();
-  return op.emitOpError() << "has " << ns
-                          << " sink rows; the GPU kernel takes at most one "
-                             "KV tile of them (kv-tile = "
-                          << blockN << ")";
+  return op->emitOpError() << "has " << ns
+                           << " sink rows; the GPU kernel takes at most one "
+                              "KV tile of them (kv-tile = "
+                           << blockN << ")";
 }
 
 /// The op is self-contained and the GPU kernels can take it at all.
@@ -158,7 +159,7 @@ attn::selectKernelConfig(AttentionOp op, const KernelConfigRequest &r) {
   int64_t bytes =
       forwardSharedMemoryBytes(op, mma, blockM, blockN, stages, norms);
   if (failed(checkSharedMemory(op, bytes, blockN, stages)) ||
-      failed(checkSinkRows(op, blockN)))
+      failed(checkSinkRows(op, op.getSinkKey(), blockN)))
     return failure();
   return KernelConfigAttr::get(op.getContext(), mma, warps, mTiles, blockM,
                                blockN, stages, pipe, norms, bytes);
@@ -191,7 +192,7 @@ LogicalResult attn::verifyKernelConfig(AttentionOp op, KernelConfigAttr c,
                             << c.getSharedMemoryBytes() << " in its '"
                             << kKernelConfigAttrName << "'; its plan needs "
                             << bytes;
-  return checkSinkRows(op, c.getBlockN());
+  return checkSinkRows(op, op.getSinkKey(), c.getBlockN());
 }
 
 LogicalResult
@@ -312,7 +313,8 @@ attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
     return op.emitOpError() << "cannot take warps=" << warps << ": " << *why;
   const int64_t stages = r.stages ? r.stages : 2;
   int64_t bytes = backwardSharedMemoryBytes(op, blockM, blockN, stages);
-  if (failed(checkBackwardSharedMemory(op, bytes, blockN, stages)))
+  if (failed(checkBackwardSharedMemory(op, bytes, blockN, stages)) ||
+      failed(checkSinkRows(op, op.getSinkKey(), blockN)))
     return failure();
   return KernelConfigAttr::get(op.getContext(), MmaKind::sync, warps, 1,
                                blockM, blockN, stages, false, KeyNormPath::none,
@@ -357,7 +359,7 @@ LogicalResult attn::verifyKernelConfig(AttentionGradOp op, KernelConfigAttr c,
                             << c.getSharedMemoryBytes() << " in its '"
                             << kKernelConfigAttrName << "'; its plan needs "
                             << bytes;
-  return success();
+  return checkSinkRows(op, op.getSinkKey(), c.getBlockN());
 }
 
 namespace {

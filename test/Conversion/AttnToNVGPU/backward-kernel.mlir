@@ -65,3 +65,25 @@ func.func @alibi_rbf(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse:
   }
   return %dq, %dk, %dv, %ds : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>
 }
+
+// -----
+
+// Learned sink rows: one more CTA column takes them as its keys, sums their
+// gradients over the batch in f32 workspaces, and a last kernel converts
+// them.
+// CHECK: kind = "backward"
+// CHECK-SAME: grid = ["ceildiv(Sk, 128) + 1", "Hkv", "B"], kernel = "sinks"
+// CHECK-SAME: kernel = "sinks_sinks"
+// CHECK-SAME: results = ["dq", "dk", "dv", "d_sink_key", "d_sink_value"]
+// CHECK-SAME: name = "d_sink_key_accum", zero = true
+// CHECK: gpu.func @sinks_sinks
+func.func @sinks(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>,
+                 %sk: tensor<?x?x64xbf16>)
+    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?x?x64xbf16>) {
+  %dq, %dk, %dv, %dsk, %dsv = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
+      sink_rows(%sk, %sk : tensor<?x?x64xbf16>, tensor<?x?x64xbf16>) score<rbf>
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
+        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?x?x64xbf16>
+  return %dq, %dk, %dv, %dsk, %dsv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?x?x64xbf16>
+}

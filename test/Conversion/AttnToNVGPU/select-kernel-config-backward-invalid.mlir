@@ -17,15 +17,15 @@ func.func @d80(%q: tensor<?x?x?x80xbf16>, %o: tensor<?x?x?x80xbf16>, %lse: tenso
 // -----
 
 func.func @sink_rows(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>,
-                     %sk: tensor<2x4x64xbf16>)
-    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<2x4x64xbf16>, tensor<2x4x64xbf16>) {
-  // expected-error @+1 {{cannot be compiled for the GPU yet: learned sink rows (sink_rows) in the backward}}
+                     %sk: tensor<2x200x64xbf16>)
+    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<2x200x64xbf16>, tensor<2x200x64xbf16>) {
+  // expected-error @+1 {{has 200 sink rows; the GPU kernel takes at most one KV tile of them (kv-tile = 128)}}
   %dq, %dk, %dv, %dsk, %dsv = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
-      sink_rows(%sk, %sk : tensor<2x4x64xbf16>, tensor<2x4x64xbf16>)
+      sink_rows(%sk, %sk : tensor<2x200x64xbf16>, tensor<2x200x64xbf16>)
       : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
         tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
-      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<2x4x64xbf16>, tensor<2x4x64xbf16>
-  return %dq, %dk, %dv, %dsk, %dsv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<2x4x64xbf16>, tensor<2x4x64xbf16>
+      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<2x200x64xbf16>, tensor<2x200x64xbf16>
+  return %dq, %dk, %dv, %dsk, %dsv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<2x200x64xbf16>, tensor<2x200x64xbf16>
 }
 
 // -----
