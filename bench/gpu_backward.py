@@ -93,7 +93,9 @@ def check(case, fwd, bwd, shape, seed, key_scale):
     if has_lse:
         o_exact = reference.attention(
             _f64(q), _f64(k), _f64(v), captures=caps,
-            sink_logits=_f64(extra.get("sink_logits")), **case.ref)
+            sink_logits=_f64(extra.get("sink_logits")),
+            sink_key=_f64(extra.get("sink_key")),
+            sink_value=_f64(extra.get("sink_value")), **case.ref)
         d_exact = (o_exact * _f64(do)).sum(-1)
         d_given = (_f64(out) * _f64(do)).sum(-1)
         ref_o = _reference(case, q, k, v, do, extra, caps,
