@@ -153,10 +153,13 @@ def gpu_module(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
                dtype: str = "bf16", captures: Sequence = (),
                sink_logits: bool = False, sink_rows: bool = False,
                return_lse: Optional[bool] = None,
-               func_name: Optional[str] = None) -> str:
+               func_name: Optional[str] = None,
+               backward: bool = False) -> str:
     """The module that ``compile`` hands to attn-opt: the ``attn.variant``
     and a function calling it (``variant @name``) with dynamic batch, head
-    and sequence sizes.
+    and sequence sizes; with ``backward``, also ``@<func>_grad`` holding the
+    ``attn.attention_grad`` of the same variant (and the forward returns
+    its lse where the normalization has one).
 
     ``captures``: per captured operand an array, a shape or a
     ``(shape, element type)`` pair; the first size is made dynamic, the rest
@@ -166,7 +169,7 @@ def gpu_module(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
     v = resolve_variant(variant)
     v._check_captures(captures)
     dv = head_dim if head_dim_v is None else head_dim_v
-    if return_lse is None:
+    if return_lse is None or backward:
         return_lse = v.has_lse
     seg = set()
     for m in v.spec.get("masks") or ():
@@ -185,8 +188,17 @@ def gpu_module(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
                    _printer.tensor_type((None, None, dv), dtype))
         if sink_rows else None,
         lse="tensor<?x?x?xf32>" if return_lse else None)
-    return (v.mlir(v.name).rstrip("\n") + "\n\n" + _printer.attention_func(
-        func_name or f"{v.name}_attention", types, variant=v.name))
+    name = func_name or f"{v.name}_attention"
+    text = (v.mlir(v.name).rstrip("\n") + "\n\n" + _printer.attention_func(
+        name, types, variant=v.name))
+    if backward:
+        # The backward takes the lse under the softmax family only.
+        if v.normalization not in _printer.LSE_OPERAND_NORMALIZATIONS:
+            types.lse = None
+        text += "\n" + _printer.attention_grad_func(
+            name + "_grad", types, variant=v.name,
+            floating=[d.elt.startswith("f") for d in v.captures])
+    return text
 
 
 def _tool_identity(path: Optional[str]) -> Optional[dict]:
@@ -380,7 +392,7 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
             return_lse: Optional[bool] = None, chip: str = "sm_90a",
             options: Optional[dict] = None,
             cache: Optional[os.PathLike] = None, force: bool = False,
-            timeout: Optional[float] = None) -> Path:
+            timeout: Optional[float] = None, backward: bool = False) -> Path:
     """Compiles ``variant`` into a kernel bundle for the GPU; returns its
     folder (``attn.cubin``, ``attn.ptx``, ``attn.json``, ``module.mlir``).
 
@@ -388,6 +400,8 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
     e.g. ``{"mma": "wgmma", "kv_tile": 64, "warps": 8, "stages": 3,
     "pipeline": "on", "m_tiles": 1}``; they are part of the cache key.
     ``timeout``: seconds attn-opt may take (``DEFAULT_TIMEOUT_S``).
+    ``backward``: the bundle also holds the backward kernels (its second
+    entry, ``kind: backward``; see ``gpu_module``).
 
     Raises ``CompileError`` with attn-opt's diagnostics when the compiler
     refuses (e.g. a variant the tensor-core kernel does not support yet),
@@ -397,7 +411,7 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
     text = gpu_module(variant, head_dim=head_dim, head_dim_v=head_dim_v,
                       dtype=dtype, captures=captures,
                       sink_logits=sink_logits, sink_rows=sink_rows,
-                      return_lse=return_lse)
+                      return_lse=return_lse, backward=backward)
     what = (f"variant '{resolve_variant(variant).name}' ({dtype}, head dims "
             f"{head_dim}/{head_dim_v or head_dim})")
     return compile_module(text, chip=chip, options=options, cache=cache,

@@ -54,7 +54,6 @@ from . import printer as _printer
 from .kinds import FEATURE_MAPS as _FEATURE_MAPS
 from .kinds import NORMALIZATIONS as _NORMALIZATIONS
 from .kinds import SCORE_KINDS as _SCORES
-from .kinds import SOFTMAX_FAMILY as _SOFTMAX_FAMILY
 from .printer import ELEMENT_TYPES, format_float, mask_attr, tensor_type
 
 __all__ = [
@@ -67,6 +66,9 @@ __all__ = [
 ]
 
 _int = _printer._int
+
+#: Capture element types that get a gradient from attn.attention_grad.
+_FLOAT_ELEMENTS = ("f16", "bf16", "f32", "f64")
 
 
 def _check_choice(what: str, value: str, choices: Tuple[str, ...]) -> None:
@@ -159,16 +161,20 @@ def emit_attention_grad_func(name: str, q_shape: Sequence[int],
     it), ``%attn_dlse`` (with ``grad_lse``), then the captures and sinks as
     in ``emit_attention_func``. Results: ``dq, dk, dv``, the sink gradients
     where the op has sinks, one gradient per floating capture
-    (``printer.attention_grad_func``).
+    (``printer.attention_grad_func``: ``%attn_dp0...`` after dv).
     """
     if "return_lse" in spec:
         raise TypeError("emit_attention_grad_func takes lse=, not return_lse=")
     if lse is None:
-        lse = spec.get("normalization", "softmax") in _SOFTMAX_FAMILY
+        lse = spec.get("normalization", "softmax") in \
+            _printer.LSE_OPERAND_NORMALIZATIONS
     types, spec_text, regions = _func_parts(name, q_shape, k_shape, v_shape,
                                             dtype, lse=lse, **spec)
+    floating = [elt in _FLOAT_ELEMENTS
+                for _, elt in spec.get("captures", ())]
     return _printer.attention_grad_func(name, types, grad_lse=grad_lse,
-                                        spec=spec_text, regions=regions)
+                                        spec=spec_text, regions=regions,
+                                        floating=floating)
 
 
 def _func_parts(name: str, q_shape, k_shape, v_shape, dtype: str, *,

@@ -27,7 +27,8 @@ __all__ = ["ELEMENT_TYPES", "MASK_PARAMS", "MASK_DEFAULTS", "SPEC_KEYS",
            "format_float", "tensor_type", "mask_attr", "compact_mask",
            "spec_text", "region_block", "region", "block", "op_line",
            "variant_op", "AttentionTypes", "attention_func",
-           "attention_grad_func", "is_float_type"]
+           "LSE_OPERAND_NORMALIZATIONS", "grad_param_types",
+           "attention_grad_func"]
 
 #: Element types of q / k / v (and the sink rows, and O).
 ELEMENT_TYPES = ("f32", "f16", "bf16")
@@ -237,17 +238,9 @@ class AttentionTypes:
     lse: Optional[str] = None
 
 
-def _check_func(name: str, variant: Optional[str], spec: str,
-                regions: Mapping[str, str]) -> None:
-    if not name or not all(c.isalnum() or c in "_$." for c in name):
-        raise ValueError(f"bad function name {name!r}")
-    if variant is not None and (spec or regions):
-        raise ValueError("an attention op names a variant or spells out "
-                         "a specification, not both")
-
-
-def _variant_operands(t: AttentionTypes) -> Tuple[list, list]:
-    """The function arguments and op clauses of the captures and sinks."""
+def _operands(t: AttentionTypes):
+    """The function arguments and op operand groups of the captures and
+    sinks (after q, k, v and, for the backward, O, dO, lse, dlse)."""
     args, operands = [], []
     if t.captures:
         names = [f"%attn_cap{n}" for n in range(len(t.captures))]
@@ -265,17 +258,20 @@ def _variant_operands(t: AttentionTypes) -> Tuple[list, list]:
     return args, operands
 
 
-def _func_text(name: str, args: Sequence[str], op_head: str,
-               operand_types: Sequence[str], results: Sequence[str],
-               result_types: Sequence[str], spec: str,
-               variant: Optional[str], regions: Mapping[str, str]) -> str:
+def _func(name: str, args, op: str, operands, spec: str, variant, regions,
+          operand_types, results, result_types) -> str:
+    if not name or not all(c.isalnum() or c in "_$." for c in name):
+        raise ValueError(f"bad function name {name!r}")
+    if variant is not None and (spec or regions):
+        raise ValueError("an attention op names a variant or spells out "
+                         "a specification, not both")
     mods = [region(kind, regions[kind]) for kind in ("score_mod", "mask_mod")
             if regions.get(kind) is not None]
     ret_sig = result_types[0] if len(result_types) == 1 else \
         "(" + ", ".join(result_types) + ")"
     lines = [
         f"func.func @{name}({', '.join(args)}) -> {ret_sig} {{",
-        f"  {', '.join(results)} = {op_head}",
+        f"  {', '.join(results)} = {op} {' '.join(operands)}",
         f"      {spec if variant is None else f'variant @{variant}'}",
         f"      : {', '.join(operand_types)}",
         f"      -> {', '.join(result_types)}" +
@@ -294,68 +290,61 @@ def attention_func(name: str, types: AttentionTypes, *, spec: str = "",
     %attn_sink_logits, %attn_sink_key, %attn_sink_value``) and whose results
     are its ``O`` (and ``lse``). The op carries ``spec`` (specification
     text) or names ``variant``, and the regions (kind -> block text)."""
-    _check_func(name, variant, spec, regions)
     t = types
-    extra_args, extra_operands = _variant_operands(t)
-    args = [f"%attn_q: {t.q}", f"%attn_k: {t.k}", f"%attn_v: {t.v}"]
-    args += extra_args
-    operands = ["%attn_q, %attn_k, %attn_v"] + extra_operands
+    args, operands = _operands(t)
+    args = [f"%attn_q: {t.q}", f"%attn_k: {t.k}", f"%attn_v: {t.v}"] + args
+    operands = ["%attn_q, %attn_k, %attn_v"] + operands
     results = ["%attn_o"] + (["%attn_lse"] if t.lse else [])
     result_types = [t.o] + ([t.lse] if t.lse else [])
-    return _func_text(name, args, f"attn.attention {' '.join(operands)}",
-                      [t.q, t.k, t.v], results, result_types, spec, variant,
-                      regions)
+    return _func(name, args, "attn.attention", operands, spec, variant,
+                 regions, [t.q, t.k, t.v], results, result_types)
 
 
-def is_float_type(type_text: str) -> bool:
-    """Whether a tensor type's element type is a float (``tensor<4xf32>``);
-    the captures that get a gradient from ``attn.attention_grad``."""
-    elt = type_text.rstrip(">").rsplit("x", 1)[-1].split("<")[-1]
-    return elt in ("f16", "bf16", "f32", "f64")
+#: The normalizations whose attn.attention_grad takes the forward's lse
+#: (docs/semantics.md §6: the softmax family; `mean` accepts it too).
+LSE_OPERAND_NORMALIZATIONS = ("softmax", "softmax1", "scalable_softmax")
 
 
-def attention_grad_func(name: str, types: AttentionTypes, *,
-                        grad_lse: bool = False, spec: str = "",
-                        variant: Optional[str] = None,
-                        regions: Mapping[str, str] = {}) -> str:
-    """``func.func @name`` holding one ``attn.attention_grad``, the backward
-    of the ``attn.attention`` that ``attention_func`` prints for ``types``.
-
-    Arguments, in the op's operand order: ``%attn_q, %attn_k, %attn_v,
-    %attn_o, %attn_do`` (``O`` and ``dO`` of type ``types.o``), ``%attn_lse``
-    (when ``types.lse`` is given: here the forward's lse, an operand),
-    ``%attn_dlse`` (with ``grad_lse``, of the lse's type), then the captures
-    and sinks as in ``attention_func``. Results: ``dq, dk, dv``, then
-    ``d_sink_logits``, ``d_sink_key, d_sink_value`` where the op has them,
-    then one gradient per floating capture (``is_float_type``)."""
-    _check_func(name, variant, spec, regions)
+def grad_param_types(types: AttentionTypes,
+                     floating: Sequence[bool] = ()) -> list:
+    """The types of ``attn.attention_grad``'s parameter gradients: the sink
+    logits', the sink rows', then each floating capture's (``floating[n]``:
+    whether capture n has a floating element type; all by default)."""
     t = types
-    if grad_lse and t.lse is None:
-        raise ValueError("grad_lse needs the lse operand (types.lse)")
-    args = [f"%attn_q: {t.q}", f"%attn_k: {t.k}", f"%attn_v: {t.v}",
-            f"%attn_o: {t.o}", f"%attn_do: {t.o}"]
-    operands = ["%attn_q, %attn_k, %attn_v, %attn_o, %attn_do"]
-    if t.lse is not None:
-        args.append(f"%attn_lse: {t.lse}")
-        operands.append(f"lse(%attn_lse : {t.lse})")
-    if grad_lse:
-        args.append(f"%attn_dlse: {t.lse}")
-        operands.append(f"grad_lse(%attn_dlse : {t.lse})")
-    extra_args, extra_operands = _variant_operands(t)
-    args += extra_args
-    operands += extra_operands
-    result_types = [t.q, t.k, t.v]
-    results = ["%attn_dq", "%attn_dk", "%attn_dv"]
-    if t.sink_logits is not None:
-        result_types.append(t.sink_logits)
-        results.append("%attn_dsink_logits")
-    if t.sink_rows is not None:
-        result_types += list(t.sink_rows)
-        results += ["%attn_dsink_key", "%attn_dsink_value"]
+    out = [] if t.sink_logits is None else [t.sink_logits]
+    out += list(t.sink_rows or ())
     for n, ty in enumerate(t.captures):
-        if is_float_type(ty):
-            result_types.append(ty)
-            results.append(f"%attn_dcap{n}")
-    return _func_text(name, args, f"attn.attention_grad {' '.join(operands)}",
-                      [t.q, t.k, t.v, t.o, t.o], results, result_types, spec,
-                      variant, regions)
+        if floating[n] if n < len(floating) else True:
+            out.append(ty)
+    return out
+
+
+def attention_grad_func(name: str, types: AttentionTypes, *, spec: str = "",
+                        variant: Optional[str] = None,
+                        regions: Mapping[str, str] = {},
+                        grad_lse: bool = False,
+                        floating: Sequence[bool] = ()) -> str:
+    """``func.func @name`` holding one ``attn.attention_grad``: arguments
+    ``%attn_q, %attn_k, %attn_v, %attn_o, %attn_do`` (O and dO of type
+    ``types.o``), ``%attn_lse`` (when ``types.lse``), ``%attn_dlse`` (with
+    ``grad_lse``), then the captures and sinks as ``attention_func``;
+    results dq, dk, dv and the parameter gradients (``grad_param_types``)."""
+    t = types
+    args, operands = _operands(t)
+    head = [f"%attn_q: {t.q}", f"%attn_k: {t.k}", f"%attn_v: {t.v}",
+            f"%attn_o: {t.o}", f"%attn_do: {t.o}"]
+    ops = ["%attn_q, %attn_k, %attn_v, %attn_o, %attn_do"]
+    if t.lse:
+        head.append(f"%attn_lse: {t.lse}")
+        ops.append(f"lse(%attn_lse : {t.lse})")
+    if grad_lse:
+        if not t.lse:
+            raise ValueError("grad_lse needs lse")
+        head.append(f"%attn_dlse: {t.lse}")
+        ops.append(f"grad_lse(%attn_dlse : {t.lse})")
+    params = grad_param_types(t, floating)
+    results = ["%attn_dq", "%attn_dk", "%attn_dv"] + [
+        f"%attn_dp{n}" for n in range(len(params))]
+    return _func(name, head + args, "attn.attention_grad", ops + operands,
+                 spec, variant, regions, [t.q, t.k, t.v, t.o, t.o], results,
+                 [t.q, t.k, t.v] + params)

@@ -3,13 +3,13 @@
 // RUN: attn-run %s --entry=grad | FileCheck %s --check-prefix=JIT
 // RUN: attn-run %s --entry=grad --lowering=loops | FileCheck %s --check-prefix=JIT
 // RUN: not attn-opt %s --attn-to-nvvm="chip=sm_90a" 2>&1 | FileCheck %s --check-prefix=CONFIG
-// RUN: not attn-opt %s --attn-to-nvgpu 2>&1 | FileCheck %s --check-prefix=NVGPU
+// RUN: not attn-opt %s --attn-instantiate-variants --attn-to-nvgpu 2>&1 | FileCheck %s --check-prefix=NVGPU
 
 // attn.attention_grad lowers through attn-to-cpu with both lowerings (after
 // attn-instantiate-variants has inlined its variant) and runs in attn-run
-// (python/tests/test_cpu_backward.py checks the numbers); the GPU passes,
-// which have no lowering of it yet, refuse it with a diagnostic on the op
-// instead of leaving it behind for the bundle writer.
+// (python/tests/test_cpu_backward.py checks the numbers). The GPU kernels
+// refuse this f32 op for its element type, and attn-to-nvgpu one without a
+// configuration.
 
 // CPU-NOT: attn.attention_grad
 // CPU: llvm.func @grad
@@ -20,8 +20,8 @@ attn.variant @causal mask = [#attn.causal]
 func.func @grad(%q: tensor<1x2x5x8xf32>, %o: tensor<1x2x5x8xf32>,
                 %lse: tensor<1x2x5xf32>)
     -> (tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>) {
-  // CONFIG: :[[@LINE+2]]:{{[0-9]+}}: error: 'attn.attention_grad' op has no lowering in attn-select-kernel-config yet; only attn.attention is lowered
-  // NVGPU: :[[@LINE+1]]:{{[0-9]+}}: error: 'attn.attention_grad' op has no lowering in attn-to-nvgpu yet; only attn.attention is lowered
+  // CONFIG: :[[@LINE+2]]:{{[0-9]+}}: error: 'attn.attention_grad' op cannot be compiled for the GPU yet: element type f32 (the tensor-core kernel takes f16 or bf16)
+  // NVGPU: :[[@LINE+1]]:{{[0-9]+}}: error: 'attn.attention_grad' op has no 'attn.kernel_config' attribute: run attn-select-kernel-config first
   %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %o
       lse(%lse : tensor<1x2x5xf32>) variant @causal
       : tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>, tensor<1x2x5x8xf32>,

@@ -482,16 +482,6 @@ LogicalResult mlir::attn::verifyInstantiated(AttentionGradOp op) {
   return verifyNoVariantRef(op);
 }
 
-LogicalResult mlir::attn::refuseAttentionGradOps(Operation *root,
-                                                 StringRef pass) {
-  WalkResult walk = root->walk([&](AttentionGradOp op) {
-    op.emitOpError() << "has no lowering in " << pass
-                     << " yet; only attn.attention is lowered";
-    return WalkResult::interrupt();
-  });
-  return failure(walk.wasInterrupted());
-}
-
 LogicalResult mlir::attn::replaceAttentionOps(
     Operation *root,
     function_ref<SmallVector<Value>(ImplicitLocOpBuilder &, AttentionOp)>

@@ -750,24 +750,6 @@ DictionaryAttr ForwardKernelBuilder::build() {
   return describe();
 }
 
-/// The configuration as plain values for the bundle.
-static DictionaryAttr describeConfig(KernelConfigAttr c) {
-  Builder bd(c.getContext());
-  auto i64 = [&](int64_t v) { return bd.getI64IntegerAttr(v); };
-  return bd.getDictionaryAttr({
-      bd.getNamedAttr("mma", bd.getStringAttr(stringifyMmaKind(c.getMma()))),
-      bd.getNamedAttr("warps", i64(c.getWarps())),
-      bd.getNamedAttr("m_tiles", i64(c.getMTiles())),
-      bd.getNamedAttr("block_m", i64(c.getBlockM())),
-      bd.getNamedAttr("block_n", i64(c.getBlockN())),
-      bd.getNamedAttr("stages", i64(c.getStages())),
-      bd.getNamedAttr("pipelined", bd.getBoolAttr(c.getPipelined())),
-      bd.getNamedAttr("key_norms",
-                      bd.getStringAttr(stringifyKeyNormPath(c.getKeyNorms()))),
-      bd.getNamedAttr("shared_memory_bytes", i64(c.getSharedMemoryBytes())),
-  });
-}
-
 DictionaryAttr ForwardKernelBuilder::describe() {
   MLIRContext *ctx = op.getContext();
   Builder bd(ctx);
@@ -810,7 +792,7 @@ DictionaryAttr ForwardKernelBuilder::describe() {
       bd.getNamedAttr("head_dim_qk", bd.getI64IntegerAttr(f.dqk)),
       bd.getNamedAttr("head_dim_v", bd.getI64IntegerAttr(f.dv)),
       bd.getNamedAttr("has_lse_result", bd.getBoolAttr(bool(op.getLse()))),
-      bd.getNamedAttr("config", describeConfig(config)),
+      bd.getNamedAttr("config", describeKernelConfig(config)),
       bd.getNamedAttr("params", bd.getArrayAttr(params)),
       bd.getNamedAttr("workspaces", bd.getArrayAttr(workspaces)),
       bd.getNamedAttr("launches", bd.getArrayAttr(launches)),

@@ -175,12 +175,6 @@ Value emitVisibleCount(ScalarEmitter &e, const AttnOpInfo &info, Value b,
 LogicalResult verifyInstantiated(AttentionOp op);
 LogicalResult verifyInstantiated(AttentionGradOp op);
 
-/// Fails, with a diagnostic on the op naming `pass`, when `root` holds an
-/// attn.attention_grad: for the lowerings that handle the forward op only
-/// (the GPU passes), which must not leave a backward op behind for the later
-/// passes to trip over.
-LogicalResult refuseAttentionGradOps(Operation *root, StringRef pass);
-
 /// Replaces every attn.attention under `root` by what `lower` emits in its
 /// place. Fails, with a diagnostic on the op, on one that still references a
 /// variant.

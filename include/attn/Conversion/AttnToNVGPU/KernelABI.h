@@ -12,6 +12,7 @@
 #ifndef ATTN_CONVERSION_ATTNTONVGPU_KERNELABI_H
 #define ATTN_CONVERSION_ATTNTONVGPU_KERNELABI_H
 
+#include "attn/Dialect/Attn/IR/AttnOps.h"
 #include "mlir/IR/Block.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/StringMap.h"
@@ -57,6 +58,9 @@ DictionaryAttr describeLaunch(MLIRContext *ctx, StringRef kernelName,
                               ArrayRef<std::string> grid, int64_t blockThreads,
                               int64_t sharedMemoryBytes,
                               const KernelSignature &signature);
+
+/// The configuration as plain values for the bundle's `config`.
+DictionaryAttr describeKernelConfig(KernelConfigAttr config);
 
 /// `ceildiv(size, n)`, the grid expression of `size` split in tiles of n.
 std::string ceilDivExpr(StringRef size, int64_t n);
