@@ -94,8 +94,8 @@ def AttnToFlashPass : Pass<"attn-to-flash"> {
 
 def AttnSelectKernelConfigPass
     : Pass<"attn-select-kernel-config", "::mlir::ModuleOp"> {
-  let summary = "Choose, once per attn.attention, how its GPU kernel is "
-                "built (#attn.kernel_config)";
+  let summary = "Choose, once per attn.attention or attn.attention_grad, "
+                "how its GPU kernels are built (#attn.kernel_config)";
   let description = [{
     Decides for every attn.attention the instruction family (`mma.sync` or
     Hopper's `wgmma`), warps and m-tiles per CTA, the KV tile, the depth of
@@ -117,7 +117,11 @@ def AttnSelectKernelConfigPass
       dims up to 64 (else 32), 3 stages;
     - RBF key norms on the tensor cores (`key_norms = mma`) for bf16 wgmma
       kernels whose scores feed a shift-invariant softmax untouched by a
-      score region, with no sink rows; else f32 norms in shared memory.
+      score region, with no sink rows; else f32 norms in shared memory;
+    - attn.attention_grad (the backward kernels): mma.sync, 16 keys per warp
+      (`block_n = 16 * warps`), 8 warps where the dQ product splits the head
+      dim in two (Dqk a multiple of 32), else 4; 64-query steps
+      (`block_m`), 2 stages of the Q/dO ring, no pipelining.
 
     Ops the GPU kernels cannot take, forced options they cannot honour and
     plans that exceed shared memory are diagnostics on the op. Ops that
@@ -148,8 +152,8 @@ def AttnSelectKernelConfigPass
 }
 
 def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
-  let summary = "Generate a tensor-core GPU kernel (gpu.func) for every "
-                "attn.attention";
+  let summary = "Generate tensor-core GPU kernels (gpu.func) for every "
+                "attn.attention and attn.attention_grad";
   let description = [{
     For every attn.attention in the module, a `gpu.func` kernel in
     `gpu.module @attn_kernels`, named after the function that held the op,
@@ -163,6 +167,17 @@ def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
     that are not fully visible, hidden tiles never visited, exp2 domain), the
     plain or software-pipelined KV loop, and the RBF key-norm prologue
     kernel (`<name>_key_norms`).
+
+    For every attn.attention_grad, the backward kernels in FlashAttention-2's
+    order (lib/Conversion/AttnToNVGPU/BackwardKernel.cpp): `<name>_pre`
+    (delta = rowsum(dO * O) - dlse, gamma |q|^2, the sink logits' gradient),
+    `<name>` (one CTA per KV tile, kv head and batch: P and dS recomputed per
+    element, the score region's derivative from ScoreModVJP, dK and dV in
+    registers, dQ through shared memory into an f32 workspace by atomics;
+    one more CTA column for learned sink rows), `<name>_post` (dQ converted)
+    and `<name>_sinks` (the sink rows' gradients). Their entry of the launch
+    description has `kind = "backward"` and lists its `results` in the op's
+    order; results and workspaces filled by atomics are marked `zero`.
 
     Kernel arguments: q, k, v, o, lse (a workspace when the op has no LSE
     result), [sink_logits], [sink_key, sink_value], captures...,
