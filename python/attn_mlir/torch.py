@@ -225,8 +225,8 @@ def _attention_backward_op(do: Tensor, dlse: Optional[Tensor], q: Tensor,
 
     def run():
         return _compiler.attention_grad(
-            q, k, v, o, lse if has_lse else None, do, variant=var,
-            captures=list(captures), dlse=dlse if has_lse else None,
+            q, k, v, o, do, variant=var, lse=lse if has_lse else None,
+            grad_lse=dlse if has_lse else None, captures=list(captures),
             **_sinks(sink_logits, sink_key, sink_value))
     g = _timed("backward", variant, q, k, v, captures, sink_key, run)
     got = [g.dq, g.dk, g.dv] + [x for x in (g.d_sink_logits, g.d_sink_key,
