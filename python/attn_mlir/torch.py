@@ -54,6 +54,7 @@ import torch
 from torch import Tensor
 
 from . import compiler as _compiler
+from . import dsl as _dsl
 from . import variants as _variants
 from ._variant import VariantBase
 
@@ -82,6 +83,7 @@ def variant_key(variant) -> str:
     if not isinstance(variant, VariantBase):
         raise TypeError(f"variant is a library name or a variant object, "
                         f"got {type(variant).__name__}")
+    _register_constant(type(variant))
     key = variant.__dict__.get(_KEY_ATTR)
     if key is None:
         key = variant.mlir()
@@ -254,6 +256,7 @@ def _setup_context(ctx, inputs, output):
     q, k, v, captures, sink_logits, sink_key, sink_value, variant = inputs
     o, lse = output
     ctx.variant = variant
+    ctx.set_materialize_grads(False)       # dlse is None when lse is unused
     ctx.n_captures = len(captures)
     ctx.floating = [c.is_floating_point() for c in captures]
     ctx.sinks = (sink_logits is not None, sink_key is not None)
@@ -265,6 +268,8 @@ def _backward(ctx, do, dlse):
     q, k, v, o, lse, *rest = ctx.saved_tensors
     captures = rest[:ctx.n_captures]
     sink_logits, sink_key, sink_value = rest[ctx.n_captures:]
+    if do is None:                      # only lse is used downstream
+        do = torch.zeros_like(o)
     grads = iter(torch.ops.attn_mlir.attention_backward(
         do.contiguous(), None if dlse is None else dlse.contiguous(), q, k,
         v, o, lse, list(captures), sink_logits, sink_key, sink_value,
@@ -283,6 +288,19 @@ _attention_op.register_autograd(_backward, setup_context=_setup_context)
 # ---------------------------------------------------------------------------
 # The function
 # ---------------------------------------------------------------------------
+
+def _register_constant(cls) -> None:
+    """Lets torch.compile pass variants of ``cls`` to ``_variant_info`` as
+    constants (guarded by identity: ``VariantBase.__eq__``)."""
+    from torch.utils import _pytree
+    register = getattr(_pytree, "register_constant", None)
+    if register is not None and not _pytree.is_constant_class(cls):
+        register(cls)
+
+
+_register_constant(_variants.LibraryVariant)
+_register_constant(_dsl.Variant)
+
 
 @torch.compiler.assume_constant_result
 def _variant_info(variant) -> tuple:

@@ -416,6 +416,22 @@ def test_torch_compile_dsl_variant_and_sinks():
         assert torch.allclose(a, b, rtol=0, atol=1e-12)
 
 
+def test_torch_compile_guards_on_the_variant():
+    """One compiled function called with two variants (objects and names)
+    computes each one: the variant is a guarded constant."""
+    torch._dynamo.reset()
+    _, x, _, _ = _case("causal", seed=7)
+    q = x["q"].detach()
+
+    def f(q, var):
+        return attn.attention(q, q, q, variant=var)
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    for var in (_softcap, _SOFTMAX1, "causal", "softmax", _softcap):
+        assert torch.equal(compiled(q, var), f(q, var)), var
+    assert not torch.allclose(f(q, _softcap), f(q, _SOFTMAX1))
+
+
 @pytest.mark.parametrize("name", ["alibi", "rbf_sink_rows", "sigmoid",
                                   "temperature_padding", "gpt_oss_sinks"])
 def test_fake_shapes(name):
