@@ -1,6 +1,8 @@
 """Compile and run attention variants.
 
-``attention(q, k, v, variant=...)`` computes one attention:
+``attention(q, k, v, variant=...)`` computes one attention, and
+``attention_grad(q, k, v, o, do, variant=..., lse=...)`` its gradients
+(the same dispatch; the GPU backward is not built yet):
 
 * on torch tensors that live on a CUDA device, through a kernel bundle
   (``compile``) launched by ``attn_mlir.runtime``;
@@ -44,16 +46,21 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from . import printer as _printer
 from ._variant import CAPTURE_ELEMENTS, VariantBase, _np
+from .kinds import SOFTMAX_FAMILY
+
+#: The capture element types that get a gradient from the backward.
+FLOAT_CAPTURE_ELEMENTS = ("f32",)
 
 __all__ = ["CompileError", "ToolTimeout", "find_tool", "cache_dir",
            "resolve_variant", "gpu_module", "compile", "compile_module",
-           "attention", "KERNEL_OPTIONS", "DEFAULT_TIMEOUT_S"]
+           "attention", "attention_grad", "AttentionGrads",
+           "KERNEL_OPTIONS", "DEFAULT_TIMEOUT_S"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -473,18 +480,12 @@ def _cpu_arrays(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
     return arrays
 
 
-def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
-             sink_value, return_lse, lowering, dtype, timeout):
+def _attn_run(text: str, arrays: Sequence[np.ndarray], num_results: int,
+              lowering: str, what: str,
+              timeout: Optional[float]) -> list:
+    """attn-run's results (arrays) of the function ``attn_cpu`` in ``text``
+    on ``arrays``."""
     attn_run = _require_tool("attn-run")
-    dtype = dtype or _dtype_name(q)
-    arrays = _cpu_arrays(v, q, k, v_, captures, sink_logits, sink_key,
-                         sink_value, dtype)
-    text = v.emit_func(
-        "attn_cpu", arrays[0].shape, arrays[1].shape, arrays[2].shape, dtype,
-        captures=[a.shape for a in arrays[3:3 + len(captures)]],
-        sink_logits=sink_logits is not None,
-        sink_rows=None if sink_key is None else arrays[-2].shape[1],
-        return_lse=return_lse)
     with tempfile.TemporaryDirectory(prefix="attn_mlir_") as tmp:
         tmp = Path(tmp)
         src = tmp / "attention.mlir"
@@ -494,16 +495,29 @@ def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
             p = tmp / f"in{n}.npy"
             np.save(p, np.ascontiguousarray(a))
             ins.append(str(p))
-        outs = [str(tmp / "o.npy")] + ([str(tmp / "lse.npy")]
-                                       if return_lse else [])
+        outs = [str(tmp / f"out{n}.npy") for n in range(num_results)]
         r = run_tool(
             [attn_run, str(src), "--entry=attn_cpu", f"--lowering={lowering}",
              "--input=" + ",".join(ins), "--output=" + ",".join(outs)],
-            timeout=timeout, what=f" on variant '{v.name}'")
+            timeout=timeout, what=f" on {what}")
         if r.returncode:
-            raise CompileError(f"attn-run failed on variant '{v.name}':",
-                               r.stderr.strip())
-        results = [np.load(p) for p in outs]
+            raise CompileError(f"attn-run failed on {what}:", r.stderr.strip())
+        return [np.load(p) for p in outs]
+
+
+def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
+             sink_value, return_lse, lowering, dtype, timeout):
+    dtype = dtype or _dtype_name(q)
+    arrays = _cpu_arrays(v, q, k, v_, captures, sink_logits, sink_key,
+                         sink_value, dtype)
+    text = v.emit_func(
+        "attn_cpu", arrays[0].shape, arrays[1].shape, arrays[2].shape, dtype,
+        captures=[a.shape for a in arrays[3:3 + len(captures)]],
+        sink_logits=sink_logits is not None,
+        sink_rows=None if sink_key is None else arrays[-2].shape[1],
+        return_lse=return_lse)
+    results = _attn_run(text, arrays, 2 if return_lse else 1, lowering,
+                        f"variant '{v.name}'", timeout)
     if _is_torch(q):
         import torch
         results[0] = torch.from_numpy(results[0]).to(q.dtype)
@@ -515,6 +529,23 @@ def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
 # ---------------------------------------------------------------------------
 # The entry point
 # ---------------------------------------------------------------------------
+
+def _check_call(var: VariantBase, captures, sink_logits, sink_key,
+                sink_value, lowering, timeout, options) -> None:
+    """The checks ``attention`` and ``attention_grad`` share."""
+    var._check_captures(captures)
+    if (sink_key is None) != (sink_value is None):
+        raise ValueError("sink rows need both sink_key and sink_value")
+    if var.sink_logits and sink_logits is None:
+        raise ValueError(f"variant '{var.name}' needs sink_logits [Hq]")
+    if var.sink_rows and sink_key is None:
+        raise ValueError(f"variant '{var.name}' needs sink_key and "
+                         "sink_value")
+    if lowering not in ("flash", "loops"):
+        raise ValueError(f"lowering is 'flash' or 'loops', got {lowering!r}")
+    _timeout(timeout)
+    kernel_option_args(options)
+
 
 def attention(q, k, v, *, variant, captures: Sequence = (),
               sink_logits=None, sink_key=None, sink_value=None,
@@ -543,22 +574,141 @@ def attention(q, k, v, *, variant, captures: Sequence = (),
     (float32 for f32 and bf16, float16 for f16).
     """
     var = resolve_variant(variant)
-    var._check_captures(captures)
-    if (sink_key is None) != (sink_value is None):
-        raise ValueError("sink rows need both sink_key and sink_value")
-    if var.sink_logits and sink_logits is None:
-        raise ValueError(f"variant '{var.name}' needs sink_logits [Hq]")
-    if var.sink_rows and sink_key is None:
-        raise ValueError(f"variant '{var.name}' needs sink_key and "
-                         "sink_value")
+    _check_call(var, captures, sink_logits, sink_key, sink_value, lowering,
+                timeout, options)
     if return_lse and not var.has_lse:
         raise ValueError(f"'{var.normalization}' defines no lse")
-    if lowering not in ("flash", "loops"):
-        raise ValueError(f"lowering is 'flash' or 'loops', got {lowering!r}")
-    _timeout(timeout)
-    kernel_option_args(options)
     if _is_torch(q) and q.is_cuda:
         return _run_gpu(var, q, k, v, list(captures), sink_logits, sink_key,
                         sink_value, return_lse, chip, options, timeout)
     return _run_cpu(var, q, k, v, list(captures), sink_logits, sink_key,
                     sink_value, return_lse, lowering, dtype, timeout)
+
+
+# ---------------------------------------------------------------------------
+# The backward
+# ---------------------------------------------------------------------------
+
+class AttentionGrads(NamedTuple):
+    """What ``attention_grad`` returns: the fields of
+    ``reference.AttentionGrads``, as arrays (or tensors) of q's kind.
+
+    ``dq``, ``dk``, ``dv``, ``d_sink_key``, ``d_sink_value`` have the
+    element type of q (numpy: float32 for f32 and bf16, float16 for f16);
+    ``d_sink_logits`` and the capture gradients are float32.
+    ``d_sink_logits``, ``d_sink_key``, ``d_sink_value`` are None when the op
+    has no such operand; ``d_captures`` has one entry per capture, None for
+    an integer one.
+    """
+    dq: Any
+    dk: Any
+    dv: Any
+    d_sink_logits: Any
+    d_sink_key: Any
+    d_sink_value: Any
+    d_captures: tuple
+
+
+def _run_gpu_grad(v: VariantBase, q, k, v_, o, do, lse, grad_lse, captures,
+                  sink_logits, sink_key, sink_value, chip, options,
+                  timeout) -> AttentionGrads:
+    """The backward on CUDA tensors (the GPU kernels of issue 10 item 4)."""
+    raise CompileError("the GPU backward is not built yet")
+
+
+def _grads_from_results(v: VariantBase, results: list, q, has_sink_logits,
+                        has_sink_rows) -> AttentionGrads:
+    """The op's results (numpy, in its result order) as AttentionGrads of
+    q's kind."""
+    if _is_torch(q):
+        import torch
+
+        def like_q(a):
+            return torch.from_numpy(a).to(q.dtype)
+
+        def f32(a):
+            return torch.from_numpy(np.ascontiguousarray(a, np.float32))
+    else:
+        def like_q(a):
+            return a
+
+        def f32(a):
+            return a
+    it = iter(results)
+    dq, dk, dv = (like_q(next(it)) for _ in range(3))
+    dsl = f32(next(it)) if has_sink_logits else None
+    dsk = dsv = None
+    if has_sink_rows:
+        dsk, dsv = like_q(next(it)), like_q(next(it))
+    dcaps = tuple(f32(next(it)) if decl.elt in FLOAT_CAPTURE_ELEMENTS
+                  else None for decl in v.captures)
+    return AttentionGrads(dq, dk, dv, dsl, dsk, dsv, dcaps)
+
+
+def _run_cpu_grad(v: VariantBase, q, k, v_, o, do, lse, grad_lse, captures,
+                  sink_logits, sink_key, sink_value, lowering, dtype,
+                  timeout) -> AttentionGrads:
+    dtype = dtype or _dtype_name(q)
+    arrays = _cpu_arrays(v, q, k, v_, captures, sink_logits, sink_key,
+                         sink_value, dtype)
+    per_query = [_to_npy_float(o, dtype), _to_npy_float(do, dtype)]
+    per_query += [np.asarray(_np(x), dtype=np.float32)
+                  for x in (lse, grad_lse) if x is not None]
+    arrays[3:3] = per_query
+    first_cap = 3 + len(per_query)
+    text = v.emit_grad_func(
+        "attn_cpu", arrays[0].shape, arrays[1].shape, arrays[2].shape, dtype,
+        captures=[a.shape for a in arrays[first_cap:first_cap +
+                                          len(captures)]],
+        sink_logits=sink_logits is not None,
+        sink_rows=None if sink_key is None else arrays[-2].shape[1],
+        lse=lse is not None, grad_lse=grad_lse is not None)
+    num_results = 3 + (sink_logits is not None) + 2 * (sink_key is not None)
+    num_results += sum(decl.elt in FLOAT_CAPTURE_ELEMENTS
+                       for decl in v.captures)
+    results = _attn_run(text, arrays, num_results, lowering,
+                        f"the backward of variant '{v.name}'", timeout)
+    return _grads_from_results(v, results, q, sink_logits is not None,
+                               sink_key is not None)
+
+
+def attention_grad(q, k, v, o, do, *, variant, lse=None, grad_lse=None,
+                   captures: Sequence = (), sink_logits=None, sink_key=None,
+                   sink_value=None, lowering: str = "flash",
+                   dtype: Optional[str] = None, chip: str = "sm_90a",
+                   options: Optional[dict] = None,
+                   timeout: Optional[float] = None) -> AttentionGrads:
+    """The gradients of ``attention(q, k, v, variant=...)`` for the loss
+    ``L = sum(do * O) + sum(grad_lse * lse)`` (``attn.attention_grad``,
+    docs/semantics.md §6).
+
+    * ``q``, ``k``, ``v``, ``captures``, the sinks, ``variant``,
+      ``lowering``, ``dtype``, ``options``, ``timeout``: as in
+      ``attention``; ``o = O [B, Hq, Sq, Dv]`` the forward's output and
+      ``do = dL/dO`` of its shape.
+    * ``lse [B, Hq, Sq]``: the forward's (``attention(...,
+      return_lse=True)``); required for the softmax family, accepted under
+      ``mean``, refused otherwise. ``grad_lse``: ``dL/dlse``, only with
+      ``lse``.
+
+    Returns ``AttentionGrads`` (the fields of ``reference.AttentionGrads``,
+    of q's kind). Numpy arrays and CPU tensors run on the CPU JIT
+    (``lowering='flash'``: the tiled FlashAttention-2 order, ``'loops'``:
+    the literal definition); CUDA tensors go to the GPU backward.
+    """
+    var = resolve_variant(variant)
+    _check_call(var, captures, sink_logits, sink_key, sink_value, lowering,
+                timeout, options)
+    if lse is None and var.normalization in SOFTMAX_FAMILY:
+        raise ValueError(f"the backward of '{var.normalization}' needs the "
+                         "forward's lse (attention(..., return_lse=True))")
+    if lse is not None and not var.has_lse:
+        raise ValueError(f"'{var.normalization}' defines no lse; pass none")
+    if grad_lse is not None and lse is None:
+        raise ValueError("grad_lse needs lse: it is the gradient of the "
+                         "forward's lse")
+    args = (var, q, k, v, o, do, lse, grad_lse, list(captures), sink_logits,
+            sink_key, sink_value)
+    if _is_torch(q) and q.is_cuda:
+        return _run_gpu_grad(*args, chip, options, timeout)
+    return _run_cpu_grad(*args, lowering, dtype, timeout)

@@ -4,8 +4,8 @@ Everything attn_mlir hands to ``attn-opt`` / ``attn-run`` is printed here:
 float literals and tensor types, mask attributes, the variant specification
 (``score<rbf> scale = ... mask = [...] normalize<...> ...``), region blocks
 and the ops of their bodies, ``attn.variant`` ops, and functions holding
-one ``attn.attention`` (with the specification inline or ``variant
-@name``). ``attn_mlir.parser`` reads the same syntax back.
+one ``attn.attention`` or one ``attn.attention_grad`` (with the
+specification inline or ``variant @name``). ``attn_mlir.parser`` reads the same syntax back.
 
 Standard library only. The syntax is the dialect's pretty form
 (``include/attn/Dialect/Attn/IR/AttnOps.td``, examples in
@@ -26,7 +26,8 @@ from .kinds import MASK_PARAMS as _KIND_MASK_PARAMS
 __all__ = ["ELEMENT_TYPES", "MASK_PARAMS", "MASK_DEFAULTS", "SPEC_KEYS",
            "format_float", "tensor_type", "mask_attr", "compact_mask",
            "spec_text", "region_block", "region", "block", "op_line",
-           "variant_op", "AttentionTypes", "attention_func"]
+           "variant_op", "AttentionTypes", "attention_func",
+           "attention_grad_func", "is_float_type"]
 
 #: Element types of q / k / v (and the sink rows, and O).
 ELEMENT_TYPES = ("f32", "f16", "bf16")
@@ -236,22 +237,18 @@ class AttentionTypes:
     lse: Optional[str] = None
 
 
-def attention_func(name: str, types: AttentionTypes, *, spec: str = "",
-                   variant: Optional[str] = None,
-                   regions: Mapping[str, str] = {}) -> str:
-    """``func.func @name`` whose arguments are the operands of one
-    ``attn.attention`` (``%attn_q, %attn_k, %attn_v, %attn_cap0..,
-    %attn_sink_logits, %attn_sink_key, %attn_sink_value``) and whose results
-    are its ``O`` (and ``lse``). The op carries ``spec`` (specification
-    text) or names ``variant``, and the regions (kind -> block text)."""
+def _check_func(name: str, variant: Optional[str], spec: str,
+                regions: Mapping[str, str]) -> None:
     if not name or not all(c.isalnum() or c in "_$." for c in name):
         raise ValueError(f"bad function name {name!r}")
     if variant is not None and (spec or regions):
-        raise ValueError("an attn.attention names a variant or spells out "
+        raise ValueError("an attention op names a variant or spells out "
                          "a specification, not both")
-    t = types
-    args = [f"%attn_q: {t.q}", f"%attn_k: {t.k}", f"%attn_v: {t.v}"]
-    operands = ["%attn_q, %attn_k, %attn_v"]
+
+
+def _variant_operands(t: AttentionTypes) -> Tuple[list, list]:
+    """The function arguments and op clauses of the captures and sinks."""
+    args, operands = [], []
     if t.captures:
         names = [f"%attn_cap{n}" for n in range(len(t.captures))]
         args += [f"{n}: {ty}" for n, ty in zip(names, t.captures)]
@@ -265,20 +262,100 @@ def attention_func(name: str, types: AttentionTypes, *, spec: str = "",
         args += [f"%attn_sink_key: {tsk}", f"%attn_sink_value: {tsv}"]
         operands.append(f"sink_rows(%attn_sink_key, %attn_sink_value : "
                         f"{tsk}, {tsv})")
-    results = ["%attn_o"] + (["%attn_lse"] if t.lse else [])
-    result_types = [t.o] + ([t.lse] if t.lse else [])
+    return args, operands
+
+
+def _func_text(name: str, args: Sequence[str], op_head: str,
+               operand_types: Sequence[str], results: Sequence[str],
+               result_types: Sequence[str], spec: str,
+               variant: Optional[str], regions: Mapping[str, str]) -> str:
     mods = [region(kind, regions[kind]) for kind in ("score_mod", "mask_mod")
             if regions.get(kind) is not None]
     ret_sig = result_types[0] if len(result_types) == 1 else \
         "(" + ", ".join(result_types) + ")"
     lines = [
         f"func.func @{name}({', '.join(args)}) -> {ret_sig} {{",
-        f"  {', '.join(results)} = attn.attention {' '.join(operands)}",
+        f"  {', '.join(results)} = {op_head}",
         f"      {spec if variant is None else f'variant @{variant}'}",
-        f"      : {t.q}, {t.k}, {t.v}",
+        f"      : {', '.join(operand_types)}",
         f"      -> {', '.join(result_types)}" +
         (" " + " ".join(mods) if mods else ""),
         f"  return {', '.join(results)} : {', '.join(result_types)}",
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def attention_func(name: str, types: AttentionTypes, *, spec: str = "",
+                   variant: Optional[str] = None,
+                   regions: Mapping[str, str] = {}) -> str:
+    """``func.func @name`` whose arguments are the operands of one
+    ``attn.attention`` (``%attn_q, %attn_k, %attn_v, %attn_cap0..,
+    %attn_sink_logits, %attn_sink_key, %attn_sink_value``) and whose results
+    are its ``O`` (and ``lse``). The op carries ``spec`` (specification
+    text) or names ``variant``, and the regions (kind -> block text)."""
+    _check_func(name, variant, spec, regions)
+    t = types
+    extra_args, extra_operands = _variant_operands(t)
+    args = [f"%attn_q: {t.q}", f"%attn_k: {t.k}", f"%attn_v: {t.v}"]
+    args += extra_args
+    operands = ["%attn_q, %attn_k, %attn_v"] + extra_operands
+    results = ["%attn_o"] + (["%attn_lse"] if t.lse else [])
+    result_types = [t.o] + ([t.lse] if t.lse else [])
+    return _func_text(name, args, f"attn.attention {' '.join(operands)}",
+                      [t.q, t.k, t.v], results, result_types, spec, variant,
+                      regions)
+
+
+def is_float_type(type_text: str) -> bool:
+    """Whether a tensor type's element type is a float (``tensor<4xf32>``);
+    the captures that get a gradient from ``attn.attention_grad``."""
+    elt = type_text.rstrip(">").rsplit("x", 1)[-1].split("<")[-1]
+    return elt in ("f16", "bf16", "f32", "f64")
+
+
+def attention_grad_func(name: str, types: AttentionTypes, *,
+                        grad_lse: bool = False, spec: str = "",
+                        variant: Optional[str] = None,
+                        regions: Mapping[str, str] = {}) -> str:
+    """``func.func @name`` holding one ``attn.attention_grad``, the backward
+    of the ``attn.attention`` that ``attention_func`` prints for ``types``.
+
+    Arguments, in the op's operand order: ``%attn_q, %attn_k, %attn_v,
+    %attn_o, %attn_do`` (``O`` and ``dO`` of type ``types.o``), ``%attn_lse``
+    (when ``types.lse`` is given: here the forward's lse, an operand),
+    ``%attn_dlse`` (with ``grad_lse``, of the lse's type), then the captures
+    and sinks as in ``attention_func``. Results: ``dq, dk, dv``, then
+    ``d_sink_logits``, ``d_sink_key, d_sink_value`` where the op has them,
+    then one gradient per floating capture (``is_float_type``)."""
+    _check_func(name, variant, spec, regions)
+    t = types
+    if grad_lse and t.lse is None:
+        raise ValueError("grad_lse needs the lse operand (types.lse)")
+    args = [f"%attn_q: {t.q}", f"%attn_k: {t.k}", f"%attn_v: {t.v}",
+            f"%attn_o: {t.o}", f"%attn_do: {t.o}"]
+    operands = ["%attn_q, %attn_k, %attn_v, %attn_o, %attn_do"]
+    if t.lse is not None:
+        args.append(f"%attn_lse: {t.lse}")
+        operands.append(f"lse(%attn_lse : {t.lse})")
+    if grad_lse:
+        args.append(f"%attn_dlse: {t.lse}")
+        operands.append(f"grad_lse(%attn_dlse : {t.lse})")
+    extra_args, extra_operands = _variant_operands(t)
+    args += extra_args
+    operands += extra_operands
+    result_types = [t.q, t.k, t.v]
+    results = ["%attn_dq", "%attn_dk", "%attn_dv"]
+    if t.sink_logits is not None:
+        result_types.append(t.sink_logits)
+        results.append("%attn_dsink_logits")
+    if t.sink_rows is not None:
+        result_types += list(t.sink_rows)
+        results += ["%attn_dsink_key", "%attn_dsink_value"]
+    for n, ty in enumerate(t.captures):
+        if is_float_type(ty):
+            result_types.append(ty)
+            results.append(f"%attn_dcap{n}")
+    return _func_text(name, args, f"attn.attention_grad {' '.join(operands)}",
+                      [t.q, t.k, t.v, t.o, t.o], results, result_types, spec,
+                      variant, regions)
