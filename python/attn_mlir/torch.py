@@ -188,8 +188,8 @@ def _attention_op(q: Tensor, k: Tensor, v: Tensor, captures: List[Tensor],
     def run():
         return _compiler.attention(
             q, k, v, variant=var, captures=list(captures),
-            return_lse=var.has_lse, **_sinks(sink_logits, sink_key,
-                                             sink_value))
+            return_lse=var.has_lse, cpu_cache=True,
+            **_sinks(sink_logits, sink_key, sink_value))
     out = _timed("forward", variant, q, k, v, captures, sink_key, run)
     o, lse = out if var.has_lse else (out, None)
     o = o.to(device=q.device, dtype=q.dtype).contiguous()
@@ -229,7 +229,7 @@ def _attention_backward_op(do: Tensor, dlse: Optional[Tensor], q: Tensor,
         return _compiler.attention_grad(
             q, k, v, o, do, variant=var, lse=lse if has_lse else None,
             grad_lse=dlse if has_lse else None, captures=list(captures),
-            **_sinks(sink_logits, sink_key, sink_value))
+            cpu_cache=True, **_sinks(sink_logits, sink_key, sink_value))
     g = _timed("backward", variant, q, k, v, captures, sink_key, run)
     got = [g.dq, g.dk, g.dv] + [x for x in (g.d_sink_logits, g.d_sink_key,
                                             g.d_sink_value) if x is not None]
