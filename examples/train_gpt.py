@@ -22,7 +22,7 @@ attention can do.
 
 On the GPU (bf16 autocast) it trains a 4-layer model for --steps (300)
 steps; without one it trains a tiny 2-layer model on the CPU path (f32, the
-compiled CPU modules of attn_mlir.cpu_module) for 40 steps. It writes a PNG
+compiled CPU modules of attn_mlir.cpu_module) for 80 steps. It writes a PNG
 of the loss curves (--png, default build/examples/train_gpt.png), prints
 tokens/s and the first-call compile times per configuration, and exits
 non-zero if any loss is NaN or the final validation loss of `softmax` is off
@@ -198,7 +198,7 @@ def sizes(gpu: bool, steps) -> dict:
         return dict(layers=4, heads=4, width=256, block=256, batch=32,
                     steps=steps or 300, lr=1e-3, chars=300_000, eval_batches=8)
     return dict(layers=2, heads=2, width=32, block=32, batch=8,
-                steps=steps or 40, lr=3e-3, chars=100_000, eval_batches=4)
+                steps=steps or 80, lr=3e-3, chars=100_000, eval_batches=4)
 
 
 def batches(data, n: int, batch: int, block: int, seed: int, device):
@@ -321,11 +321,16 @@ def main() -> int:
           f"{s['layers']} layers, {s['heads']} heads of {s['width'] // s['heads']}"
           f", context {s['block']}, batch {s['batch']}, {s['steps']} steps on "
           f"{'the GPU (bf16 autocast)' if gpu else 'the CPU (f32)'}")
-    results = {}
+    results, failed = {}, []
     for config in configs:
         t0 = time.perf_counter()
-        results[config] = r = train(config, s, data[:cut], data[cut:],
-                                    len(chars), device)
+        try:
+            results[config] = r = train(config, s, data[:cut], data[cut:],
+                                        len(chars), device)
+        except compiler.CompileError as e:
+            print(f"FAIL {config}: {e}")
+            failed.append(config)
+            continue
         extra = (f", |sink rows| {r['sink_norm']:.3f} (zero at the start)"
                  if "sink_norm" in r else "")
         print(f"{config:10s} final loss {r['losses'][-1]:.4f}  val "
@@ -338,10 +343,10 @@ def main() -> int:
                   f"{st['device']} {st['first_call_s']:.3f} s")
     plot(results, args.png, f"char-level GPT, {'GPU' if gpu else 'CPU'}")
 
-    failed = [c for c, r in results.items()
-              if not all(math.isfinite(x) for x in r["losses"] + [r["val"]])]
-    for c in failed:
-        print(f"FAIL {c}: a loss is NaN or infinite")
+    for c, r in results.items():
+        if not all(math.isfinite(x) for x in r["losses"] + [r["val"]]):
+            print(f"FAIL {c}: a loss is NaN or infinite")
+            failed.append(c)
     if "sdpa" in results and "softmax" in results:
         # The noise: sdpa again from another seed (weights and batches).
         other = train("sdpa", s, data[:cut], data[cut:], len(chars), device,
