@@ -358,10 +358,20 @@ def compile_module(text: str, *, chip: str = "sm_90a",
             built_by = "?"
         if ident is None or built_by == ident:
             return entry
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+    fill_cache_entry(entry, lambda tmp: _compile_into(
+        tmp, text, pipeline, ident, what, timeout))
+    return entry
+
+
+def fill_cache_entry(entry: Path, build) -> None:
+    """Makes the cache folder ``entry``: ``build(folder)`` writes into a
+    fresh temporary folder beside it, which then replaces ``entry`` in one
+    rename (if another process got there first, its entry stays); a failed
+    build leaves nothing behind."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent))
     try:
-        _compile_into(tmp, text, pipeline, ident, what, timeout)
+        build(tmp)
         if entry.exists():
             shutil.rmtree(entry, ignore_errors=True)
         try:
@@ -371,7 +381,6 @@ def compile_module(text: str, *, chip: str = "sm_90a",
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return entry
 
 
 def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,

@@ -34,7 +34,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -185,18 +184,8 @@ def load(text: str, entry: str, *, lowering: str = "flash",
         cached = (entry_dir / "lib.so").is_file()
         t0 = time.perf_counter()
         if not cached:
-            entry_dir.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{key}-",
-                                        dir=entry_dir.parent))
-            try:
-                _build(tmp, text, entry, lowering, tools, timeout, what)
-                try:
-                    os.rename(tmp, entry_dir)
-                except OSError:            # another process got there first
-                    shutil.rmtree(tmp, ignore_errors=True)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+            _compiler.fill_cache_entry(entry_dir, lambda tmp: _build(
+                tmp, text, entry, lowering, tools, timeout, what))
         fn = Function(entry_dir / "lib.so", entry, args, results)
         _STATS.append({"key": key, "entry": entry, "what": what.strip(),
                        "lowering": lowering, "cached_on_disk": cached,
