@@ -31,7 +31,7 @@ two sdpa runs from different seeds).
 
     examples/train_gpt.py [--device=auto|cpu|cuda] [--steps N]
                           [--configs sdpa,softmax,...] [--png PATH]
-                          [--compile-only]
+                          [--torch-compile BACKEND] [--compile-only]
 
 --compile-only compiles the GPU bundles into $ATTN_MLIR_CACHE (on a machine
 with MLIR, for a GPU machine that shares the cache folder) and trains
@@ -211,11 +211,14 @@ def batches(data, n: int, batch: int, block: int, seed: int, device):
 
 
 def train(config: str, s: dict, train_data, val_data, vocab: int, device,
-          seed: int = 0) -> dict:
+          seed: int = 0, backend=None) -> dict:
     torch.manual_seed(seed)
     model = GPT(vocab, s["width"], s["heads"], s["layers"], s["block"],
                 config).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=s["lr"],
+    params = list(model.parameters())
+    if backend:
+        model = torch.compile(model, backend=backend, fullgraph=True)
+    opt = torch.optim.AdamW(params, lr=s["lr"],
                             weight_decay=0.0, betas=(0.9, 0.95))
     gpu = device.type == "cuda"
     amp = torch.autocast("cuda", torch.bfloat16) if gpu else \
@@ -233,7 +236,7 @@ def train(config: str, s: dict, train_data, val_data, vocab: int, device,
             loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sync()
         dt = time.perf_counter() - t0
@@ -252,7 +255,7 @@ def train(config: str, s: dict, train_data, val_data, vocab: int, device,
                                                                   1e-9),
            "first_steps_s": t_first}
     if config == "rbf_sinks":
-        a = model.blocks[0].attn
+        a = getattr(model, "_orig_mod", model).blocks[0].attn
         out["sink_norm"] = float(a.sink_key.detach().norm()
                                  + a.sink_value.detach().norm())
     return out
@@ -297,6 +300,9 @@ def main() -> int:
     p.add_argument("--png", type=Path,
                    default=ROOT / "build" / "examples" / "train_gpt.png")
     p.add_argument("--compile-only", action="store_true")
+    p.add_argument("--torch-compile", metavar="BACKEND", default=None,
+                   help="train torch.compile(model, backend=BACKEND, "
+                        "fullgraph=True), e.g. inductor or aot_eager")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args()
     configs = [c for c in args.configs.split(",") if c]
@@ -326,7 +332,8 @@ def main() -> int:
         t0 = time.perf_counter()
         try:
             results[config] = r = train(config, s, data[:cut], data[cut:],
-                                        len(chars), device)
+                                        len(chars), device,
+                                        backend=args.torch_compile)
         except compiler.CompileError as e:
             print(f"FAIL {config}: {e}")
             failed.append(config)
@@ -350,7 +357,7 @@ def main() -> int:
     if "sdpa" in results and "softmax" in results:
         # The noise: sdpa again from another seed (weights and batches).
         other = train("sdpa", s, data[:cut], data[cut:], len(chars), device,
-                      seed=1)
+                      seed=1, backend=args.torch_compile)
         seed_noise = abs(other["val"] - results["sdpa"]["val"])
         tol = 0.02 + 3 * seed_noise
         diff = abs(results["softmax"]["val"] - results["sdpa"]["val"])

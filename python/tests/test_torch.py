@@ -25,11 +25,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from attn_mlir import compiler, dsl, variants  # noqa: E402
+from attn_mlir import compiler, cpu_module, dsl, variants  # noqa: E402
 from attn_mlir import reference as ref  # noqa: E402
 from attn_mlir import torch as attn  # noqa: E402
 
 B, HQ, HKV, SQ, SK, D, DV, NS = 2, 4, 2, 5, 7, 6, 3, 3
+
+
+@pytest.fixture(autouse=True)
+def _cpu_tools(request):
+    """The CPU tests need attn-opt, mlir-translate and clang (a GPU machine
+    without MLIR runs only the GPU tests)."""
+    if "gpu" not in request.node.name and not cpu_module.available():
+        pytest.skip("attn-opt, mlir-translate or clang is missing")
 
 # ---------------------------------------------------------------------------
 # The independent float64 torch implementation
