@@ -35,7 +35,7 @@ from attn_mlir import reference as ref
 
 from test_cpu_lowerings import round_to
 
-LOWERINGS = ("loops",)
+LOWERINGS = ("loops", "flash")
 
 #: B, Hq, Hkv, Sq, Sk, Dqk, Dv: GQA, Sq != Sk, Dqk != Dv, odd sizes.
 SMALL = (2, 4, 2, 11, 13, 6, 5)
@@ -139,12 +139,56 @@ def _run(case: Case, lowering: str, x, caps, sinks, dlse, o, lse):
         lowering=lowering, dtype=case.dtype, **sinks)
 
 
-def check_case(case: Case, lowerings=LOWERINGS) -> None:
+def _run_tiles(case: Case, tiles, x, caps, sinks, dlse, o, lse, attn_run,
+               tmp_path):
+    """lowering=flash with the given (q-tile, kv-tile), through attn-run
+    directly (compiler.attention_grad takes the default tiles)."""
+    var = _variant(case)
+    B, Hq, Hkv, Sq, Sk, D, Dv = case.shape
+    give_lse = var.normalization in ref.SOFTMAX_FAMILY or case.mean_lse
+    text = var.emit_grad_func(
+        "g", (B, Hq, Sq, D), (B, Hkv, Sk, D), (B, Hkv, Sk, Dv), case.dtype,
+        captures=caps, sink_logits="sink_logits" in sinks,
+        sink_rows=case.sink_rows or None, lse=give_lse,
+        grad_lse=dlse is not None)
+    src = tmp_path / "g.mlir"
+    src.write_text(text)
+    arrays = [x["q"], x["k"], x["v"], o, x["do"]]
+    arrays += [a for a in (lse if give_lse else None, dlse) if a is not None]
+    arrays += list(caps) + [sinks[n] for n in
+                            ("sink_logits", "sink_key", "sink_value")
+                            if n in sinks]
+    ins = []
+    for n, a in enumerate(arrays):
+        ins.append(tmp_path / f"in{n}.npy")
+        np.save(ins[-1], a)
+    num = 3 + ("sink_logits" in sinks) + 2 * bool(case.sink_rows) + sum(
+        c.dtype.kind == "f" for c in caps)
+    outs = [tmp_path / f"out{n}.npy" for n in range(num)]
+    r = attn_run.run(src, "g", lowering="flash", tiles=tiles, inputs=ins,
+                     outputs=outs)
+    assert r.returncode == 0, r.stderr
+    return compiler._grads_from_results(var, [np.load(p) for p in outs],
+                                        x["q"], "sink_logits" in sinks,
+                                        bool(case.sink_rows))
+
+
+def check_case(case: Case, lowerings=LOWERINGS, tiles=(), attn_run=None,
+               tmp_path=None) -> None:
+    """Both lowerings (default tiles), then lowering=flash with each of
+    ``tiles`` (small tiles: many KV tiles, so that tile skipping and
+    partially visible tiles are exercised)."""
     x, caps, sinks, dlse = _inputs(case)
     o, lse, want = _reference(case, x, caps, sinks, dlse)
-    for lowering in lowerings:
-        got = _run(case, lowering, x, caps, sinks, dlse, o, lse)
-        check_grads(got, want, case.dtype, f"{lowering}")
+    runs = [(lowering, lambda lowering=lowering: _run(
+        case, lowering, x, caps, sinks, dlse, o, lse))
+        for lowering in lowerings]
+    runs += [(f"flash tiles {t}", lambda t=t: _run_tiles(
+        case, t, x, caps, sinks, dlse, o, lse, attn_run, tmp_path))
+        for t in tiles]
+    for what, run in runs:
+        got = run()
+        check_grads(got, want, case.dtype, what)
         if case.masked_rows:
             _check_masked_rows(case, got, x, caps)
 
@@ -263,8 +307,9 @@ MASK_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(MASK_CASES))
-def test_masks(attn_run, name):
-    check_case(MASK_CASES[name])
+def test_masks(attn_run, tmp_path, name):
+    check_case(MASK_CASES[name], tiles=[(3, 4)], attn_run=attn_run,
+               tmp_path=tmp_path)
 
 
 @pytest.mark.parametrize("norm", ["softmax", "softmax1", "scalable_softmax",
@@ -311,8 +356,9 @@ SINK_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(SINK_CASES))
-def test_sinks(attn_run, name):
-    check_case(SINK_CASES[name])
+def test_sinks(attn_run, tmp_path, name):
+    check_case(SINK_CASES[name], tiles=[(4, 3)], attn_run=attn_run,
+               tmp_path=tmp_path)
 
 
 def test_grad_lse(attn_run):
@@ -345,32 +391,12 @@ def test_compiled_forward_feeds_the_backward(attn_run):
 
 
 def test_odd_tiles(attn_run, tmp_path):
-    """The flash lowering with tiles that divide nothing (3 x 5) and a
-    single-row tile, through attn-run directly."""
-    case = Case("alibi", captures=_slopes, shape=(1, 4, 2, 11, 17, 6, 5),
-                grad_lse=True)
-    x, caps, sinks, dlse = _inputs(case)
-    o, lse, want = _reference(case, x, caps, sinks, dlse)
-    var = _variant(case)
-    B, Hq, Hkv, Sq, Sk, D, Dv = case.shape
-    text = var.emit_grad_func("g", (B, Hq, Sq, D), (B, Hkv, Sk, D),
-                              (B, Hkv, Sk, Dv), captures=caps,
-                              grad_lse=True)
-    src = tmp_path / "g.mlir"
-    src.write_text(text)
-    ins = []
-    for n, a in enumerate([x["q"], x["k"], x["v"], o, x["do"], lse, dlse]
-                          + caps):
-        ins.append(tmp_path / f"in{n}.npy")
-        np.save(ins[-1], a)
-    for tiles in ((3, 5), (1, 64)):
-        outs = [tmp_path / f"{n}.npy" for n in ("dq", "dk", "dv", "ds")]
-        r = attn_run.run(src, "g", lowering="flash", tiles=tiles,
-                         inputs=ins, outputs=outs)
-        assert r.returncode == 0, r.stderr
-        got = ref.AttentionGrads(*[np.load(p) for p in outs[:3]], None, None,
-                                 None, (np.load(outs[3]),))
-        check_grads(got, want, "f32", f"tiles {tiles}")
+    """The flash lowering with tiles that divide nothing (3 x 5), single-row
+    and single-key tiles, on a causal score region with captures."""
+    check_case(Case("alibi", captures=_slopes, shape=(1, 4, 2, 11, 17, 6, 5),
+                    grad_lse=True), lowerings=(),
+               tiles=[(3, 5), (1, 64), (64, 1)], attn_run=attn_run,
+               tmp_path=tmp_path)
 
 
 # ---------------------------------------------------------------------------

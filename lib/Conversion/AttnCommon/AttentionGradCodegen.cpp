@@ -4,7 +4,6 @@
 
 #include "attn/Conversion/AttnCommon/ScoreModVJP.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 
@@ -216,12 +215,6 @@ AttentionGradCodegen::emitResults(const GradAccumulators &acc) {
 // Normalization
 //===----------------------------------------------------------------------===//
 
-Value AttentionGradCodegen::emitScoreFactor(Value count) {
-  if (normKind != Normalization::scalable_softmax)
-    return e.f32(1.0);
-  return online.scalableFactor(e.indexToF32(count));
-}
-
 GradRow AttentionGradCodegen::emitRow(Value b, Value h, Value i,
                                       Value count) {
   GradRow row;
@@ -229,12 +222,13 @@ GradRow AttentionGradCodegen::emitRow(Value b, Value h, Value i,
     row.lse = e.loadF32(op.getLse(), {b, h, i});
   if (op.getGradLse() && normKind != Normalization::mean)
     row.gradLse = e.loadF32(op.getGradLse(), {b, h, i});
-  row.factor = emitScoreFactor(count);
+  row.factor = normKind == Normalization::scalable_softmax
+                   ? online.scalableFactor(count)
+                   : e.f32(1.0);
   if (normKind == Normalization::mean) {
-    Value n = e.indexToF32(count);
     Value zero = e.f32(0.0);
-    row.invCount = e.select(e.cmpF(FP::OGT, n, zero),
-                            e.div(e.f32(1.0), n), zero);
+    row.invCount = e.select(e.cmpF(FP::OGT, count, zero),
+                            e.div(e.f32(1.0), count), zero);
   }
   return row;
 }
@@ -309,9 +303,7 @@ Value AttentionGradCodegen::emitScoreModGrad(Value dS, Value s0, Value b,
     if (g)
       grads.push_back(g);
   Value live = e.andI(visible, e.cmpF(FP::ONE, dS, e.f32(0.0)));
-  auto thenBranch = [&](OpBuilder &nb, Location loc) {
-    OpBuilder::InsertionGuard guard(e.b);
-    e.b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+  auto thenBranch = [&]() -> SmallVector<Value> {
     SmallVector<Value> args = {s0, b, h, i, j};
     llvm::append_range(args, info.captures);
     FailureOr<ScoreModVJP> vjp =
@@ -327,21 +319,19 @@ Value AttentionGradCodegen::emitScoreModGrad(Value dS, Value s0, Value b,
     for (Value g : updated.dCaptures)
       if (g)
         yielded.push_back(g);
-    scf::YieldOp::create(e.b, yielded);
+    return yielded;
   };
-  auto elseBranch = [&](OpBuilder &nb, Location loc) {
-    OpBuilder::InsertionGuard guard(e.b);
-    e.b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+  auto elseBranch = [&]() -> SmallVector<Value> {
     SmallVector<Value> yielded = {e.f32(0.0)};
     llvm::append_range(yielded, grads);
-    scf::YieldOp::create(e.b, yielded);
+    return yielded;
   };
-  auto ifOp = scf::IfOp::create(e.b, live, thenBranch, elseBranch);
+  ValueRange results = e.ifElse(live, thenBranch, elseBranch);
   unsigned next = 1;
   for (Value &g : acc.dCaptures)
     if (g)
-      g = ifOp.getResult(next++);
-  return ifOp.getResult(0);
+      g = results[next++];
+  return results[0];
 }
 
 Value AttentionGradCodegen::loadQueryFeature(Value b, Value h, Value i,

@@ -186,6 +186,21 @@ ValueRange ScalarEmitter::forLoop(
   return forOp.getResults();
 }
 
+ValueRange ScalarEmitter::ifElse(Value cond,
+                                 function_ref<SmallVector<Value>()> thenBody,
+                                 function_ref<SmallVector<Value>()> elseBody) {
+  auto branch = [&](function_ref<SmallVector<Value>()> body) {
+    return [&, body](OpBuilder &nested, Location) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(nested.getInsertionBlock(),
+                          nested.getInsertionPoint());
+      scf::YieldOp::create(b, body());
+    };
+  };
+  return scf::IfOp::create(b, cond, branch(thenBody), branch(elseBody))
+      .getResults();
+}
+
 //===----------------------------------------------------------------------===//
 // Scores
 //===----------------------------------------------------------------------===//
@@ -362,6 +377,26 @@ KVRange mlir::attn::emitKVRange(ScalarEmitter &e, const AttnOpInfo &info,
     range.sinks = clip(lo, hi);
   }
   return range;
+}
+
+Value mlir::attn::emitVisibleCount(ScalarEmitter &e, const AttnOpInfo &info,
+                                   Value b, Value h, Value i,
+                                   const KVRange &range) {
+  auto countIn = [&](Value lo, Value hi, Value n) {
+    return e.forLoop(lo, hi, {n},
+                     [&](Value j, ValueRange s) -> SmallVector<Value> {
+                       Value vis = emitVisible(e, info, b, h, i, j);
+                       return {e.addI(s[0], e.select(vis, e.index(1),
+                                                    e.index(0)))};
+                     })[0];
+  };
+  Value n = e.index(0);
+  Value mainLo = range.main.lo;
+  if (range.sinks) {
+    n = countIn(e.index(0), range.sinks->hi, n);
+    mainLo = e.maxI(mainLo, range.sinks->hi);
+  }
+  return countIn(mainLo, range.main.hi, n);
 }
 
 Value mlir::attn::emitBlockFullyVisible(ScalarEmitter &e,

@@ -218,8 +218,8 @@ GradAccumulators GradReferenceLowering::emitQuery(GradAccumulators acc) {
   if (info.sinkKey)
     sinks = emitScores(grad.sinkRows(), info.numSinkRows);
 
-  GradRow consts =
-      grad.emitRow(bIdx, h, i, e.addI(regular.count, info.numSinkRows));
+  GradRow consts = grad.emitRow(
+      bIdx, h, i, e.indexToF32(e.addI(regular.count, info.numSinkRows)));
   emitWeights(regular, consts);
   consts.delta = regular.partialDelta;
   if (sinks) {

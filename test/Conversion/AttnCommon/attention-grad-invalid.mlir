@@ -1,4 +1,5 @@
 // RUN: attn-opt %s --split-input-file --verify-diagnostics --attn-lower-to-loops
+// RUN: attn-opt %s --split-input-file --verify-diagnostics --attn-to-flash
 
 // What the CPU lowerings of attn.attention_grad refuse (verifyLowerableGrad):
 // a diagnostic on the op, naming what is at fault, and nothing rewritten.

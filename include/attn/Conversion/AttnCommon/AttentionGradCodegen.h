@@ -89,12 +89,9 @@ public:
   SmallVector<Value> emitResults(const GradAccumulators &acc);
 
   /// Row constants of query (b, h, i) that sees `count` keys (sink rows
-  /// included, an index); `delta` is left to the caller, which computes D
-  /// its own way.
+  /// included, f32); `delta` is left to the caller, which computes D its
+  /// own way.
   GradRow emitRow(Value b, Value h, Value i, Value count);
-  /// Scalable softmax's factor for a row that sees `count` keys (index),
-  /// else 1.
-  Value emitScoreFactor(Value count);
 
   /// The weight p of an element with score `s` (after the region), 0 where
   /// not `visible`.
@@ -128,13 +125,14 @@ public:
 
   /// tensor[indices] += x (f32).
   Value accumulate(Value tensor, ValueRange indices, Value x);
+  /// A tensor of `type` (sizes `dims`) whose element at each index is
+  /// `element(indices)`, built by a loop nest.
+  Value emitTensor(RankedTensorType type, ArrayRef<Value> dims,
+                   function_ref<Value(ValueRange indices)> element);
 
 private:
   /// The kernel's factor of dq and dk: scale (dot) or 2 gamma (RBF).
   Value kernelFactor();
-  /// A tensor of `type` whose element at each index is `element(indices)`.
-  Value emitTensor(RankedTensorType type, ArrayRef<Value> dims,
-                   function_ref<Value(ValueRange indices)> element);
   /// An f32 zero tensor of the shape of `like`.
   Value emitZerosLike(Value like);
   /// acc (f32) cast to the element type of `resultType`, each element

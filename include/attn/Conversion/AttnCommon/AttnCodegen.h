@@ -93,6 +93,10 @@ struct ScalarEmitter {
   ValueRange forLoop(
       Value lb, Value ub, ValueRange inits,
       function_ref<SmallVector<Value>(Value iv, ValueRange args)> body);
+  /// Builds `scf.if cond` whose branches yield what `thenBody` and
+  /// `elseBody` return (values of the same types).
+  ValueRange ifElse(Value cond, function_ref<SmallVector<Value>()> thenBody,
+                    function_ref<SmallVector<Value>()> elseBody);
 };
 
 /// Query position among the keys: `i` or `i + Sk - Sq`
@@ -160,6 +164,11 @@ SmallVector<Value> emitOutputLoopNest(
     function_ref<SmallVector<Value>(Value b, Value h, Value step,
                                     Value output, Value lse)>
         body);
+
+/// The regular keys of `range` (emitKVRange) that query (b, h, i) sees, as
+/// an index: what the scalable softmax's n counts besides the sink rows.
+Value emitVisibleCount(ScalarEmitter &e, const AttnOpInfo &info, Value b,
+                       Value h, Value i, const KVRange &range);
 
 /// Fails, with a diagnostic on the op, when `op` still references a variant:
 /// every lowering needs the specification on the op itself.
