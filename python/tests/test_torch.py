@@ -499,6 +499,10 @@ def test_variant_keys():
     a = attn.attention(x["q"], x["k"], x["v"], variant=_softcap)
     b = attn.attention(x["q"], x["k"], x["v"], variant=parsed)
     assert torch.equal(a, b)
+    # Captures (a float and an integer one) survive the text.
+    back = variants.parse_variant(attn.variant_key(_temperature))
+    assert [(c.name, c.elt, c.rank) for c in back.captures] == \
+        [("temp", "f32", 1), ("lengths", "i32", 1)]
     with pytest.raises(KeyError, match="no library variant 'nope'"):
         attn.variant_key("nope")
 
