@@ -192,6 +192,15 @@ class VariantBase(abc.ABC):
     def __repr__(self):
         return f"<{type(self).__name__} {self.name}: {self.spec_text()}>"
 
+    # A variant is equal only to itself (object's behaviour, spelled out):
+    # torch.compile treats classes with their own __eq__ and __hash__ as
+    # constants once registered (attn_mlir.torch does), guarding on them.
+    def __eq__(self, other):
+        return self is other
+
+    def __hash__(self):
+        return object.__hash__(self)
+
 
 def _np(x):
     """numpy view of a numpy array or a (CPU or CUDA) torch tensor."""

@@ -370,10 +370,20 @@ def compile_module(text: str, *, chip: str = "sm_90a",
             built_by = "?"
         if ident is None or built_by == ident:
             return entry
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+    fill_cache_entry(entry, lambda tmp: _compile_into(
+        tmp, text, pipeline, ident, what, timeout))
+    return entry
+
+
+def fill_cache_entry(entry: Path, build) -> None:
+    """Makes the cache folder ``entry``: ``build(folder)`` writes into a
+    fresh temporary folder beside it, which then replaces ``entry`` in one
+    rename (if another process got there first, its entry stays); a failed
+    build leaves nothing behind."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent))
     try:
-        _compile_into(tmp, text, pipeline, ident, what, timeout)
+        build(tmp)
         if entry.exists():
             shutil.rmtree(entry, ignore_errors=True)
         try:
@@ -383,7 +393,6 @@ def compile_module(text: str, *, chip: str = "sm_90a",
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return entry
 
 
 def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
@@ -496,9 +505,18 @@ def _cpu_arrays(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
 
 def _attn_run(text: str, arrays: Sequence[np.ndarray], num_results: int,
               lowering: str, what: str,
-              timeout: Optional[float]) -> list:
+              timeout: Optional[float], cache: bool = False) -> list:
     """attn-run's results (arrays) of the function ``attn_cpu`` in ``text``
-    on ``arrays``."""
+    on ``arrays``; with ``cache``, those of the function compiled once into
+    a cached shared library (``attn_mlir.cpu_module``, the same results)."""
+    if cache:
+        from . import cpu_module
+        fn = cpu_module.load(text, "attn_cpu", lowering=lowering,
+                             timeout=timeout, what=f" on {what}")
+        if len(fn.results) != num_results:
+            raise CompileError(f"@attn_cpu of {what} returns "
+                               f"{len(fn.results)} results, not {num_results}")
+        return fn(*arrays)
     attn_run = _require_tool("attn-run")
     with tempfile.TemporaryDirectory(prefix="attn_mlir_") as tmp:
         tmp = Path(tmp)
@@ -520,7 +538,7 @@ def _attn_run(text: str, arrays: Sequence[np.ndarray], num_results: int,
 
 
 def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
-             sink_value, return_lse, lowering, dtype, timeout):
+             sink_value, return_lse, lowering, dtype, timeout, cpu_cache):
     dtype = dtype or _dtype_name(q)
     arrays = _cpu_arrays(v, q, k, v_, captures, sink_logits, sink_key,
                          sink_value, dtype)
@@ -531,7 +549,7 @@ def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
         sink_rows=None if sink_key is None else arrays[-2].shape[1],
         return_lse=return_lse)
     results = _attn_run(text, arrays, 2 if return_lse else 1, lowering,
-                        f"variant '{v.name}'", timeout)
+                        f"variant '{v.name}'", timeout, cpu_cache)
     if _is_torch(q):
         import torch
         results[0] = torch.from_numpy(results[0]).to(q.dtype)
@@ -566,7 +584,7 @@ def attention(q, k, v, *, variant, captures: Sequence = (),
               return_lse: bool = False, lowering: str = "flash",
               dtype: Optional[str] = None, chip: str = "sm_90a",
               options: Optional[dict] = None,
-              timeout: Optional[float] = None):
+              timeout: Optional[float] = None, cpu_cache: bool = False):
     """``O`` (and ``lse`` with ``return_lse``) of ``variant`` on q, k, v.
 
     * ``q [B, Hq, Sq, Dqk]``, ``k [B, Hkv, Sk, Dqk]``, ``v [B, Hkv, Sk,
@@ -583,6 +601,11 @@ def attention(q, k, v, *, variant, captures: Sequence = (),
       ``timeout``: seconds attn-opt / attn-run may take before they are
       killed and ``ToolTimeout`` is raised (default ``DEFAULT_TIMEOUT_S``
       or ``$ATTN_MLIR_TIMEOUT``).
+    * ``cpu_cache``: on the CPU, compile the function once into a shared
+      library cached on disk (``attn_mlir.cpu_module``: attn-opt,
+      mlir-translate, clang; ~0.3 s once) and call it, instead of attn-run
+      (which compiles it again on every call, 0.1-0.2 s); the results are
+      the same.
 
     Results are of q's kind: torch tensors of q's dtype, or numpy arrays
     (float32 for f32 and bf16, float16 for f16).
@@ -596,7 +619,8 @@ def attention(q, k, v, *, variant, captures: Sequence = (),
         return _run_gpu(var, q, k, v, list(captures), sink_logits, sink_key,
                         sink_value, return_lse, chip, options, timeout)
     return _run_cpu(var, q, k, v, list(captures), sink_logits, sink_key,
-                    sink_value, return_lse, lowering, dtype, timeout)
+                    sink_value, return_lse, lowering, dtype, timeout,
+                    cpu_cache)
 
 
 # ---------------------------------------------------------------------------
@@ -661,7 +685,7 @@ def _grads_from_results(v: VariantBase, results: list, q, has_sink_logits,
 
 def _run_cpu_grad(v: VariantBase, q, k, v_, o, do, lse, grad_lse, captures,
                   sink_logits, sink_key, sink_value, lowering, dtype,
-                  timeout) -> AttentionGrads:
+                  timeout, cpu_cache) -> AttentionGrads:
     dtype = dtype or _dtype_name(q)
     arrays = _cpu_arrays(v, q, k, v_, captures, sink_logits, sink_key,
                          sink_value, dtype)
@@ -681,7 +705,8 @@ def _run_cpu_grad(v: VariantBase, q, k, v_, o, do, lse, grad_lse, captures,
     num_results += sum(decl.elt in FLOAT_CAPTURE_ELEMENTS
                        for decl in v.captures)
     results = _attn_run(text, arrays, num_results, lowering,
-                        f"the backward of variant '{v.name}'", timeout)
+                        f"the backward of variant '{v.name}'", timeout,
+                        cpu_cache)
     return _grads_from_results(v, results, q, sink_logits is not None,
                                sink_key is not None)
 
@@ -691,14 +716,15 @@ def attention_grad(q, k, v, o, do, *, variant, lse=None, grad_lse=None,
                    sink_value=None, lowering: str = "flash",
                    dtype: Optional[str] = None, chip: str = "sm_90a",
                    options: Optional[dict] = None,
-                   timeout: Optional[float] = None) -> AttentionGrads:
+                   timeout: Optional[float] = None,
+                   cpu_cache: bool = False) -> AttentionGrads:
     """The gradients of ``attention(q, k, v, variant=...)`` for the loss
     ``L = sum(do * O) + sum(grad_lse * lse)`` (``attn.attention_grad``,
     docs/semantics.md §6).
 
     * ``q``, ``k``, ``v``, ``captures``, the sinks, ``variant``,
-      ``lowering``, ``dtype``, ``options``, ``timeout``: as in
-      ``attention``; ``o = O [B, Hq, Sq, Dv]`` the forward's output and
+      ``lowering``, ``dtype``, ``options``, ``timeout``, ``cpu_cache``: as
+      in ``attention``; ``o = O [B, Hq, Sq, Dv]`` the forward's output and
       ``do = dL/dO`` of its shape.
     * ``lse [B, Hq, Sq]``: the forward's (``attention(...,
       return_lse=True)``); required for the softmax family, accepted under
@@ -725,4 +751,4 @@ def attention_grad(q, k, v, o, do, *, variant, lse=None, grad_lse=None,
             sink_key, sink_value)
     if _is_torch(q) and q.is_cuda:
         return _run_gpu_grad(*args, chip, options, timeout)
-    return _run_cpu_grad(*args, lowering, dtype, timeout)
+    return _run_cpu_grad(*args, lowering, dtype, timeout, cpu_cache)
