@@ -262,15 +262,19 @@ def train(config: str, s: dict, train_data, val_data, vocab: int, device,
 
 
 def compile_bundles(s: dict, configs) -> None:
-    """The GPU forward bundles of the configurations, into the cache."""
+    """The GPU forward and backward bundles of the configurations, into the
+    cache."""
     d = s["width"] // s["heads"]
     for config in configs:
         var = variant(config, s["block"])
         if var is None:
             continue
-        path = compiler.compile(var, head_dim=d, dtype="bf16",
-                                sink_rows=config == "rbf_sinks")
-        print(f"compiled {config} -> {path}")
+        for backward in (False, True):
+            path = compiler.compile(var, head_dim=d, dtype="bf16",
+                                    sink_rows=config == "rbf_sinks",
+                                    backward=backward)
+            print(f"compiled {config}{' (backward)' if backward else ''} "
+                  f"-> {path}")
 
 
 def plot(results: dict, path: Path, title: str) -> None:

@@ -154,7 +154,7 @@ def gpu_module(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
                sink_logits: bool = False, sink_rows: bool = False,
                return_lse: Optional[bool] = None,
                func_name: Optional[str] = None,
-               backward: bool = False) -> str:
+               backward: bool = False, grad_lse: bool = False) -> str:
     """The module that ``compile`` hands to attn-opt: the ``attn.variant``
     and a function calling it (``variant @name``) with dynamic batch, head
     and sequence sizes; with ``backward``, also ``@<func>_grad`` holding the
@@ -196,7 +196,7 @@ def gpu_module(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
         if v.normalization not in _printer.LSE_OPERAND_NORMALIZATIONS:
             types.lse = None
         text += "\n" + _printer.attention_grad_func(
-            name + "_grad", types, variant=v.name,
+            name + "_grad", types, variant=v.name, grad_lse=grad_lse,
             floating=[d.elt.startswith("f") for d in v.captures])
     return text
 
@@ -401,7 +401,8 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
             return_lse: Optional[bool] = None, chip: str = "sm_90a",
             options: Optional[dict] = None,
             cache: Optional[os.PathLike] = None, force: bool = False,
-            timeout: Optional[float] = None, backward: bool = False) -> Path:
+            timeout: Optional[float] = None, backward: bool = False,
+            grad_lse: bool = False) -> Path:
     """Compiles ``variant`` into a kernel bundle for the GPU; returns its
     folder (``attn.cubin``, ``attn.ptx``, ``attn.json``, ``module.mlir``).
 
@@ -420,7 +421,8 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
     text = gpu_module(variant, head_dim=head_dim, head_dim_v=head_dim_v,
                       dtype=dtype, captures=captures,
                       sink_logits=sink_logits, sink_rows=sink_rows,
-                      return_lse=return_lse, backward=backward)
+                      return_lse=return_lse, backward=backward,
+                      grad_lse=grad_lse)
     what = (f"variant '{resolve_variant(variant).name}' ({dtype}, head dims "
             f"{head_dim}/{head_dim_v or head_dim})")
     return compile_module(text, chip=chip, options=options, cache=cache,
@@ -443,24 +445,32 @@ def _dtype_name(x) -> str:
     return names[dt]
 
 
-def _run_gpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
-             sink_value, return_lse, chip, options, timeout):
+def _gpu_dtype(q) -> str:
     import torch
-    from .runtime import Bundle
     dtype = _dtype_name(q)
     if dtype not in ("bf16", "f16") or q.dtype == torch.float64:
         raise TypeError(f"the GPU kernel takes bfloat16 or float16 tensors, "
                         f"got {q.dtype}; convert them, or run on the CPU")
-    path = compile(v, head_dim=q.shape[-1], head_dim_v=v_.shape[-1],
-                   dtype=dtype, captures=captures,
-                   sink_logits=sink_logits is not None,
-                   sink_rows=sink_key is not None, chip=chip,
-                   options=options, timeout=timeout)
-    key = (str(path), q.device.index)
+    return dtype
+
+
+def _gpu_kernel(path: Path, device, name: Optional[str] = None):
+    """Kernel ``name`` (or the only one) of the bundle at ``path``, loaded
+    once per device."""
+    import torch
+    from .runtime import Bundle
+    key = (str(path), device.index)
     if key not in _LOADED:
-        with torch.cuda.device(q.device):
+        with torch.cuda.device(device):
             _LOADED[key] = Bundle.load(str(path))
-    kernel = _LOADED[key].kernel()
+    return _LOADED[key].kernel(name)
+
+
+def _gpu_operands(v: VariantBase, q, captures, sink_logits, sink_key,
+                  sink_value) -> dict:
+    """The captures and sinks as the kernels take them: contiguous tensors
+    on q's device of their declared types."""
+    import torch
     dev = q.device
     caps = [torch.as_tensor(c, device=dev).to(
         getattr(torch, _TORCH_DTYPES[decl.elt])).contiguous()
@@ -470,10 +480,24 @@ def _run_gpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
     sk = None if sink_key is None else sink_key.to(dev, q.dtype).contiguous()
     sv = None if sink_value is None else sink_value.to(dev,
                                                        q.dtype).contiguous()
-    with torch.cuda.device(dev):
+    return {"captures": caps, "sink_logits": sl, "sink_key": sk,
+            "sink_value": sv}
+
+
+def _run_gpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
+             sink_value, return_lse, chip, options, timeout):
+    import torch
+    dtype = _gpu_dtype(q)
+    path = compile(v, head_dim=q.shape[-1], head_dim_v=v_.shape[-1],
+                   dtype=dtype, captures=captures,
+                   sink_logits=sink_logits is not None,
+                   sink_rows=sink_key is not None, chip=chip,
+                   options=options, timeout=timeout)
+    kernel = _gpu_kernel(path, q.device)
+    extra = _gpu_operands(v, q, captures, sink_logits, sink_key, sink_value)
+    with torch.cuda.device(q.device):
         out, lse = kernel.run(q.contiguous(), k.contiguous(), v_.contiguous(),
-                              captures=caps, sink_logits=sl, sink_key=sk,
-                              sink_value=sv)
+                              **extra)
     return (out, lse) if return_lse else out
 
 
@@ -650,8 +674,35 @@ class AttentionGrads(NamedTuple):
 def _run_gpu_grad(v: VariantBase, q, k, v_, o, do, lse, grad_lse, captures,
                   sink_logits, sink_key, sink_value, chip, options,
                   timeout) -> AttentionGrads:
-    """The backward on CUDA tensors (the GPU kernels of issue 10 item 4)."""
-    raise CompileError("the GPU backward is not built yet")
+    """The backward on CUDA tensors: the bundle of the variant's forward and
+    backward kernels (``compile(..., backward=True)``), its entry
+    ``<variant>_attention_grad``."""
+    import torch
+    dtype = _gpu_dtype(q)
+    path = compile(v, head_dim=q.shape[-1], head_dim_v=v_.shape[-1],
+                   dtype=dtype, captures=captures,
+                   sink_logits=sink_logits is not None,
+                   sink_rows=sink_key is not None, chip=chip,
+                   options=options, timeout=timeout, backward=True,
+                   grad_lse=grad_lse is not None)
+    kernel = _gpu_kernel(path, q.device, f"{v.name}_attention_grad")
+    extra = _gpu_operands(v, q, captures, sink_logits, sink_key, sink_value)
+    f32 = lambda t: None if t is None else torch.as_tensor(  # noqa: E731
+        t, device=q.device).to(torch.float32).contiguous()
+    with torch.cuda.device(q.device):
+        results = kernel.run_grad(
+            q.contiguous(), k.contiguous(), v_.contiguous(),
+            o.to(q.dtype).contiguous(), do.to(q.dtype).contiguous(),
+            lse=f32(lse), dlse=f32(grad_lse), **extra)
+    it = iter(results)
+    dq, dk, dv = next(it), next(it), next(it)
+    dsl = next(it) if sink_logits is not None else None
+    dsk = dsv = None
+    if sink_key is not None:
+        dsk, dsv = next(it), next(it)
+    dcaps = tuple(next(it) if decl.elt in FLOAT_CAPTURE_ELEMENTS else None
+                  for decl in v.captures)
+    return AttentionGrads(dq, dk, dv, dsl, dsk, dsv, dcaps)
 
 
 def _grads_from_results(v: VariantBase, results: list, q, has_sink_logits,

@@ -548,13 +548,14 @@ GPU_VARIANTS = [("causal", {}), ("alibi", {"captures": 1}),
 
 
 def compile_gpu_bundles():
-    """The forward bundles test_gpu_matches_float64 needs (run where attn-opt
+    """The forward and backward bundles test_gpu_matches_float64 needs (run where attn-opt
     is, with the $ATTN_MLIR_CACHE the GPU machine will use)."""
     for name, what in GPU_VARIANTS:
         caps = [((HQ,), "f32")] * what.get("captures", 0)
-        print(compiler.compile(name, head_dim=GPU_D, dtype="bf16",
-                               captures=caps,
-                               sink_rows=what.get("sink_rows", False)))
+        for backward in (False, True):
+            print(compiler.compile(name, head_dim=GPU_D, dtype="bf16",
+                                   captures=caps, backward=backward,
+                                   sink_rows=what.get("sink_rows", False)))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
