@@ -40,16 +40,9 @@ struct AuxKernel {
   /// Creates the kernel from `sig` and sets the builders at its entry.
   void begin(gpu::GPUModuleOp gpuModule, Location loc, StringRef name,
              Type elt, int64_t threads) {
-    MLIRContext *ctx = gpuModule.getContext();
-    gpu::GPUFuncOp func =
-        createKernel(gpuModule, loc, name, sig.types(ctx), threads);
-    Block &entry = func.getBody().front();
-    sig.bind(entry);
-    b = std::make_unique<ImplicitLocOpBuilder>(loc, ctx);
-    b->setInsertionPointToStart(&entry);
-    gpu::ReturnOp::create(*b);
-    b->setInsertionPointToStart(&entry);
-    kc = std::make_unique<KernelContext>(*b, elt, threads);
+    KernelBody body = openKernel(gpuModule, loc, name, sig, elt, threads);
+    b = std::move(body.b);
+    kc = std::move(body.kc);
   }
   Value load(StringRef buffer, Value index) {
     Value x = memref::LoadOp::create(*b, sig.lookup(buffer), ValueRange{index});

@@ -92,6 +92,8 @@ private:
   void setUpTileRange();
   void loadQueryTile(Value u, Value stage);
   void loadKeys();
+  /// `sinks()` on the CTA of the sink rows, `regular()` on the others.
+  void bySinkTile(function_ref<void()> sinks, function_ref<void()> regular);
   void computeKeyNorms();
   SmallVector<Value> step(Value u, Value stage, ValueRange cur);
   SmallVector<Value> loadColumns(Value buffer, Value rowBase, Value i0);
@@ -352,23 +354,31 @@ void BackwardKernelBuilder::loadKeys() {
     copyTileAsync(*kc, sig.lookup(v), *plan.v, idx(0),
                   e.mulI(firstRow, idx(f.dv)), rows);
   };
-  auto regular = [&]() -> SmallVector<Value> {
-    load("k", "v", e.addI(kvRowBase, j0),
-         e.maxI(e.minI(e.subI(info.kvLen, j0), idx(blockN)), idx(0)));
-    return {};
-  };
-  if (!sinkRows) {
-    regular();
-    return;
-  }
+  bySinkTile(
+      [&] {
+        load("sink_key", "sink_value", e.mulI(hk, info.numSinkRows),
+             e.minI(info.numSinkRows, idx(blockN)));
+      },
+      [&] {
+        load("k", "v", e.addI(kvRowBase, j0),
+             e.maxI(e.minI(e.subI(info.kvLen, j0), idx(blockN)), idx(0)));
+      });
+}
+
+void BackwardKernelBuilder::bySinkTile(function_ref<void()> sinks,
+                                       function_ref<void()> regular) {
+  if (!sinkRows)
+    return regular();
   kc->ifElse(
       isSinkTile,
       [&]() -> SmallVector<Value> {
-        load("sink_key", "sink_value", e.mulI(hk, info.numSinkRows),
-             e.minI(info.numSinkRows, idx(blockN)));
+        sinks();
         return {};
       },
-      regular);
+      [&]() -> SmallVector<Value> {
+        regular();
+        return {};
+      });
 }
 
 void BackwardKernelBuilder::computeKeyNorms() {
@@ -777,41 +787,23 @@ void BackwardKernelBuilder::epilogue(ArrayRef<Value> fin) {
       colSums.push_back(sum);
     }
   }
-  auto regular = [&]() -> SmallVector<Value> {
-    storeRows(sig.lookup("dk"), fin.take_front(nK), f.dqk, colSums,
-              f.rbf ? plan.k : nullptr, false);
-    storeRows(sig.lookup("dv"), fin.slice(nK, nV), f.dv, {}, nullptr, false);
-    return {};
+  auto store = [&](StringRef dk, StringRef dv, bool sinks) {
+    storeRows(sig.lookup(dk), fin.take_front(nK), f.dqk, colSums,
+              f.rbf ? plan.k : nullptr, sinks);
+    storeRows(sig.lookup(dv), fin.slice(nK, nV), f.dv, {}, nullptr, sinks);
   };
-  if (!sinkRows) {
-    regular();
-    return;
-  }
-  kc->ifElse(
-      isSinkTile,
-      [&]() -> SmallVector<Value> {
-        storeRows(sig.lookup("d_sink_key_accum"), fin.take_front(nK), f.dqk,
-                  colSums, f.rbf ? plan.k : nullptr, true);
-        storeRows(sig.lookup("d_sink_value_accum"), fin.slice(nK, nV), f.dv,
-                  {}, nullptr, true);
-        return {};
-      },
-      regular);
+  bySinkTile([&] { store("d_sink_key_accum", "d_sink_value_accum", true); },
+             [&] { store("dk", "dv", false); });
 }
 
 FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
-  MLIRContext *ctx = op.getContext();
   declareSignature();
   const int64_t threads = 32 * config.getWarps();
-  gpu::GPUFuncOp func =
-      createKernel(gpuModule, op.getLoc(), name, sig.types(ctx), threads);
-  Block &entry = func.getBody().front();
-  sig.bind(entry);
-  b = std::make_unique<ImplicitLocOpBuilder>(op.getLoc(), ctx);
-  b->setInsertionPointToStart(&entry);
-  gpu::ReturnOp::create(*b);
-  b->setInsertionPointToStart(&entry);
-  kc = std::make_unique<KernelContext>(*b, f.elt, threads);
+  KernelBody body =
+      openKernel(gpuModule, op.getLoc(), name, sig, f.elt, threads);
+  gpu::GPUFuncOp func = body.func;
+  b = std::move(body.b);
+  kc = std::move(body.kc);
   mma = std::make_unique<MmaSyncFragments>(*kc);
   bindOpInfo();
   analyzeScoreMod();
@@ -839,7 +831,7 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
     return failure();
   // One more CTA column for the sink rows.
   std::string tiles = ceilDivExpr("Sk", blockN) + (sinkRows ? " + 1" : "");
-  return describeLaunch(ctx, name, {tiles, "Hkv", "B"}, threads,
+  return describeLaunch(op.getContext(), name, {tiles, "Hkv", "B"}, threads,
                         plan.plan.bytes(), sig);
 }
 

@@ -710,18 +710,13 @@ void ForwardKernelBuilder::epilogue(ArrayRef<Value> fin) {
 //===----------------------------------------------------------------------===//
 
 DictionaryAttr ForwardKernelBuilder::build() {
-  MLIRContext *ctx = op.getContext();
   declareSignature();
   const int64_t threads = 32 * config.getWarps();
-  gpu::GPUFuncOp func =
-      createKernel(gpuModule, op.getLoc(), name, sig.types(ctx), threads);
-  Block &entry = func.getBody().front();
-  sig.bind(entry);
-  b = std::make_unique<ImplicitLocOpBuilder>(op.getLoc(), ctx);
-  b->setInsertionPointToStart(&entry);
-  gpu::ReturnOp::create(*b);
-  b->setInsertionPointToStart(&entry);
-  kc = std::make_unique<KernelContext>(*b, f.elt, threads);
+  KernelBody body =
+      openKernel(gpuModule, op.getLoc(), name, sig, f.elt, threads);
+  gpu::GPUFuncOp func = body.func;
+  b = std::move(body.b);
+  kc = std::move(body.kc);
   softmax = std::make_unique<FragmentSoftmax>(*kc, shape, spec);
   mmaSync = std::make_unique<MmaSyncFragments>(*kc);
   bindOpInfo();

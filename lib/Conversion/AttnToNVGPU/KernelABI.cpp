@@ -100,3 +100,19 @@ DictionaryAttr kernel::describeKernelConfig(KernelConfigAttr c) {
   });
 }
 
+
+KernelBody kernel::openKernel(gpu::GPUModuleOp gpuModule, Location loc,
+                              StringRef name, KernelSignature &sig,
+                              Type elementType, int64_t blockThreads) {
+  MLIRContext *ctx = gpuModule.getContext();
+  KernelBody body;
+  body.func = createKernel(gpuModule, loc, name, sig.types(ctx), blockThreads);
+  Block &entry = body.func.getBody().front();
+  sig.bind(entry);
+  body.b = std::make_unique<ImplicitLocOpBuilder>(loc, ctx);
+  body.b->setInsertionPointToStart(&entry);
+  gpu::ReturnOp::create(*body.b);
+  body.b->setInsertionPointToStart(&entry);
+  body.kc = std::make_unique<KernelContext>(*body.b, elementType, blockThreads);
+  return body;
+}

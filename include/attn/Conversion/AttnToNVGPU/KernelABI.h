@@ -12,6 +12,7 @@
 #ifndef ATTN_CONVERSION_ATTNTONVGPU_KERNELABI_H
 #define ATTN_CONVERSION_ATTNTONVGPU_KERNELABI_H
 
+#include "attn/Conversion/AttnToNVGPU/KernelContext.h"
 #include "attn/Dialect/Attn/IR/AttnOps.h"
 #include "mlir/IR/Block.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -46,6 +47,18 @@ private:
   SmallVector<Param> params;
   llvm::StringMap<Value> bound;
 };
+
+/// A kernel being built: its gpu.func, with `sig` bound to the entry block,
+/// and the builder (at the start of the body, before its return) and
+/// context every piece emits through.
+struct KernelBody {
+  gpu::GPUFuncOp func;
+  std::unique_ptr<ImplicitLocOpBuilder> b;
+  std::unique_ptr<KernelContext> kc;
+};
+KernelBody openKernel(gpu::GPUModuleOp gpuModule, Location loc,
+                      StringRef name, KernelSignature &sig, Type elementType,
+                      int64_t blockThreads);
 
 /// The description of one buffer for the runtime: `{name, dtype}`, and for
 /// a workspace the number of `elements` as an expression of the sizes.
