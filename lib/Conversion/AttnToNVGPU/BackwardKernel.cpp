@@ -210,38 +210,16 @@ void BackwardKernelBuilder::declareSignature() {
 }
 
 void BackwardKernelBuilder::bindOpInfo() {
-  info.spec = spec;
-  info.batch = sig.lookup("B");
-  info.qHeads = sig.lookup("Hq");
-  info.kvHeads = sig.lookup("Hkv");
-  info.qLen = sig.lookup("Sq");
-  info.kvLen = sig.lookup("Sk");
-  info.headDimQK = idx(f.dqk);
-  info.headDimV = idx(f.dv);
-  info.group = kc->e.divI(info.qHeads, info.kvHeads);
-  info.numSinkRows = sig.lookup("Ns");
-  info.elementType = f.elt;
-  info.scale = f.scale;
-  info.gamma = f.gamma;
   for (auto [i, c] : llvm::enumerate(op.getCaptures())) {
     captures.push_back({sig.lookup("capture" + std::to_string(i)),
                         cast<RankedTensorType>(c.getType())});
     captureGrads.push_back(sig.lookup("d_capture" + std::to_string(i)));
   }
-  info.inlineRegion = [this](Region &region, ValueRange args) {
-    return inlineRegionOnGPU(*kc, region, args, captures);
-  };
-  info.loadSegment = [this](unsigned index, Value bi, Value pos) -> Value {
-    bool isQuery = false;
-    for (Attribute a : *spec.getMasks())
-      if (auto d = dyn_cast<DocumentAttr>(a))
-        isQuery |= d.getQSegments() == int64_t(index) &&
-                   d.getKvSegments() != int64_t(index);
-    ScalarEmitter &e = kc->e;
-    Value linear = e.addI(e.mulI(bi, isQuery ? info.qLen : info.kvLen), pos);
-    return memref::LoadOp::create(*b, captures[index].buffer,
-                                  ValueRange{linear});
-  };
+  SmallVector<Value> sizes;
+  for (StringRef n : {"B", "Hq", "Hkv", "Sq", "Sk", "Ns"})
+    sizes.push_back(sig.lookup(n));
+  bindKernelOpInfo(*kc, spec, sizes, f.elt, f.dqk, f.dv, f.scale, f.gamma,
+                   captures, info);
 }
 
 /// Whether `v`, computed in a score region, depends on its batch and head

@@ -201,3 +201,41 @@ kernel::emitScoreModVJPOnGPU(KernelContext &k, Region &region,
   }
   return vjp;
 }
+
+void kernel::bindKernelOpInfo(KernelContext &k, VariantSpecOpInterface spec,
+                              ArrayRef<Value> sizes, Type elementType,
+                              int64_t dqk, int64_t dv, double scale,
+                              double gamma, ArrayRef<CaptureBuffer> captures,
+                              AttnOpInfo &info) {
+  info.spec = spec;
+  info.batch = sizes[0];
+  info.qHeads = sizes[1];
+  info.kvHeads = sizes[2];
+  info.qLen = sizes[3];
+  info.kvLen = sizes[4];
+  info.headDimQK = k.idx(dqk);
+  info.headDimV = k.idx(dv);
+  info.group = k.e.divI(info.qHeads, info.kvHeads);
+  info.numSinkRows = sizes[5];
+  info.elementType = elementType;
+  info.scale = scale;
+  info.gamma = gamma;
+  info.inlineRegion = [&k, captures](Region &region, ValueRange args) {
+    return inlineRegionOnGPU(k, region, args, captures);
+  };
+  Value qLen = info.qLen, kvLen = info.kvLen;
+  // Query segment ids are [B, Sq], key segment ids [B, Sk].
+  llvm::SmallDenseSet<unsigned> queryIds;
+  if (std::optional<ArrayAttr> masks = spec.getMasks())
+    for (Attribute a : *masks)
+      if (auto d = dyn_cast<DocumentAttr>(a))
+        if (d.getQSegments() != d.getKvSegments())
+          queryIds.insert(d.getQSegments());
+  info.loadSegment = [&k, queryIds, captures, qLen, kvLen](
+                         unsigned index, Value bi, Value pos) -> Value {
+    bool isQuery = queryIds.contains(index);
+    Value linear = k.e.addI(k.e.mulI(bi, isQuery ? qLen : kvLen), pos);
+    return memref::LoadOp::create(k.b, captures[index].buffer,
+                                  ValueRange{linear});
+  };
+}

@@ -22,6 +22,17 @@ struct CaptureBuffer {
   RankedTensorType type;
 };
 
+/// Fills `info` for a kernel of `spec` whose sizes B, Hq, Hkv, Sq, Sk, Ns
+/// are the kernel arguments `sizes` (in that order) and whose captures are
+/// `captures` (flat buffers): the score and mask regions are inlined with
+/// their capture reads as loads (inlineRegionOnGPU), document segment ids
+/// ([B, Sq] or [B, Sk]) read from their buffers. `k` and `captures` must
+/// outlive `info`.
+void bindKernelOpInfo(KernelContext &k, VariantSpecOpInterface spec,
+                      ArrayRef<Value> sizes, Type elementType, int64_t dqk,
+                      int64_t dv, double scale, double gamma,
+                      ArrayRef<CaptureBuffer> captures, AttnOpInfo &info);
+
 /// Clones `region` at the insertion point with its leading arguments bound
 /// to `args` and its trailing (capture) arguments read from `captures`;
 /// returns the yielded value.
