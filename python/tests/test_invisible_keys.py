@@ -277,3 +277,66 @@ def test_compiler_attention_causal_nan_row(attn_run, lowering):
     assert np.isnan(got[0, 0, S - 1]).all()
     np.testing.assert_allclose(got[0, 1, :50], want[0, 1, :50], rtol=1e-5,
                                atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# The GPU check (bench/invisible_keys_check.py), on the CPU
+# ---------------------------------------------------------------------------
+
+def _emulated_kernel(q, k, v, masks, caps, block_m, zero_unseen):
+    """O as the GPU kernel forms it: weights p (the reference's, from
+    v = identity), then O = P.V per CTA row block with a plain product
+    (0 * NaN = NaN), after zeroing the V rows no query of the block sees
+    when ``zero_unseen``."""
+    B, Hq, Sq, _ = q.shape
+    Hkv, Sk = k.shape[1], k.shape[2]
+    G = Hq // Hkv
+    eye = np.broadcast_to(np.eye(Sk), (B, Hkv, Sk, Sk))
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = ref.attention(q, k, eye, masks=masks, captures=caps)
+        vis = np.broadcast_to(ref.visibility(B, Hq, Sq, Sk, masks, caps),
+                              (B, Hq, Sq, Sk))
+        o = np.zeros((B, Hq, Sq, v.shape[3]))
+        for b in range(B):
+            for h in range(Hq):
+                for i0 in range(0, Sq, block_m):
+                    vb = v[b, h // G].astype(np.float64)
+                    if zero_unseen:
+                        vb[~vis[b, h, i0:i0 + block_m].any(0)] = 0.0
+                    pb = p[b, h, i0:i0 + block_m]
+                    o[b, h, i0:i0 + block_m] = (pb[..., None] * vb).sum(-2)
+    return o
+
+
+@pytest.mark.parametrize("masks,Sq,Sk", [
+    ([ref.document(0, 0)], 200, 200),
+    ([ref.causal(), ref.sliding_window(37)], 200, 200),
+    ([ref.causal(), ref.sink_tokens(4), ref.sliding_window(50)], 200, 200),
+    ([ref.causal("bottom_right")], 150, 230),
+], ids=["document", "window", "streaming", "bottom_right"])
+def test_gpu_check_tells_the_kernels_apart(masks, Sq, Sk):
+    """bench/invisible_keys_check.py passes a kernel that zeroes the V rows
+    its row block does not see and fails one that does not (the kernels
+    before the fix), on an emulation of the GPU's P.V (64 x 64 tiles)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import invisible_keys_check as chk
+    rng = np.random.default_rng(3)
+    B, Hq, Hkv, D = 1, 4, 2, 16
+    q = rng.standard_normal((B, Hq, Sq, D))
+    k = rng.standard_normal((B, Hkv, Sk, D))
+    v = rng.standard_normal((B, Hkv, Sk, D))
+    caps = [np.sort(rng.integers(0, 4, (B, Sk)), axis=1)] \
+        if masks[0]["kind"] == "document" else []
+    want = ref.attention(q, k, v, masks=masks, captures=caps)
+    vis = np.broadcast_to(ref.visibility(B, Hq, Sq, Sk, masks, caps),
+                          (B, Hq, Sq, Sk))
+    for trial in range(3):
+        plan = chk.plan_poison(vis, Hq // Hkv, 64, 64, trial)
+        pk, pv = plan.apply(k.copy(), v.copy())
+        good = _emulated_kernel(q, pk, pv, masks, caps, 64, zero_unseen=True)
+        bad = _emulated_kernel(q, pk, pv, masks, caps, 64, zero_unseen=False)
+        r = chk.evaluate(plan, good, want)
+        assert r["ok"] and r["guaranteed_rows"] >= B * Hq * Sq // 4, r
+        assert not chk.evaluate(plan, bad, want)["ok"]
