@@ -35,7 +35,7 @@ def ptxas_report(ptxas, chip, ptx):
 
 
 def build(out, chip="sm_90a", options=None, only=(), ptxas=None,
-          timeout=None):
+          timeout=None, backward=False):
     """Compiles the cases (all, or those named in ``only``) into
     ``out/<case>``; returns the number of failures."""
     failures = 0
@@ -44,7 +44,7 @@ def build(out, chip="sm_90a", options=None, only=(), ptxas=None,
             continue
         d = os.path.join(out, case.name)
         os.makedirs(d, exist_ok=True)
-        text = case.mlir()
+        text = case.mlir(backward=backward)
         with open(os.path.join(d, "variant.mlir"), "w") as f:
             f.write(text)
         t0 = time.time()
@@ -73,6 +73,9 @@ def main():
     ap.add_argument("--options", default="",
                     help="kernel options of --attn-to-nvvm, e.g. 'm-tiles=1 kv-tile=64'")
     ap.add_argument("--only", default="", help="comma-separated case names")
+    ap.add_argument("--backward", action="store_true",
+                    help="bundles with the backward kernels too (each case's "
+                         "@<name>_grad; bench/gpu_backward.py runs them)")
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds per compile (default: compiler.DEFAULT_TIMEOUT_S)")
     args = ap.parse_args()
@@ -88,7 +91,7 @@ def main():
     if unknown:
         ap.error(f"no such cases: {', '.join(sorted(unknown))}")
     sys.exit(1 if build(args.out, args.chip, options, only, args.ptxas,
-                        args.timeout) else 0)
+                        args.timeout, args.backward) else 0)
 
 
 if __name__ == "__main__":

@@ -74,9 +74,11 @@ class Case:
         # None: derived from check_shape (gpu_bench.small_shape).
         self.sanitize_shape = sanitize_shape
 
-    def mlir(self):
+    def mlir(self, backward=False):
         """The function holding the case's attn.attention (dynamic batch,
-        head and sequence sizes), printed by attn_mlir.printer."""
+        head and sequence sizes), printed by attn_mlir.printer; with
+        ``backward``, also ``@<name>_grad`` holding its attn.attention_grad
+        (the forward then returns the lse where the normalization has one)."""
         def t(*dims, elt=self.dtype):
             return printer.tensor_type(dims, elt)
         types = printer.AttentionTypes(
@@ -88,8 +90,16 @@ class Case:
             if self.sink_rows else None,
             lse="tensor<?x?x?xf32>" if self.lse else None)
         regions = {"score_mod": self.score_mod} if self.score_mod else {}
-        return printer.attention_func(self.name, types, spec=self.spec,
+        text = printer.attention_func(self.name, types, spec=self.spec,
                                       regions=regions)
+        if backward:
+            types.lse = "tensor<?x?x?xf32>" if self.ref.get(
+                "normalization", "softmax") in \
+                printer.LSE_OPERAND_NORMALIZATIONS else None
+            text += "\n" + printer.attention_grad_func(
+                self.name + "_grad", types, spec=self.spec, regions=regions,
+                floating=["f" in ty.split("x")[-1] for ty in self.captures])
+        return text
 
 
 CAUSAL = {"kind": "causal"}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job: set up and build (utils/setup.sh), run every example in
-# examples/ (each compiles its variants, runs them on the GPU when torch sees
-# one and on the CPU JIT otherwise, and checks them against the float64
-# reference), then compile every library variant
+# The main job: set up and build (utils/setup.sh), install torch and
+# matplotlib into .venv (python/requirements-examples.txt, from PyPI, once),
+# run every example in examples/ (each compiles its variants, runs them on the
+# GPU when torch sees one and on the CPU JIT otherwise, and checks them
+# against the float64 reference; train_gpt.py trains a small GPT with each
+# attention and checks the loss curves), then compile every library variant
 # (python/attn_mlir/variants/*.mlir) for the GPU with attn-opt --attn-to-nvvm,
 # printing those the tensor-core kernel refuses and the compiler's reason.
 #   utils/run-examples.sh                 # everything
@@ -16,6 +18,11 @@ if [ "${ATTN_SKIP_SETUP:-0}" != 1 ]; then
   "$ROOT/utils/setup.sh"
 fi
 PY="$ROOT/.venv/bin/python"
+# torch and matplotlib for examples/train_gpt.py (PyPI; not for the tests).
+if ! "$PY" -c "import torch, matplotlib" 2>/dev/null; then
+  echo "== installing python/requirements-examples.txt into .venv"
+  "$ROOT/.venv/bin/pip" install -q -r "$ROOT/python/requirements-examples.txt"
+fi
 export ATTN_OPT="${ATTN_OPT:-$BUILD/bin/attn-opt}"
 export ATTN_RUN="${ATTN_RUN:-$BUILD/bin/attn-run}"
 

@@ -14,6 +14,11 @@ Modules (import them explicitly):
 * ``attn_mlir.compiler``: ``attention(q, k, v, variant=...)`` on the CPU JIT
   or the GPU, ``compile(...)`` into cached kernel bundles (kernel options,
   timeouts).
+* ``attn_mlir.torch``: ``attention(q, k, v, variant=...)`` as a
+  differentiable PyTorch operator (``torch.library`` custom ops, traced by
+  ``torch.compile``); needs torch.
+* ``attn_mlir.cpu_module``: CPU functions compiled once into a cached shared
+  library and called through ctypes.
 * ``attn_mlir.runtime``: load bundles and run their launch lists on torch
   CUDA tensors.
 * ``attn_mlir.regions``: numpy evaluation of region bodies.

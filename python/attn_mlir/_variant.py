@@ -1,8 +1,8 @@
 """What the library variants (``attn_mlir.variants``) and the Python DSL's
 variants (``attn_mlir.dsl``) have in common: a specification, captured
 operands, regions as MLIR text and as numpy callables, and the derived
-``reference`` / ``emit_func`` / ``mlir`` methods that ``attn_mlir.compiler``
-uses.
+``reference`` / ``emit_func`` / ``emit_grad_func`` / ``mlir`` methods that
+``attn_mlir.compiler`` uses.
 """
 
 from __future__ import annotations
@@ -144,6 +144,30 @@ class VariantBase(abc.ABC):
         operand; their element types are the variant's. ``sink_logits``:
         add the ``[Hq]`` sink-logit operand; ``sink_rows``: ``Ns``.
         """
+        return _emit.emit_attention_func(
+            name, q_shape, k_shape, v_shape, dtype, return_lse=return_lse,
+            **self._emit_kwargs(q_shape, captures, sink_logits, sink_rows))
+
+    def emit_grad_func(self, name: str, q_shape, k_shape, v_shape,
+                       dtype: str = "f32", *, captures: Sequence = (),
+                       sink_logits: bool = False,
+                       sink_rows: Optional[int] = None,
+                       lse: Optional[bool] = None,
+                       grad_lse: bool = False) -> str:
+        """The backward of ``emit_func``: a ``func.func @name`` holding the
+        ``attn.attention_grad`` of this variant on static shapes
+        (``attn_mlir.emit.emit_attention_grad_func``: arguments q, k, v, O,
+        dO, [lse], [dlse], captures, sinks; results dq, dk, dv, the sink
+        gradients, one per floating capture). ``lse`` defaults to whether
+        the variant is of the softmax family (where the op needs it)."""
+        return _emit.emit_attention_grad_func(
+            name, q_shape, k_shape, v_shape, dtype, lse=lse,
+            grad_lse=grad_lse,
+            **self._emit_kwargs(q_shape, captures, sink_logits, sink_rows))
+
+    def _emit_kwargs(self, q_shape, captures: Sequence, sink_logits: bool,
+                     sink_rows: Optional[int]) -> dict:
+        """The keyword arguments of ``attn_mlir.emit`` for this variant."""
         self._check_captures(captures)
         cap = []
         for c, decl in zip(captures, self.captures):
@@ -155,12 +179,11 @@ class VariantBase(abc.ABC):
         kw = {k: v for k, v in self.spec.items() if v is not None}
         kw.setdefault("score", "dot")
         kw.setdefault("normalization", "softmax")
-        return _emit.emit_attention_func(
-            name, q_shape, k_shape, v_shape, dtype, captures=cap,
-            sink_logits_shape=(q_shape[1],) if sink_logits else None,
-            sink_rows=sink_rows, score_mod=self.region_block("score_mod"),
-            mask_mod=self.region_block("mask_mod"), return_lse=return_lse,
-            **kw)
+        return dict(kw, captures=cap,
+                    sink_logits_shape=(q_shape[1],) if sink_logits else None,
+                    sink_rows=sink_rows,
+                    score_mod=self.region_block("score_mod"),
+                    mask_mod=self.region_block("mask_mod"))
 
     def spec_text(self) -> str:
         """The specification in the dialect's syntax and printed order."""
@@ -168,6 +191,15 @@ class VariantBase(abc.ABC):
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name}: {self.spec_text()}>"
+
+    # A variant is equal only to itself (object's behaviour, spelled out):
+    # torch.compile treats classes with their own __eq__ and __hash__ as
+    # constants once registered (attn_mlir.torch does), guarding on them.
+    def __eq__(self, other):
+        return self is other
+
+    def __hash__(self):
+        return object.__hash__(self)
 
 
 def _np(x):

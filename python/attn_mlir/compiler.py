@@ -1,6 +1,8 @@
 """Compile and run attention variants.
 
-``attention(q, k, v, variant=...)`` computes one attention:
+``attention(q, k, v, variant=...)`` computes one attention, and
+``attention_grad(q, k, v, o, do, variant=..., lse=...)`` its gradients
+(the same dispatch; the GPU backward is not built yet):
 
 * on torch tensors that live on a CUDA device, through a kernel bundle
   (``compile``) launched by ``attn_mlir.runtime``;
@@ -44,16 +46,21 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from . import printer as _printer
 from ._variant import CAPTURE_ELEMENTS, VariantBase, _np
+from .kinds import SOFTMAX_FAMILY
+
+#: The capture element types that get a gradient from the backward.
+FLOAT_CAPTURE_ELEMENTS = ("f32",)
 
 __all__ = ["CompileError", "ToolTimeout", "find_tool", "cache_dir",
            "resolve_variant", "gpu_module", "compile", "compile_module",
-           "attention", "KERNEL_OPTIONS", "DEFAULT_TIMEOUT_S"]
+           "attention", "attention_grad", "AttentionGrads",
+           "KERNEL_OPTIONS", "DEFAULT_TIMEOUT_S"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -146,10 +153,13 @@ def gpu_module(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
                dtype: str = "bf16", captures: Sequence = (),
                sink_logits: bool = False, sink_rows: bool = False,
                return_lse: Optional[bool] = None,
-               func_name: Optional[str] = None) -> str:
+               func_name: Optional[str] = None,
+               backward: bool = False, grad_lse: bool = False) -> str:
     """The module that ``compile`` hands to attn-opt: the ``attn.variant``
     and a function calling it (``variant @name``) with dynamic batch, head
-    and sequence sizes.
+    and sequence sizes; with ``backward``, also ``@<func>_grad`` holding the
+    ``attn.attention_grad`` of the same variant (and the forward returns
+    its lse where the normalization has one).
 
     ``captures``: per captured operand an array, a shape or a
     ``(shape, element type)`` pair; the first size is made dynamic, the rest
@@ -159,7 +169,7 @@ def gpu_module(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
     v = resolve_variant(variant)
     v._check_captures(captures)
     dv = head_dim if head_dim_v is None else head_dim_v
-    if return_lse is None:
+    if return_lse is None or backward:
         return_lse = v.has_lse
     seg = set()
     for m in v.spec.get("masks") or ():
@@ -178,8 +188,17 @@ def gpu_module(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
                    _printer.tensor_type((None, None, dv), dtype))
         if sink_rows else None,
         lse="tensor<?x?x?xf32>" if return_lse else None)
-    return (v.mlir(v.name).rstrip("\n") + "\n\n" + _printer.attention_func(
-        func_name or f"{v.name}_attention", types, variant=v.name))
+    name = func_name or f"{v.name}_attention"
+    text = (v.mlir(v.name).rstrip("\n") + "\n\n" + _printer.attention_func(
+        name, types, variant=v.name))
+    if backward:
+        # The backward takes the lse under the softmax family only.
+        if v.normalization not in _printer.LSE_OPERAND_NORMALIZATIONS:
+            types.lse = None
+        text += "\n" + _printer.attention_grad_func(
+            name + "_grad", types, variant=v.name, grad_lse=grad_lse,
+            floating=[d.elt.startswith("f") for d in v.captures])
+    return text
 
 
 def _tool_identity(path: Optional[str]) -> Optional[dict]:
@@ -351,10 +370,20 @@ def compile_module(text: str, *, chip: str = "sm_90a",
             built_by = "?"
         if ident is None or built_by == ident:
             return entry
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+    fill_cache_entry(entry, lambda tmp: _compile_into(
+        tmp, text, pipeline, ident, what, timeout))
+    return entry
+
+
+def fill_cache_entry(entry: Path, build) -> None:
+    """Makes the cache folder ``entry``: ``build(folder)`` writes into a
+    fresh temporary folder beside it, which then replaces ``entry`` in one
+    rename (if another process got there first, its entry stays); a failed
+    build leaves nothing behind."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent))
     try:
-        _compile_into(tmp, text, pipeline, ident, what, timeout)
+        build(tmp)
         if entry.exists():
             shutil.rmtree(entry, ignore_errors=True)
         try:
@@ -364,7 +393,6 @@ def compile_module(text: str, *, chip: str = "sm_90a",
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return entry
 
 
 def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
@@ -373,7 +401,8 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
             return_lse: Optional[bool] = None, chip: str = "sm_90a",
             options: Optional[dict] = None,
             cache: Optional[os.PathLike] = None, force: bool = False,
-            timeout: Optional[float] = None) -> Path:
+            timeout: Optional[float] = None, backward: bool = False,
+            grad_lse: bool = False) -> Path:
     """Compiles ``variant`` into a kernel bundle for the GPU; returns its
     folder (``attn.cubin``, ``attn.ptx``, ``attn.json``, ``module.mlir``).
 
@@ -381,6 +410,8 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
     e.g. ``{"mma": "wgmma", "kv_tile": 64, "warps": 8, "stages": 3,
     "pipeline": "on", "m_tiles": 1}``; they are part of the cache key.
     ``timeout``: seconds attn-opt may take (``DEFAULT_TIMEOUT_S``).
+    ``backward``: the bundle also holds the backward kernels (its second
+    entry, ``kind: backward``; see ``gpu_module``).
 
     Raises ``CompileError`` with attn-opt's diagnostics when the compiler
     refuses (e.g. a variant the tensor-core kernel does not support yet),
@@ -390,7 +421,8 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
     text = gpu_module(variant, head_dim=head_dim, head_dim_v=head_dim_v,
                       dtype=dtype, captures=captures,
                       sink_logits=sink_logits, sink_rows=sink_rows,
-                      return_lse=return_lse)
+                      return_lse=return_lse, backward=backward,
+                      grad_lse=grad_lse)
     what = (f"variant '{resolve_variant(variant).name}' ({dtype}, head dims "
             f"{head_dim}/{head_dim_v or head_dim})")
     return compile_module(text, chip=chip, options=options, cache=cache,
@@ -413,24 +445,32 @@ def _dtype_name(x) -> str:
     return names[dt]
 
 
-def _run_gpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
-             sink_value, return_lse, chip, options, timeout):
+def _gpu_dtype(q) -> str:
     import torch
-    from .runtime import Bundle
     dtype = _dtype_name(q)
     if dtype not in ("bf16", "f16") or q.dtype == torch.float64:
         raise TypeError(f"the GPU kernel takes bfloat16 or float16 tensors, "
                         f"got {q.dtype}; convert them, or run on the CPU")
-    path = compile(v, head_dim=q.shape[-1], head_dim_v=v_.shape[-1],
-                   dtype=dtype, captures=captures,
-                   sink_logits=sink_logits is not None,
-                   sink_rows=sink_key is not None, chip=chip,
-                   options=options, timeout=timeout)
-    key = (str(path), q.device.index)
+    return dtype
+
+
+def _gpu_kernel(path: Path, device, name: Optional[str] = None):
+    """Kernel ``name`` (or the only one) of the bundle at ``path``, loaded
+    once per device."""
+    import torch
+    from .runtime import Bundle
+    key = (str(path), device.index)
     if key not in _LOADED:
-        with torch.cuda.device(q.device):
+        with torch.cuda.device(device):
             _LOADED[key] = Bundle.load(str(path))
-    kernel = _LOADED[key].kernel()
+    return _LOADED[key].kernel(name)
+
+
+def _gpu_operands(v: VariantBase, q, captures, sink_logits, sink_key,
+                  sink_value) -> dict:
+    """The captures and sinks as the kernels take them: contiguous tensors
+    on q's device of their declared types."""
+    import torch
     dev = q.device
     caps = [torch.as_tensor(c, device=dev).to(
         getattr(torch, _TORCH_DTYPES[decl.elt])).contiguous()
@@ -440,10 +480,24 @@ def _run_gpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
     sk = None if sink_key is None else sink_key.to(dev, q.dtype).contiguous()
     sv = None if sink_value is None else sink_value.to(dev,
                                                        q.dtype).contiguous()
-    with torch.cuda.device(dev):
+    return {"captures": caps, "sink_logits": sl, "sink_key": sk,
+            "sink_value": sv}
+
+
+def _run_gpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
+             sink_value, return_lse, chip, options, timeout):
+    import torch
+    dtype = _gpu_dtype(q)
+    path = compile(v, head_dim=q.shape[-1], head_dim_v=v_.shape[-1],
+                   dtype=dtype, captures=captures,
+                   sink_logits=sink_logits is not None,
+                   sink_rows=sink_key is not None, chip=chip,
+                   options=options, timeout=timeout)
+    kernel = _gpu_kernel(path, q.device)
+    extra = _gpu_operands(v, q, captures, sink_logits, sink_key, sink_value)
+    with torch.cuda.device(q.device):
         out, lse = kernel.run(q.contiguous(), k.contiguous(), v_.contiguous(),
-                              captures=caps, sink_logits=sl, sink_key=sk,
-                              sink_value=sv)
+                              **extra)
     return (out, lse) if return_lse else out
 
 
@@ -473,18 +527,21 @@ def _cpu_arrays(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
     return arrays
 
 
-def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
-             sink_value, return_lse, lowering, dtype, timeout):
+def _attn_run(text: str, arrays: Sequence[np.ndarray], num_results: int,
+              lowering: str, what: str,
+              timeout: Optional[float], cache: bool = False) -> list:
+    """attn-run's results (arrays) of the function ``attn_cpu`` in ``text``
+    on ``arrays``; with ``cache``, those of the function compiled once into
+    a cached shared library (``attn_mlir.cpu_module``, the same results)."""
+    if cache:
+        from . import cpu_module
+        fn = cpu_module.load(text, "attn_cpu", lowering=lowering,
+                             timeout=timeout, what=f" on {what}")
+        if len(fn.results) != num_results:
+            raise CompileError(f"@attn_cpu of {what} returns "
+                               f"{len(fn.results)} results, not {num_results}")
+        return fn(*arrays)
     attn_run = _require_tool("attn-run")
-    dtype = dtype or _dtype_name(q)
-    arrays = _cpu_arrays(v, q, k, v_, captures, sink_logits, sink_key,
-                         sink_value, dtype)
-    text = v.emit_func(
-        "attn_cpu", arrays[0].shape, arrays[1].shape, arrays[2].shape, dtype,
-        captures=[a.shape for a in arrays[3:3 + len(captures)]],
-        sink_logits=sink_logits is not None,
-        sink_rows=None if sink_key is None else arrays[-2].shape[1],
-        return_lse=return_lse)
     with tempfile.TemporaryDirectory(prefix="attn_mlir_") as tmp:
         tmp = Path(tmp)
         src = tmp / "attention.mlir"
@@ -494,16 +551,29 @@ def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
             p = tmp / f"in{n}.npy"
             np.save(p, np.ascontiguousarray(a))
             ins.append(str(p))
-        outs = [str(tmp / "o.npy")] + ([str(tmp / "lse.npy")]
-                                       if return_lse else [])
+        outs = [str(tmp / f"out{n}.npy") for n in range(num_results)]
         r = run_tool(
             [attn_run, str(src), "--entry=attn_cpu", f"--lowering={lowering}",
              "--input=" + ",".join(ins), "--output=" + ",".join(outs)],
-            timeout=timeout, what=f" on variant '{v.name}'")
+            timeout=timeout, what=f" on {what}")
         if r.returncode:
-            raise CompileError(f"attn-run failed on variant '{v.name}':",
-                               r.stderr.strip())
-        results = [np.load(p) for p in outs]
+            raise CompileError(f"attn-run failed on {what}:", r.stderr.strip())
+        return [np.load(p) for p in outs]
+
+
+def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
+             sink_value, return_lse, lowering, dtype, timeout, cpu_cache):
+    dtype = dtype or _dtype_name(q)
+    arrays = _cpu_arrays(v, q, k, v_, captures, sink_logits, sink_key,
+                         sink_value, dtype)
+    text = v.emit_func(
+        "attn_cpu", arrays[0].shape, arrays[1].shape, arrays[2].shape, dtype,
+        captures=[a.shape for a in arrays[3:3 + len(captures)]],
+        sink_logits=sink_logits is not None,
+        sink_rows=None if sink_key is None else arrays[-2].shape[1],
+        return_lse=return_lse)
+    results = _attn_run(text, arrays, 2 if return_lse else 1, lowering,
+                        f"variant '{v.name}'", timeout, cpu_cache)
     if _is_torch(q):
         import torch
         results[0] = torch.from_numpy(results[0]).to(q.dtype)
@@ -516,12 +586,29 @@ def _run_cpu(v: VariantBase, q, k, v_, captures, sink_logits, sink_key,
 # The entry point
 # ---------------------------------------------------------------------------
 
+def _check_call(var: VariantBase, captures, sink_logits, sink_key,
+                sink_value, lowering, timeout, options) -> None:
+    """The checks ``attention`` and ``attention_grad`` share."""
+    var._check_captures(captures)
+    if (sink_key is None) != (sink_value is None):
+        raise ValueError("sink rows need both sink_key and sink_value")
+    if var.sink_logits and sink_logits is None:
+        raise ValueError(f"variant '{var.name}' needs sink_logits [Hq]")
+    if var.sink_rows and sink_key is None:
+        raise ValueError(f"variant '{var.name}' needs sink_key and "
+                         "sink_value")
+    if lowering not in ("flash", "loops"):
+        raise ValueError(f"lowering is 'flash' or 'loops', got {lowering!r}")
+    _timeout(timeout)
+    kernel_option_args(options)
+
+
 def attention(q, k, v, *, variant, captures: Sequence = (),
               sink_logits=None, sink_key=None, sink_value=None,
               return_lse: bool = False, lowering: str = "flash",
               dtype: Optional[str] = None, chip: str = "sm_90a",
               options: Optional[dict] = None,
-              timeout: Optional[float] = None):
+              timeout: Optional[float] = None, cpu_cache: bool = False):
     """``O`` (and ``lse`` with ``return_lse``) of ``variant`` on q, k, v.
 
     * ``q [B, Hq, Sq, Dqk]``, ``k [B, Hkv, Sk, Dqk]``, ``v [B, Hkv, Sk,
@@ -538,27 +625,181 @@ def attention(q, k, v, *, variant, captures: Sequence = (),
       ``timeout``: seconds attn-opt / attn-run may take before they are
       killed and ``ToolTimeout`` is raised (default ``DEFAULT_TIMEOUT_S``
       or ``$ATTN_MLIR_TIMEOUT``).
+    * ``cpu_cache``: on the CPU, compile the function once into a shared
+      library cached on disk (``attn_mlir.cpu_module``: attn-opt,
+      mlir-translate, clang; ~0.3 s once) and call it, instead of attn-run
+      (which compiles it again on every call, 0.1-0.2 s); the results are
+      the same.
 
     Results are of q's kind: torch tensors of q's dtype, or numpy arrays
     (float32 for f32 and bf16, float16 for f16).
     """
     var = resolve_variant(variant)
-    var._check_captures(captures)
-    if (sink_key is None) != (sink_value is None):
-        raise ValueError("sink rows need both sink_key and sink_value")
-    if var.sink_logits and sink_logits is None:
-        raise ValueError(f"variant '{var.name}' needs sink_logits [Hq]")
-    if var.sink_rows and sink_key is None:
-        raise ValueError(f"variant '{var.name}' needs sink_key and "
-                         "sink_value")
+    _check_call(var, captures, sink_logits, sink_key, sink_value, lowering,
+                timeout, options)
     if return_lse and not var.has_lse:
         raise ValueError(f"'{var.normalization}' defines no lse")
-    if lowering not in ("flash", "loops"):
-        raise ValueError(f"lowering is 'flash' or 'loops', got {lowering!r}")
-    _timeout(timeout)
-    kernel_option_args(options)
     if _is_torch(q) and q.is_cuda:
         return _run_gpu(var, q, k, v, list(captures), sink_logits, sink_key,
                         sink_value, return_lse, chip, options, timeout)
     return _run_cpu(var, q, k, v, list(captures), sink_logits, sink_key,
-                    sink_value, return_lse, lowering, dtype, timeout)
+                    sink_value, return_lse, lowering, dtype, timeout,
+                    cpu_cache)
+
+
+# ---------------------------------------------------------------------------
+# The backward
+# ---------------------------------------------------------------------------
+
+class AttentionGrads(NamedTuple):
+    """What ``attention_grad`` returns: the fields of
+    ``reference.AttentionGrads``, as arrays (or tensors) of q's kind.
+
+    ``dq``, ``dk``, ``dv``, ``d_sink_key``, ``d_sink_value`` have the
+    element type of q (numpy: float32 for f32 and bf16, float16 for f16);
+    ``d_sink_logits`` and the capture gradients are float32.
+    ``d_sink_logits``, ``d_sink_key``, ``d_sink_value`` are None when the op
+    has no such operand; ``d_captures`` has one entry per capture, None for
+    an integer one.
+    """
+    dq: Any
+    dk: Any
+    dv: Any
+    d_sink_logits: Any
+    d_sink_key: Any
+    d_sink_value: Any
+    d_captures: tuple
+
+
+def _run_gpu_grad(v: VariantBase, q, k, v_, o, do, lse, grad_lse, captures,
+                  sink_logits, sink_key, sink_value, chip, options,
+                  timeout) -> AttentionGrads:
+    """The backward on CUDA tensors: the bundle of the variant's forward and
+    backward kernels (``compile(..., backward=True)``), its entry
+    ``<variant>_attention_grad``."""
+    import torch
+    dtype = _gpu_dtype(q)
+    path = compile(v, head_dim=q.shape[-1], head_dim_v=v_.shape[-1],
+                   dtype=dtype, captures=captures,
+                   sink_logits=sink_logits is not None,
+                   sink_rows=sink_key is not None, chip=chip,
+                   options=options, timeout=timeout, backward=True,
+                   grad_lse=grad_lse is not None)
+    kernel = _gpu_kernel(path, q.device, f"{v.name}_attention_grad")
+    extra = _gpu_operands(v, q, captures, sink_logits, sink_key, sink_value)
+    f32 = lambda t: None if t is None else torch.as_tensor(  # noqa: E731
+        t, device=q.device).to(torch.float32).contiguous()
+    with torch.cuda.device(q.device):
+        results = kernel.run_grad(
+            q.contiguous(), k.contiguous(), v_.contiguous(),
+            o.to(q.dtype).contiguous(), do.to(q.dtype).contiguous(),
+            lse=f32(lse), dlse=f32(grad_lse), **extra)
+    it = iter(results)
+    dq, dk, dv = next(it), next(it), next(it)
+    dsl = next(it) if sink_logits is not None else None
+    dsk = dsv = None
+    if sink_key is not None:
+        dsk, dsv = next(it), next(it)
+    dcaps = tuple(next(it) if decl.elt in FLOAT_CAPTURE_ELEMENTS else None
+                  for decl in v.captures)
+    return AttentionGrads(dq, dk, dv, dsl, dsk, dsv, dcaps)
+
+
+def _grads_from_results(v: VariantBase, results: list, q, has_sink_logits,
+                        has_sink_rows) -> AttentionGrads:
+    """The op's results (numpy, in its result order) as AttentionGrads of
+    q's kind."""
+    if _is_torch(q):
+        import torch
+
+        def like_q(a):
+            return torch.from_numpy(a).to(q.dtype)
+
+        def f32(a):
+            return torch.from_numpy(np.ascontiguousarray(a, np.float32))
+    else:
+        def like_q(a):
+            return a
+
+        def f32(a):
+            return a
+    it = iter(results)
+    dq, dk, dv = (like_q(next(it)) for _ in range(3))
+    dsl = f32(next(it)) if has_sink_logits else None
+    dsk = dsv = None
+    if has_sink_rows:
+        dsk, dsv = like_q(next(it)), like_q(next(it))
+    dcaps = tuple(f32(next(it)) if decl.elt in FLOAT_CAPTURE_ELEMENTS
+                  else None for decl in v.captures)
+    return AttentionGrads(dq, dk, dv, dsl, dsk, dsv, dcaps)
+
+
+def _run_cpu_grad(v: VariantBase, q, k, v_, o, do, lse, grad_lse, captures,
+                  sink_logits, sink_key, sink_value, lowering, dtype,
+                  timeout, cpu_cache) -> AttentionGrads:
+    dtype = dtype or _dtype_name(q)
+    arrays = _cpu_arrays(v, q, k, v_, captures, sink_logits, sink_key,
+                         sink_value, dtype)
+    per_query = [_to_npy_float(o, dtype), _to_npy_float(do, dtype)]
+    per_query += [np.asarray(_np(x), dtype=np.float32)
+                  for x in (lse, grad_lse) if x is not None]
+    arrays[3:3] = per_query
+    first_cap = 3 + len(per_query)
+    text = v.emit_grad_func(
+        "attn_cpu", arrays[0].shape, arrays[1].shape, arrays[2].shape, dtype,
+        captures=[a.shape for a in arrays[first_cap:first_cap +
+                                          len(captures)]],
+        sink_logits=sink_logits is not None,
+        sink_rows=None if sink_key is None else arrays[-2].shape[1],
+        lse=lse is not None, grad_lse=grad_lse is not None)
+    num_results = 3 + (sink_logits is not None) + 2 * (sink_key is not None)
+    num_results += sum(decl.elt in FLOAT_CAPTURE_ELEMENTS
+                       for decl in v.captures)
+    results = _attn_run(text, arrays, num_results, lowering,
+                        f"the backward of variant '{v.name}'", timeout,
+                        cpu_cache)
+    return _grads_from_results(v, results, q, sink_logits is not None,
+                               sink_key is not None)
+
+
+def attention_grad(q, k, v, o, do, *, variant, lse=None, grad_lse=None,
+                   captures: Sequence = (), sink_logits=None, sink_key=None,
+                   sink_value=None, lowering: str = "flash",
+                   dtype: Optional[str] = None, chip: str = "sm_90a",
+                   options: Optional[dict] = None,
+                   timeout: Optional[float] = None,
+                   cpu_cache: bool = False) -> AttentionGrads:
+    """The gradients of ``attention(q, k, v, variant=...)`` for the loss
+    ``L = sum(do * O) + sum(grad_lse * lse)`` (``attn.attention_grad``,
+    docs/semantics.md §6).
+
+    * ``q``, ``k``, ``v``, ``captures``, the sinks, ``variant``,
+      ``lowering``, ``dtype``, ``options``, ``timeout``, ``cpu_cache``: as
+      in ``attention``; ``o = O [B, Hq, Sq, Dv]`` the forward's output and
+      ``do = dL/dO`` of its shape.
+    * ``lse [B, Hq, Sq]``: the forward's (``attention(...,
+      return_lse=True)``); required for the softmax family, accepted under
+      ``mean``, refused otherwise. ``grad_lse``: ``dL/dlse``, only with
+      ``lse``.
+
+    Returns ``AttentionGrads`` (the fields of ``reference.AttentionGrads``,
+    of q's kind). Numpy arrays and CPU tensors run on the CPU JIT
+    (``lowering='flash'``: the tiled FlashAttention-2 order, ``'loops'``:
+    the literal definition); CUDA tensors go to the GPU backward.
+    """
+    var = resolve_variant(variant)
+    _check_call(var, captures, sink_logits, sink_key, sink_value, lowering,
+                timeout, options)
+    if lse is None and var.normalization in SOFTMAX_FAMILY:
+        raise ValueError(f"the backward of '{var.normalization}' needs the "
+                         "forward's lse (attention(..., return_lse=True))")
+    if lse is not None and not var.has_lse:
+        raise ValueError(f"'{var.normalization}' defines no lse; pass none")
+    if grad_lse is not None and lse is None:
+        raise ValueError("grad_lse needs lse: it is the gradient of the "
+                         "forward's lse")
+    args = (var, q, k, v, o, do, lse, grad_lse, list(captures), sink_logits,
+            sink_key, sink_value)
+    if _is_torch(q) and q.is_cuda:
+        return _run_gpu_grad(*args, chip, options, timeout)
+    return _run_cpu_grad(*args, lowering, dtype, timeout, cpu_cache)

@@ -1,4 +1,6 @@
-"""Emit MLIR text for one ``attn.attention`` op wrapped in a ``func.func``.
+"""Emit MLIR text for one ``attn.attention`` op (or its backward,
+``attn.attention_grad``: ``emit_attention_grad_func``) wrapped in a
+``func.func``.
 
 Standard library only; the text is printed by ``attn_mlir.printer``.  The emitted text uses the dialect's pretty syntax
 (``include/attn/Dialect/Attn/IR/AttnOps.td``, examples in
@@ -60,9 +62,13 @@ __all__ = [
     "tensor_type",
     "mask_attr",
     "emit_attention_func",
+    "emit_attention_grad_func",
 ]
 
 _int = _printer._int
+
+#: Capture element types that get a gradient from attn.attention_grad.
+_FLOAT_ELEMENTS = ("f16", "bf16", "f32", "f64")
 
 
 def _check_choice(what: str, value: str, choices: Tuple[str, ...]) -> None:
@@ -127,6 +133,63 @@ def emit_attention_func(name: str, q_shape: Sequence[int],
     Only shapes are checked here (rank 4, matching sizes); everything else is
     left to the dialect's verifier.
     """
+    types, spec, regions = _func_parts(
+        name, q_shape, k_shape, v_shape, dtype, score=score, scale=scale,
+        gamma=gamma, q_map=q_map, k_map=k_map, masks=masks,
+        normalization=normalization, bias=bias, length_scale=length_scale,
+        sink_logits_shape=sink_logits_shape, sink_rows=sink_rows,
+        captures=captures, score_mod=score_mod, mask_mod=mask_mod,
+        lse=return_lse)
+    return _printer.attention_func(name, types, spec=spec, regions=regions)
+
+
+def emit_attention_grad_func(name: str, q_shape: Sequence[int],
+                             k_shape: Sequence[int], v_shape: Sequence[int],
+                             dtype: str = "f32", *,
+                             lse: Optional[bool] = None,
+                             grad_lse: bool = False, **spec) -> str:
+    """``func.func @name`` computing one ``attn.attention_grad``, the
+    backward of what ``emit_attention_func`` emits for the same shapes and
+    ``spec`` (its keyword arguments but ``return_lse``: the specification,
+    ``masks``, ``captures``, ``sink_logits_shape``, ``sink_rows``,
+    ``score_mod``, ``mask_mod``).
+
+    Function arguments: ``%attn_q, %attn_k, %attn_v, %attn_o, %attn_do``
+    (``O`` and ``dO`` are ``[B, Hq, Sq, Dv]`` of ``dtype``), ``%attn_lse``
+    (``[B, Hq, Sq]`` f32, the forward's lse: with ``lse``, which defaults to
+    whether the normalization is of the softmax family, where the op needs
+    it), ``%attn_dlse`` (with ``grad_lse``), then the captures and sinks as
+    in ``emit_attention_func``. Results: ``dq, dk, dv``, the sink gradients
+    where the op has sinks, one gradient per floating capture
+    (``printer.attention_grad_func``: ``%attn_dp0...`` after dv).
+    """
+    if "return_lse" in spec:
+        raise TypeError("emit_attention_grad_func takes lse=, not return_lse=")
+    if lse is None:
+        lse = spec.get("normalization", "softmax") in \
+            _printer.LSE_OPERAND_NORMALIZATIONS
+    types, spec_text, regions = _func_parts(name, q_shape, k_shape, v_shape,
+                                            dtype, lse=lse, **spec)
+    floating = [elt in _FLOAT_ELEMENTS
+                for _, elt in spec.get("captures", ())]
+    return _printer.attention_grad_func(name, types, grad_lse=grad_lse,
+                                        spec=spec_text, regions=regions,
+                                        floating=floating)
+
+
+def _func_parts(name: str, q_shape, k_shape, v_shape, dtype: str, *,
+                score: str = "dot", scale: Optional[float] = None,
+                gamma: Optional[float] = None, q_map: str = "identity",
+                k_map: str = "identity", masks: Iterable[Mapping] = (),
+                normalization: str = "softmax", bias: Optional[float] = None,
+                length_scale: Optional[float] = None,
+                sink_logits_shape: Optional[Sequence[int]] = None,
+                sink_rows: Optional[int] = None,
+                captures: Sequence[Tuple[Sequence[int], str]] = (),
+                score_mod: Optional[str] = None,
+                mask_mod: Optional[str] = None, lse: bool = False):
+    """The checked types, specification text and region blocks of one
+    attention op (``lse``: whether the types carry the f32 lse)."""
     if not name or not all(c.isalnum() or c in "_$." for c in name):
         raise ValueError(f"bad function name {name!r}")
     _check_choice("element type", dtype, ELEMENT_TYPES)
@@ -141,7 +204,7 @@ def emit_attention_func(name: str, q_shape: Sequence[int],
         q=tensor_type(q_shape, dtype), k=tensor_type(k_shape, dtype),
         v=tensor_type(v_shape, dtype), o=tensor_type((B, Hq, Sq, Dv), dtype),
         captures=[tensor_type(shape, elt) for shape, elt in captures],
-        lse=tensor_type((B, Hq, Sq), "f32") if return_lse else None)
+        lse=tensor_type((B, Hq, Sq), "f32") if lse else None)
     if sink_logits_shape is not None:
         types.sink_logits = tensor_type(tuple(sink_logits_shape), "f32")
     if sink_rows is not None:
@@ -157,4 +220,4 @@ def emit_attention_func(name: str, q_shape: Sequence[int],
     regions = {kind: _printer.region_block(kind, body, types.captures)
                for kind, body in (("score_mod", score_mod),
                                   ("mask_mod", mask_mod)) if body is not None}
-    return _printer.attention_func(name, types, spec=spec, regions=regions)
+    return types, spec, regions

@@ -4,8 +4,8 @@ Everything attn_mlir hands to ``attn-opt`` / ``attn-run`` is printed here:
 float literals and tensor types, mask attributes, the variant specification
 (``score<rbf> scale = ... mask = [...] normalize<...> ...``), region blocks
 and the ops of their bodies, ``attn.variant`` ops, and functions holding
-one ``attn.attention`` (with the specification inline or ``variant
-@name``). ``attn_mlir.parser`` reads the same syntax back.
+one ``attn.attention`` or one ``attn.attention_grad`` (with the
+specification inline or ``variant @name``). ``attn_mlir.parser`` reads the same syntax back.
 
 Standard library only. The syntax is the dialect's pretty form
 (``include/attn/Dialect/Attn/IR/AttnOps.td``, examples in
@@ -26,7 +26,9 @@ from .kinds import MASK_PARAMS as _KIND_MASK_PARAMS
 __all__ = ["ELEMENT_TYPES", "MASK_PARAMS", "MASK_DEFAULTS", "SPEC_KEYS",
            "format_float", "tensor_type", "mask_attr", "compact_mask",
            "spec_text", "region_block", "region", "block", "op_line",
-           "variant_op", "AttentionTypes", "attention_func"]
+           "variant_op", "AttentionTypes", "attention_func",
+           "LSE_OPERAND_NORMALIZATIONS", "grad_param_types",
+           "attention_grad_func"]
 
 #: Element types of q / k / v (and the sink rows, and O).
 ELEMENT_TYPES = ("f32", "f16", "bf16")
@@ -236,22 +238,10 @@ class AttentionTypes:
     lse: Optional[str] = None
 
 
-def attention_func(name: str, types: AttentionTypes, *, spec: str = "",
-                   variant: Optional[str] = None,
-                   regions: Mapping[str, str] = {}) -> str:
-    """``func.func @name`` whose arguments are the operands of one
-    ``attn.attention`` (``%attn_q, %attn_k, %attn_v, %attn_cap0..,
-    %attn_sink_logits, %attn_sink_key, %attn_sink_value``) and whose results
-    are its ``O`` (and ``lse``). The op carries ``spec`` (specification
-    text) or names ``variant``, and the regions (kind -> block text)."""
-    if not name or not all(c.isalnum() or c in "_$." for c in name):
-        raise ValueError(f"bad function name {name!r}")
-    if variant is not None and (spec or regions):
-        raise ValueError("an attn.attention names a variant or spells out "
-                         "a specification, not both")
-    t = types
-    args = [f"%attn_q: {t.q}", f"%attn_k: {t.k}", f"%attn_v: {t.v}"]
-    operands = ["%attn_q, %attn_k, %attn_v"]
+def _operands(t: AttentionTypes):
+    """The function arguments and op operand groups of the captures and
+    sinks (after q, k, v and, for the backward, O, dO, lse, dlse)."""
+    args, operands = [], []
     if t.captures:
         names = [f"%attn_cap{n}" for n in range(len(t.captures))]
         args += [f"{n}: {ty}" for n, ty in zip(names, t.captures)]
@@ -265,20 +255,96 @@ def attention_func(name: str, types: AttentionTypes, *, spec: str = "",
         args += [f"%attn_sink_key: {tsk}", f"%attn_sink_value: {tsv}"]
         operands.append(f"sink_rows(%attn_sink_key, %attn_sink_value : "
                         f"{tsk}, {tsv})")
-    results = ["%attn_o"] + (["%attn_lse"] if t.lse else [])
-    result_types = [t.o] + ([t.lse] if t.lse else [])
+    return args, operands
+
+
+def _func(name: str, args, op: str, operands, spec: str, variant, regions,
+          operand_types, results, result_types) -> str:
+    if not name or not all(c.isalnum() or c in "_$." for c in name):
+        raise ValueError(f"bad function name {name!r}")
+    if variant is not None and (spec or regions):
+        raise ValueError("an attention op names a variant or spells out "
+                         "a specification, not both")
     mods = [region(kind, regions[kind]) for kind in ("score_mod", "mask_mod")
             if regions.get(kind) is not None]
     ret_sig = result_types[0] if len(result_types) == 1 else \
         "(" + ", ".join(result_types) + ")"
     lines = [
         f"func.func @{name}({', '.join(args)}) -> {ret_sig} {{",
-        f"  {', '.join(results)} = attn.attention {' '.join(operands)}",
+        f"  {', '.join(results)} = {op} {' '.join(operands)}",
         f"      {spec if variant is None else f'variant @{variant}'}",
-        f"      : {t.q}, {t.k}, {t.v}",
+        f"      : {', '.join(operand_types)}",
         f"      -> {', '.join(result_types)}" +
         (" " + " ".join(mods) if mods else ""),
         f"  return {', '.join(results)} : {', '.join(result_types)}",
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def attention_func(name: str, types: AttentionTypes, *, spec: str = "",
+                   variant: Optional[str] = None,
+                   regions: Mapping[str, str] = {}) -> str:
+    """``func.func @name`` whose arguments are the operands of one
+    ``attn.attention`` (``%attn_q, %attn_k, %attn_v, %attn_cap0..,
+    %attn_sink_logits, %attn_sink_key, %attn_sink_value``) and whose results
+    are its ``O`` (and ``lse``). The op carries ``spec`` (specification
+    text) or names ``variant``, and the regions (kind -> block text)."""
+    t = types
+    args, operands = _operands(t)
+    args = [f"%attn_q: {t.q}", f"%attn_k: {t.k}", f"%attn_v: {t.v}"] + args
+    operands = ["%attn_q, %attn_k, %attn_v"] + operands
+    results = ["%attn_o"] + (["%attn_lse"] if t.lse else [])
+    result_types = [t.o] + ([t.lse] if t.lse else [])
+    return _func(name, args, "attn.attention", operands, spec, variant,
+                 regions, [t.q, t.k, t.v], results, result_types)
+
+
+#: The normalizations whose attn.attention_grad takes the forward's lse
+#: (docs/semantics.md §6: the softmax family; `mean` accepts it too).
+LSE_OPERAND_NORMALIZATIONS = ("softmax", "softmax1", "scalable_softmax")
+
+
+def grad_param_types(types: AttentionTypes,
+                     floating: Sequence[bool] = ()) -> list:
+    """The types of ``attn.attention_grad``'s parameter gradients: the sink
+    logits', the sink rows', then each floating capture's (``floating[n]``:
+    whether capture n has a floating element type; all by default)."""
+    t = types
+    out = [] if t.sink_logits is None else [t.sink_logits]
+    out += list(t.sink_rows or ())
+    for n, ty in enumerate(t.captures):
+        if floating[n] if n < len(floating) else True:
+            out.append(ty)
+    return out
+
+
+def attention_grad_func(name: str, types: AttentionTypes, *, spec: str = "",
+                        variant: Optional[str] = None,
+                        regions: Mapping[str, str] = {},
+                        grad_lse: bool = False,
+                        floating: Sequence[bool] = ()) -> str:
+    """``func.func @name`` holding one ``attn.attention_grad``: arguments
+    ``%attn_q, %attn_k, %attn_v, %attn_o, %attn_do`` (O and dO of type
+    ``types.o``), ``%attn_lse`` (when ``types.lse``), ``%attn_dlse`` (with
+    ``grad_lse``), then the captures and sinks as ``attention_func``;
+    results dq, dk, dv and the parameter gradients (``grad_param_types``)."""
+    t = types
+    args, operands = _operands(t)
+    head = [f"%attn_q: {t.q}", f"%attn_k: {t.k}", f"%attn_v: {t.v}",
+            f"%attn_o: {t.o}", f"%attn_do: {t.o}"]
+    ops = ["%attn_q, %attn_k, %attn_v, %attn_o, %attn_do"]
+    if t.lse:
+        head.append(f"%attn_lse: {t.lse}")
+        ops.append(f"lse(%attn_lse : {t.lse})")
+    if grad_lse:
+        if not t.lse:
+            raise ValueError("grad_lse needs lse")
+        head.append(f"%attn_dlse: {t.lse}")
+        ops.append(f"grad_lse(%attn_dlse : {t.lse})")
+    params = grad_param_types(t, floating)
+    results = ["%attn_dq", "%attn_dk", "%attn_dv"] + [
+        f"%attn_dp{n}" for n in range(len(params))]
+    return _func(name, head + args, "attn.attention_grad", ops + operands,
+                 spec, variant, regions, [t.q, t.k, t.v, t.o, t.o], results,
+                 [t.q, t.k, t.v] + params)

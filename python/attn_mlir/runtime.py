@@ -352,6 +352,12 @@ class TorchBackend:
                            device=device)
 
     @staticmethod
+    def zeros(shape, dtype: str, device):
+        import torch
+        return torch.zeros(shape, dtype=getattr(torch, _DTYPES[dtype]),
+                           device=device)
+
+    @staticmethod
     def stream(device) -> int:
         import torch
         return torch.cuda.current_stream(device).cuda_stream
@@ -547,6 +553,64 @@ class Kernel:
             raise BundleError(f"{self.name}: no tensor for {missing}")
         self._launch_all(launches, buffers, sizes, q.device)
         return out, buffers.get("lse")
+
+    @property
+    def is_backward(self) -> bool:
+        """Whether this entry is the backward of an ``attn.attention``
+        (``attn.attention_grad``: ``run_grad``)."""
+        return self.desc.get("kind") == "backward"
+
+    def run_grad(self, q, k, v, o, do, lse=None, captures=(),
+                 sink_logits=None, sink_key=None, sink_value=None,
+                 dlse=None) -> list:
+        """The gradients of a backward entry, in the result order of
+        ``attn.attention_grad`` (dq, dk, dv, then d_sink_logits and the
+        floating captures' gradients). ``o``, ``do``: ``[B, Hq, Sq, Dv]`` of
+        q's dtype; ``lse``, ``dlse``: ``[B, Hq, Sq]`` float32."""
+        if not self.is_backward:
+            raise BundleError(f"{self.name}: not a backward kernel; use run()")
+        B, Hq, Hkv, Sq, Sk, ns = self.check(q, k, v, captures, sink_logits,
+                                            sink_key, sink_value)
+        d = self.desc
+        sizes = dict(zip(SIZE_NAMES, (B, Hq, Hkv, Sq, Sk, ns)))
+        shape_o = (B, Hq, Sq, d["head_dim_v"])
+        buffers = {"q": q, "k": k, "v": v, "sink_logits": sink_logits,
+                   "sink_key": sink_key, "sink_value": sink_value}
+        buffers.update((f"capture{i}", c) for i, c in enumerate(captures))
+        for name, t, shape in (("o", o, shape_o), ("do", do, shape_o),
+                               ("lse", lse, (B, Hq, Sq)),
+                               ("dlse", dlse, (B, Hq, Sq))):
+            if name not in self.params:
+                if t is not None:
+                    raise BundleError(f"{self.name}: the kernel takes no "
+                                      f"'{name}'")
+                continue
+            if t is None:
+                raise BundleError(f"{self.name}: '{name}' is required")
+            self._check_tensor(name, t, self._want(name))
+            if tuple(t.shape) != shape:
+                raise BundleError(f"{self.name}: '{name}' must have shape "
+                                  f"{list(shape)}, got {list(t.shape)}")
+            buffers[name] = t
+        results = []
+        params = self.params
+        for name in d["results"]:
+            p = params[name]
+            like = buffers[p["like"]]
+            make = self.backend.zeros if p.get("zero") else self.backend.empty
+            buffers[name] = make(tuple(like.shape), p.get("dtype", d["dtype"]),
+                                 q.device)
+            results.append(buffers[name])
+        spaces, launches = plan(d, sizes)
+        zeroed = {w["name"] for w in d["workspaces"] if w.get("zero")}
+        for name, (dtype, n) in spaces.items():
+            make = self.backend.zeros if name in zeroed else self.backend.empty
+            buffers[name] = make((max(n, 1),), dtype, q.device)
+        missing = [p for p in params if buffers.get(p) is None]
+        if missing:
+            raise BundleError(f"{self.name}: no tensor for {missing}")
+        self._launch_all(launches, buffers, sizes, q.device)
+        return results
 
     def _launch_all(self, launches, buffers, sizes, device) -> None:
         driver = _driver()

@@ -11,8 +11,8 @@ import re
 import pytest
 
 from attn_mlir import reference as ref
-from attn_mlir.emit import (emit_attention_func, format_float, mask_attr,
-                            tensor_type)
+from attn_mlir.emit import (emit_attention_func, emit_attention_grad_func,
+                            format_float, mask_attr, tensor_type)
 
 Q, K, V = (2, 4, 37, 24), (2, 2, 53, 24), (2, 2, 53, 16)
 
@@ -137,6 +137,37 @@ def test_emit_kitchen_sink_text():
     assert "} mask_mod {" in text
 
 
+def _grad_kitchen_sink():
+    kw = {k: v for k, v in KITCHEN_SINK.items() if k != "return_lse"}
+    return emit_attention_grad_func("all_grad", Q, K, V, "bf16",
+                                    grad_lse=True, **kw)
+
+
+def test_emit_grad_kitchen_sink_text():
+    """The backward's function: q, k, v, O, dO, lse, dlse, then the
+    forward's operands; results dq, dk, dv, the sink gradients and one per
+    floating capture (the two i32 segment-id captures get none)."""
+    text = _grad_kitchen_sink()
+    sig = text.splitlines()[0]
+    assert re.findall(r"%attn_\w+", sig) == [
+        "%attn_q", "%attn_k", "%attn_v", "%attn_o", "%attn_do", "%attn_lse",
+        "%attn_dlse", "%attn_cap0", "%attn_cap1", "%attn_cap2",
+        "%attn_sink_logits", "%attn_sink_key", "%attn_sink_value"]
+    assert sig.endswith(
+        "-> (tensor<2x4x37x24xbf16>, tensor<2x2x53x24xbf16>, "
+        "tensor<2x2x53x16xbf16>, tensor<4xf32>, tensor<2x3x24xbf16>, "
+        "tensor<2x3x16xbf16>, tensor<4xf32>) {")
+    assert "lse(%attn_lse : tensor<2x4x37xf32>) " \
+           "grad_lse(%attn_dlse : tensor<2x4x37xf32>)" in text
+    assert "%attn_dv, %attn_dp0, %attn_dp1, %attn_dp2, %attn_dp3 = " \
+           "attn.attention_grad" in text
+    # Without the softmax family, no lse unless asked for.
+    sig = emit_attention_grad_func("g", Q, K, V, normalization="relu")
+    assert "%attn_lse" not in sig
+    with pytest.raises(TypeError, match="lse=, not return_lse="):
+        emit_attention_grad_func("g", Q, K, V, return_lse=True)
+
+
 def test_emit_parses(attn_opt, tmp_path):
     """attn-opt parses and verifies emitted functions; an explicit block
     header in a region is kept verbatim."""
@@ -153,12 +184,16 @@ def test_emit_parses(attn_opt, tmp_path):
             "nat", (1, 2, 48, 8), (1, 2, 48, 8), (1, 2, 48, 8),
             masks=[ref.neighborhood_2d(6, 8, 3, 3, 2, 2)],
             normalization="mean", return_lse=True),
+        _grad_kitchen_sink(),
+        emit_attention_grad_func("mean_grad", Q, K, V, normalization="mean",
+                                 lse=True),
     ]
     path = tmp_path / "emitted.mlir"
     path.write_text("\n".join(funcs))
     r = attn_opt(path)
     assert r.returncode == 0, r.stderr
-    for name in ("@all", "@plain", "@sigmoid", "@nat"):
+    for name in ("@all", "@plain", "@sigmoid", "@nat", "@all_grad",
+                 "@mean_grad"):
         assert f"func.func {name}(" in r.stdout
     assert "gamma = 1.000000e-05" in r.stdout
     assert "bias = -1.500000e+00" in r.stdout

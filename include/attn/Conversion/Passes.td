@@ -6,8 +6,8 @@
 include "mlir/Pass/PassBase.td"
 
 def AttnLowerToLoopsPass : Pass<"attn-lower-to-loops"> {
-  let summary = "Lower attn.attention to its naive meaning: scf loops over "
-                "scalars on tensors";
+  let summary = "Lower attn.attention and attn.attention_grad to their naive "
+                "meaning: scf loops over scalars on tensors";
   let description = [{
     The executable definition of the dialect (docs/semantics.md): for each
     (b, h, q_idx) the row of scores is materialized (`tensor<Sk x f32>`),
@@ -15,9 +15,21 @@ def AttnLowerToLoopsPass : Pass<"attn-lower-to-loops"> {
     with V. Every kind of the dialect is supported; accumulation is in f32.
     It is slow on purpose: it is what the fast lowerings are checked against.
 
-    Precondition: no attn.attention references a variant (run
-    `attn-instantiate-variants` first). Postcondition: no attn ops remain
-    outside attn.variant definitions.
+    attn.attention_grad (docs/semantics.md §6) likewise: per (b, h, q_idx)
+    the rows of scores before and after the score region, the visibility,
+    the weights p (from the forward's lse for the softmax family), dP = dO.v,
+    D = sum p dP and dS of every key and sink row; dS goes through the score
+    region's symbolic derivative (`AttnCommon/ScoreModVJP.h`, which also
+    gives the capture gradients) and the kernel; dq, dk, dv, the sink
+    gradients and the capture gradients accumulate in f32 tensors that a
+    postprocess scales (the kernel's factor), multiplies by the feature maps'
+    derivatives and casts to the result types. An op whose score region
+    computes the score through an op without a derivative rule is refused
+    with a diagnostic on the op naming that op.
+
+    Precondition: no attn.attention or attn.attention_grad references a
+    variant (run `attn-instantiate-variants` first). Postcondition: no attn
+    ops remain outside attn.variant definitions.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect",
@@ -27,7 +39,8 @@ def AttnLowerToLoopsPass : Pass<"attn-lower-to-loops"> {
 
 def AttnToFlashPass : Pass<"attn-to-flash"> {
   let summary = "Lower attn.attention to the tiled online (FlashAttention) "
-                "form";
+                "form, and attn.attention_grad to the FlashAttention-2 "
+                "backward order";
   let description = [{
     The target-independent algorithm the GPU kernels run, on scalars over
     tensors: queries in tiles of `q-tile` rows; for each, the exact range of
@@ -44,8 +57,27 @@ def AttnToFlashPass : Pass<"attn-to-flash"> {
     written when asked for. The per-row arithmetic of the online algorithm
     is the shared builder of `AttnCommon/OnlineSoftmax.h`.
 
+    attn.attention_grad in the structure of the FlashAttention-2 backward:
+    a preprocess computes per query D = rowsum(dO * O) (softmax family), the
+    number of keys it sees (scalable softmax, mean) and the sink logit's
+    gradient; then per (b, kv head, KV tile of `kv-tile` keys) the tile's dK
+    and dV accumulate in tile-sized f32 buffers while the loops visit the
+    query heads of the group and the q-tiles of `q-tile` rows that can see
+    the tile (a q-tile whose visible KV range, from the structured masks,
+    misses the tile is skipped; mask code runs only on blocks that are not
+    fully visible); per query row p is recomputed from the forward's lse
+    and dS from D over the tile's keys only (no row of scores longer than a
+    tile), and dQ and the capture gradients accumulate in f32 workspaces.
+    The sink rows are one tile per kv head, visited by every batch. RBF
+    scores are computed as `-gamma |q - k|^2` directly (the backward needs
+    `q - k` anyway). The per-element arithmetic (weights, dS, the score
+    region's derivative, the kernel's terms, the postprocess) is shared
+    with attn-lower-to-loops (`AttnCommon/AttentionGradCodegen.h`), and so
+    are the refusals.
+
     An option out of range is an error before any op is visited.
-    Precondition: no attn.attention references a variant.
+    Precondition: no attn.attention or attn.attention_grad references a
+    variant.
   }];
   let options = [
     Option<"qTile", "q-tile", "int64_t", /*default=*/"16",
@@ -62,8 +94,8 @@ def AttnToFlashPass : Pass<"attn-to-flash"> {
 
 def AttnSelectKernelConfigPass
     : Pass<"attn-select-kernel-config", "::mlir::ModuleOp"> {
-  let summary = "Choose, once per attn.attention, how its GPU kernel is "
-                "built (#attn.kernel_config)";
+  let summary = "Choose, once per attn.attention or attn.attention_grad, "
+                "how its GPU kernels are built (#attn.kernel_config)";
   let description = [{
     Decides for every attn.attention the instruction family (`mma.sync` or
     Hopper's `wgmma`), warps and m-tiles per CTA, the KV tile, the depth of
@@ -85,7 +117,11 @@ def AttnSelectKernelConfigPass
       dims up to 64 (else 32), 3 stages;
     - RBF key norms on the tensor cores (`key_norms = mma`) for bf16 wgmma
       kernels whose scores feed a shift-invariant softmax untouched by a
-      score region, with no sink rows; else f32 norms in shared memory.
+      score region, with no sink rows; else f32 norms in shared memory;
+    - attn.attention_grad (the backward kernels): mma.sync, 16 keys per warp
+      (`block_n = 16 * warps`), 8 warps where the dQ product splits the head
+      dim in two (Dqk a multiple of 32), else 4; 64-query steps
+      (`block_m`), 2 stages of the Q/dO ring, no pipelining.
 
     Ops the GPU kernels cannot take, forced options they cannot honour and
     plans that exceed shared memory are diagnostics on the op. Ops that
@@ -116,8 +152,8 @@ def AttnSelectKernelConfigPass
 }
 
 def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
-  let summary = "Generate a tensor-core GPU kernel (gpu.func) for every "
-                "attn.attention";
+  let summary = "Generate tensor-core GPU kernels (gpu.func) for every "
+                "attn.attention and attn.attention_grad";
   let description = [{
     For every attn.attention in the module, a `gpu.func` kernel in
     `gpu.module @attn_kernels`, named after the function that held the op,
@@ -131,6 +167,17 @@ def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
     that are not fully visible, hidden tiles never visited, exp2 domain), the
     plain or software-pipelined KV loop, and the RBF key-norm prologue
     kernel (`<name>_key_norms`).
+
+    For every attn.attention_grad, the backward kernels in FlashAttention-2's
+    order (lib/Conversion/AttnToNVGPU/BackwardKernel.cpp): `<name>_pre`
+    (delta = rowsum(dO * O) - dlse, gamma |q|^2, the sink logits' gradient),
+    `<name>` (one CTA per KV tile, kv head and batch: P and dS recomputed per
+    element, the score region's derivative from ScoreModVJP, dK and dV in
+    registers, dQ through shared memory into an f32 workspace by atomics;
+    one more CTA column for learned sink rows), `<name>_post` (dQ converted)
+    and `<name>_sinks` (the sink rows' gradients). Their entry of the launch
+    description has `kind = "backward"` and lists its `results` in the op's
+    order; results and workspaces filled by atomics are marked `zero`.
 
     Kernel arguments: q, k, v, o, lse (a workspace when the op has no LSE
     result), [sink_logits], [sink_key, sink_value], captures...,

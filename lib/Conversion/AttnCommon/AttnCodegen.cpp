@@ -23,7 +23,18 @@ static Value dimOf(ImplicitLocOpBuilder &b, Value tensor, int64_t dim) {
   return tensor::DimOp::create(b, tensor, dim);
 }
 
-AttnOpInfo AttnOpInfo::get(ImplicitLocOpBuilder &b, AttentionOp op) {
+SmallVector<Value> mlir::attn::emitDims(ImplicitLocOpBuilder &b,
+                                        Value tensor) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  SmallVector<Value> dims;
+  for (int64_t d = 0, e = type.getRank(); d < e; ++d)
+    dims.push_back(dimOf(b, tensor, d));
+  return dims;
+}
+
+/// The operands both attention ops have, under the same accessor names.
+template <typename OpT>
+static AttnOpInfo getInfo(ImplicitLocOpBuilder &b, OpT op) {
   AttnOpInfo info;
   info.op = op;
   info.spec = cast<VariantSpecOpInterface>(op.getOperation());
@@ -51,6 +62,14 @@ AttnOpInfo AttnOpInfo::get(ImplicitLocOpBuilder &b, AttentionOp op) {
   info.scale = getEffectiveScale(info.spec, ShapedType::isDynamic(d) ? 1 : d);
   info.gamma = getEffectiveGamma(info.spec, ShapedType::isDynamic(d) ? 1 : d);
   return info;
+}
+
+AttnOpInfo AttnOpInfo::get(ImplicitLocOpBuilder &b, AttentionOp op) {
+  return getInfo(b, op);
+}
+
+AttnOpInfo AttnOpInfo::get(ImplicitLocOpBuilder &b, AttentionGradOp op) {
+  return getInfo(b, op);
 }
 
 //===----------------------------------------------------------------------===//
@@ -144,6 +163,14 @@ Value ScalarEmitter::featureMap(Value x, FeatureMap kind) {
   llvm_unreachable("unknown feature map");
 }
 
+Value ScalarEmitter::featureMapDerivative(Value x, FeatureMap kind) {
+  if (kind == FeatureMap::identity)
+    return f32(1.0);
+  Value positive = cmpF(arith::CmpFPredicate::OGT, x, f32(0.0));
+  Value otherwise = kind == FeatureMap::relu ? f32(0.0) : exp(x);
+  return select(positive, f32(1.0), otherwise);
+}
+
 ValueRange ScalarEmitter::forLoop(
     Value lb, Value ub, ValueRange inits,
     function_ref<SmallVector<Value>(Value iv, ValueRange args)> body) {
@@ -157,6 +184,21 @@ ValueRange ScalarEmitter::forLoop(
         scf::YieldOp::create(b, results);
       });
   return forOp.getResults();
+}
+
+ValueRange ScalarEmitter::ifElse(Value cond,
+                                 function_ref<SmallVector<Value>()> thenBody,
+                                 function_ref<SmallVector<Value>()> elseBody) {
+  auto branch = [&](function_ref<SmallVector<Value>()> body) {
+    return [&, body](OpBuilder &nested, Location) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(nested.getInsertionBlock(),
+                          nested.getInsertionPoint());
+      scf::YieldOp::create(b, body());
+    };
+  };
+  return scf::IfOp::create(b, cond, branch(thenBody), branch(elseBody))
+      .getResults();
 }
 
 //===----------------------------------------------------------------------===//
@@ -194,7 +236,9 @@ Value mlir::attn::emitKernelScore(ScalarEmitter &e, const AttnOpInfo &info,
 
 /// Whether the default scale or bandwidth must come from the run-time Dqk.
 static bool needsRuntimeHeadDim(const AttnOpInfo &info) {
-  return info.op.getQuery().getType().isDynamicDim(3);
+  // The GPU kernels set `op` but not `query`; q is operand #0 of both ops.
+  Value query = info.query ? info.query : info.op->getOperand(0);
+  return cast<RankedTensorType>(query.getType()).isDynamicDim(3);
 }
 
 Value mlir::attn::emitScale(ScalarEmitter &e, const AttnOpInfo &info) {
@@ -337,6 +381,26 @@ KVRange mlir::attn::emitKVRange(ScalarEmitter &e, const AttnOpInfo &info,
   return range;
 }
 
+Value mlir::attn::emitVisibleCount(ScalarEmitter &e, const AttnOpInfo &info,
+                                   Value b, Value h, Value i,
+                                   const KVRange &range) {
+  auto countIn = [&](Value lo, Value hi, Value n) {
+    return e.forLoop(lo, hi, {n},
+                     [&](Value j, ValueRange s) -> SmallVector<Value> {
+                       Value vis = emitVisible(e, info, b, h, i, j);
+                       return {e.addI(s[0], e.select(vis, e.index(1),
+                                                    e.index(0)))};
+                     })[0];
+  };
+  Value n = e.index(0);
+  Value mainLo = range.main.lo;
+  if (range.sinks) {
+    n = countIn(e.index(0), range.sinks->hi, n);
+    mainLo = e.maxI(mainLo, range.sinks->hi);
+  }
+  return countIn(mainLo, range.main.hi, n);
+}
+
 Value mlir::attn::emitBlockFullyVisible(ScalarEmitter &e,
                                         const AttnOpInfo &info, Value i0,
                                         Value i1, Value j0, Value j1) {
@@ -403,21 +467,19 @@ SmallVector<Value> mlir::attn::emitOutputLoopNest(
   return replacements;
 }
 
-LogicalResult mlir::attn::verifyInstantiated(AttentionOp op) {
+template <typename OpT> static LogicalResult verifyNoVariantRef(OpT op) {
   if (!op.getVariantAttr())
     return success();
   return op.emitOpError() << "references variant " << op.getVariantAttr()
                           << "; run attn-instantiate-variants first";
 }
 
-LogicalResult mlir::attn::refuseAttentionGradOps(Operation *root,
-                                                 StringRef pass) {
-  WalkResult walk = root->walk([&](AttentionGradOp op) {
-    op.emitOpError() << "has no lowering in " << pass
-                     << " yet; only attn.attention is lowered";
-    return WalkResult::interrupt();
-  });
-  return failure(walk.wasInterrupted());
+LogicalResult mlir::attn::verifyInstantiated(AttentionOp op) {
+  return verifyNoVariantRef(op);
+}
+
+LogicalResult mlir::attn::verifyInstantiated(AttentionGradOp op) {
+  return verifyNoVariantRef(op);
 }
 
 LogicalResult mlir::attn::replaceAttentionOps(

@@ -114,16 +114,23 @@ static bool hasDerivativeRule(Operation &op) {
              math::RoundOp, math::RoundEvenOp, math::TruncOp>(op);
 }
 
-static LogicalResult checkNeededOps(Block &block, const Activity &a) {
+/// The first op the yielded score depends on that has no derivative rule.
+static Operation *findUndifferentiable(Block &block, const Activity &a) {
   for (Operation &op : block.without_terminator()) {
     bool needed = llvm::any_of(op.getResults(),
                                [&](Value v) { return a.needed.contains(v); });
-    if (!needed || getCaptureRead(op, block) || hasDerivativeRule(op))
-      continue;
-    return op.emitError() << "cannot differentiate '" << op.getName()
-                          << "' in score_mod";
+    if (needed && !getCaptureRead(op, block) && !hasDerivativeRule(op))
+      return &op;
   }
-  return success();
+  return nullptr;
+}
+
+static LogicalResult checkNeededOps(Block &block, const Activity &a) {
+  Operation *op = findUndifferentiable(block, a);
+  if (!op)
+    return success();
+  return op->emitError() << "cannot differentiate '" << op->getName()
+                         << "' in score_mod";
 }
 
 static LogicalResult verifyShape(Region &scoreMod, Location loc) {
@@ -134,6 +141,13 @@ static LogicalResult verifyShape(Region &scoreMod, Location loc) {
     return emitError(loc) << "expected a score_mod region of one block with "
                              "(s, b, h, i, j, captures...) arguments";
   return success();
+}
+
+Operation *mlir::attn::findUndifferentiableScoreModOp(Region &scoreMod) {
+  if (!scoreMod.hasOneBlock() || scoreMod.front().empty())
+    return nullptr;
+  Block &block = scoreMod.front();
+  return findUndifferentiable(block, analyzeActivity(block));
 }
 
 LogicalResult mlir::attn::checkScoreModDifferentiable(Region &scoreMod) {

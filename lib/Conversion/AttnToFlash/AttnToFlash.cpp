@@ -10,6 +10,8 @@
 
 #include "attn/Conversion/Passes.h"
 
+#include "AttentionGradToFlash.h"
+#include "attn/Conversion/AttnCommon/AttentionGradCodegen.h"
 #include "attn/Conversion/AttnCommon/AttnCodegen.h"
 #include "attn/Conversion/AttnCommon/OnlineSoftmax.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
@@ -320,22 +322,9 @@ Value FlashLowering::emitScalableFactors(const KVRange &range) {
   return e.forLoop(
       e.index(0), rows, {emptyRowBuffer()},
       [&](Value r, ValueRange a) -> SmallVector<Value> {
-        Value i = e.addI(i0, r);
-        auto countIn = [&](Value lo, Value hi, Value n) {
-          return e.forLoop(lo, hi, {n},
-                           [&](Value j, ValueRange s) -> SmallVector<Value> {
-                             Value vis = emitVisible(e, info, bIdx, h, i, j);
-                             return {e.addI(s[0], e.select(vis, e.index(1),
-                                                          e.index(0)))};
-                           })[0];
-        };
-        Value n = info.numSinkRows;
-        Value mainLo = range.main.lo;
-        if (range.sinks) {
-          n = countIn(e.index(0), range.sinks->hi, n);
-          mainLo = e.maxI(mainLo, range.sinks->hi);
-        }
-        n = countIn(mainLo, range.main.hi, n);
+        Value n = e.addI(
+            emitVisibleCount(e, info, bIdx, h, e.addI(i0, r), range),
+            info.numSinkRows);
         Value f = online.scalableFactor(e.indexToF32(n));
         return {tensor::InsertOp::create(b, f, a[0], r)};
       })[0];
@@ -478,11 +467,14 @@ struct AttnToFlashPass final
   }
 
   void runOnOperation() override {
-    if (failed(refuseAttentionGradOps(getOperation(), getArgument())))
-      return signalPassFailure();
     if (failed(replaceAttentionOps(
-            getOperation(), [&](ImplicitLocOpBuilder &b, AttentionOp op) {
+            getOperation(),
+            [&](ImplicitLocOpBuilder &b, AttentionOp op) {
               return FlashLowering(b, op, qTile, kvTile).emit();
+            })) ||
+        failed(replaceAttentionGradOps(
+            getOperation(), [&](ImplicitLocOpBuilder &b, AttentionGradOp op) {
+              return emitAttentionGradFlash(b, op, qTile, kvTile);
             })))
       signalPassFailure();
   }

@@ -9,6 +9,8 @@
 
 #include "attn/Conversion/Passes.h"
 
+#include "AttentionGradToLoops.h"
+#include "attn/Conversion/AttnCommon/AttentionGradCodegen.h"
 #include "attn/Conversion/AttnCommon/AttnCodegen.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
@@ -240,13 +242,12 @@ struct AttnLowerToLoopsPass final
   using Base::Base;
 
   void runOnOperation() override {
-    if (failed(refuseAttentionGradOps(getOperation(), getArgument())))
-      return signalPassFailure();
     // One replacement per result: the LSE only when the op returns it.
     if (failed(replaceAttentionOps(
             getOperation(), [](ImplicitLocOpBuilder &b, AttentionOp op) {
               return ReferenceLowering(b, op).emit();
-            })))
+            })) ||
+        failed(replaceAttentionGradOps(getOperation(), emitAttentionGradLoops)))
       signalPassFailure();
   }
 };

@@ -13,6 +13,7 @@
 #include "attn/Conversion/AttnCommon/AttnCodegen.h"
 #include "attn/Conversion/Passes.h"
 
+#include "attn/Conversion/AttnToNVGPU/BackwardKernel.h"
 #include "attn/Conversion/AttnToNVGPU/ForwardKernel.h"
 #include "attn/Conversion/AttnToNVGPU/KernelConfig.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -39,8 +40,10 @@ using namespace mlir::attn;
 /// anything the bundle would not: the bundle runs its attention ops on the
 /// caller's tensors and returns their results, nothing else.
 static LogicalResult verifyHostFunction(func::FuncOp func) {
-  for (auto attention : func.getBody().getOps<AttentionOp>())
-    for (OpOperand &operand : attention->getOpOperands())
+  for (Operation &attention : func.getBody().getOps()) {
+    if (!isa<AttentionOp, AttentionGradOp>(attention))
+      continue;
+    for (OpOperand &operand : attention.getOpOperands())
       if (!isa<BlockArgument>(operand.get()))
         return attention.emitOpError()
                << "operand #" << operand.getOperandNumber()
@@ -48,16 +51,20 @@ static LogicalResult verifyHostFunction(func::FuncOp func) {
                << "': the GPU bundle runs the attention on the caller's "
                   "tensors, so the computation would be dropped (pass it "
                   "as a function argument)";
+  }
   for (Operation &op : func.getBody().getOps()) {
-    if (isa<AttentionOp>(op))
+    if (isa<AttentionOp, AttentionGradOp>(op))
       continue;
     if (auto ret = dyn_cast<func::ReturnOp>(op)) {
-      for (OpOperand &operand : ret->getOpOperands())
-        if (!operand.get().getDefiningOp<AttentionOp>())
+      for (OpOperand &operand : ret->getOpOperands()) {
+        Operation *def = operand.get().getDefiningOp();
+        if (!def || !isa<AttentionOp, AttentionGradOp>(def))
           return ret.emitOpError()
                  << "operand #" << operand.getOperandNumber()
-                 << " is not a result of an attn.attention: the GPU bundle "
-                    "returns only what its attention kernels compute";
+                 << " is not a result of an attn.attention or "
+                    "attn.attention_grad: the GPU bundle returns only what "
+                    "its attention kernels compute";
+      }
       continue;
     }
     if (isPure(&op) && op.use_empty())
@@ -81,11 +88,11 @@ struct AttnToNVGPUPass final
   void runOnOperation() override {
     ModuleOp module = getOperation();
     MLIRContext *ctx = &getContext();
-    if (failed(refuseAttentionGradOps(module, getArgument())))
-      return signalPassFailure();
-    SmallVector<AttentionOp> ops;
+    SmallVector<Operation *> ops;
     llvm::SetVector<func::FuncOp> hostFuncs;
-    module.walk([&](AttentionOp op) {
+    module.walk([&](Operation *op) {
+      if (!isa<AttentionOp, AttentionGradOp>(op))
+        return;
       ops.push_back(op);
       if (auto func = op->getParentOfType<func::FuncOp>())
         hostFuncs.insert(func);
@@ -95,17 +102,21 @@ struct AttnToNVGPUPass final
     for (func::FuncOp func : hostFuncs)
       if (failed(verifyHostFunction(func)))
         return signalPassFailure();
-    for (AttentionOp op : ops) {
+    for (Operation *op : ops) {
       auto config = op->getAttrOfType<KernelConfigAttr>(kKernelConfigAttrName);
       if (!config) {
-        op.emitOpError() << "has no '" << kKernelConfigAttrName
-                         << "' attribute: run attn-select-kernel-config "
-                            "first";
+        op->emitOpError() << "has no '" << kKernelConfigAttrName
+                          << "' attribute: run attn-select-kernel-config "
+                             "first";
         return signalPassFailure();
       }
       // The configuration may have been written by hand or kept across an
       // edit of the op: the kernel is built only from one that fits it.
-      if (failed(verifyKernelConfig(op, config)))
+      LogicalResult fits =
+          isa<AttentionOp>(op)
+              ? verifyKernelConfig(cast<AttentionOp>(op), config)
+              : verifyKernelConfig(cast<AttentionGradOp>(op), config);
+      if (failed(fits))
         return signalPassFailure();
     }
     OpBuilder mb(ctx);
@@ -116,15 +127,23 @@ struct AttnToNVGPUPass final
                     UnitAttr::get(ctx));
     SmallVector<Attribute> kernels;
     llvm::StringMap<unsigned> perFunc;
-    for (AttentionOp op : ops) {
+    for (Operation *op : ops) {
       auto func = op->getParentOfType<func::FuncOp>();
       std::string base = func ? func.getSymName().str() : "attention";
       unsigned n = perFunc[base]++;
       std::string name = n ? base + "_" + std::to_string(n) : base;
       auto config =
           op->getAttrOfType<KernelConfigAttr>(kKernelConfigAttrName);
-      DictionaryAttr entry =
-          kernel::buildForwardKernel(op, config, gpuModule, name);
+      DictionaryAttr entry;
+      if (auto fwd = dyn_cast<AttentionOp>(op)) {
+        entry = kernel::buildForwardKernel(fwd, config, gpuModule, name);
+      } else {
+        FailureOr<DictionaryAttr> built = kernel::buildBackwardKernels(
+            cast<AttentionGradOp>(op), config, gpuModule, name);
+        if (failed(built))
+          return signalPassFailure();
+        entry = *built;
+      }
       SmallVector<NamedAttribute> entries(entry.getValue());
       auto variantName = op->getAttrOfType<StringAttr>("attn.variant_name");
       entries.emplace_back(StringAttr::get(ctx, "variant"),

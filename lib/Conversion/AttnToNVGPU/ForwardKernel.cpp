@@ -775,18 +775,13 @@ void ForwardKernelBuilder::epilogue(ArrayRef<Value> fin) {
 //===----------------------------------------------------------------------===//
 
 DictionaryAttr ForwardKernelBuilder::build() {
-  MLIRContext *ctx = op.getContext();
   declareSignature();
   const int64_t threads = 32 * config.getWarps();
-  gpu::GPUFuncOp func =
-      createKernel(gpuModule, op.getLoc(), name, sig.types(ctx), threads);
-  Block &entry = func.getBody().front();
-  sig.bind(entry);
-  b = std::make_unique<ImplicitLocOpBuilder>(op.getLoc(), ctx);
-  b->setInsertionPointToStart(&entry);
-  gpu::ReturnOp::create(*b);
-  b->setInsertionPointToStart(&entry);
-  kc = std::make_unique<KernelContext>(*b, f.elt, threads);
+  KernelBody body =
+      openKernel(gpuModule, op.getLoc(), name, sig, f.elt, threads);
+  gpu::GPUFuncOp func = body.func;
+  b = std::move(body.b);
+  kc = std::move(body.kc);
   softmax = std::make_unique<FragmentSoftmax>(*kc, shape, spec);
   mmaSync = std::make_unique<MmaSyncFragments>(*kc);
   bindOpInfo();
@@ -813,24 +808,6 @@ DictionaryAttr ForwardKernelBuilder::build() {
   epilogue(fin);
   allowContraction(func);
   return describe();
-}
-
-/// The configuration as plain values for the bundle.
-static DictionaryAttr describeConfig(KernelConfigAttr c) {
-  Builder bd(c.getContext());
-  auto i64 = [&](int64_t v) { return bd.getI64IntegerAttr(v); };
-  return bd.getDictionaryAttr({
-      bd.getNamedAttr("mma", bd.getStringAttr(stringifyMmaKind(c.getMma()))),
-      bd.getNamedAttr("warps", i64(c.getWarps())),
-      bd.getNamedAttr("m_tiles", i64(c.getMTiles())),
-      bd.getNamedAttr("block_m", i64(c.getBlockM())),
-      bd.getNamedAttr("block_n", i64(c.getBlockN())),
-      bd.getNamedAttr("stages", i64(c.getStages())),
-      bd.getNamedAttr("pipelined", bd.getBoolAttr(c.getPipelined())),
-      bd.getNamedAttr("key_norms",
-                      bd.getStringAttr(stringifyKeyNormPath(c.getKeyNorms()))),
-      bd.getNamedAttr("shared_memory_bytes", i64(c.getSharedMemoryBytes())),
-  });
 }
 
 DictionaryAttr ForwardKernelBuilder::describe() {
@@ -884,7 +861,7 @@ DictionaryAttr ForwardKernelBuilder::describe() {
       bd.getNamedAttr("head_dim_qk", bd.getI64IntegerAttr(f.dqk)),
       bd.getNamedAttr("head_dim_v", bd.getI64IntegerAttr(f.dv)),
       bd.getNamedAttr("has_lse_result", bd.getBoolAttr(bool(op.getLse()))),
-      bd.getNamedAttr("config", describeConfig(config)),
+      bd.getNamedAttr("config", describeKernelConfig(config)),
       bd.getNamedAttr("params", bd.getArrayAttr(params)),
       bd.getNamedAttr("workspaces", bd.getArrayAttr(workspaces)),
       bd.getNamedAttr("launches", bd.getArrayAttr(launches)),

@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "attn/Conversion/AttnToNVGPU/BackwardKernel.h"
 #include "attn/Conversion/AttnToNVGPU/ForwardKernel.h"
 
 #include "llvm/ADT/DenseSet.h"
@@ -43,14 +44,17 @@ static bool regionReadsCapture(VariantSpecOpInterface spec, unsigned index) {
   return reads(spec.getScoreMod(), 5) || reads(spec.getMaskMod(), 4);
 }
 
-std::optional<std::string> kernel::forwardUnsupportedReason(AttentionOp op) {
-  auto spec = cast<VariantSpecOpInterface>(op.getOperation());
-  Type elt = op.getQuery().getType().getElementType();
+/// Why the GPU kernels cannot take an op of `spec` with these operand types
+/// (forward or backward), or nullopt.
+static std::optional<std::string>
+kernelUnsupportedReason(VariantSpecOpInterface spec, RankedTensorType qType,
+                        RankedTensorType vType, ValueRange captureValues) {
+  Type elt = qType.getElementType();
   if (!elt.isF16() && !elt.isBF16())
     return "element type " + llvm::to_string(elt) +
            " (the tensor-core kernel takes f16 or bf16)";
-  int64_t dqk = op.getQuery().getType().getDimSize(3);
-  int64_t dv = op.getValue().getType().getDimSize(3);
+  int64_t dqk = qType.getDimSize(3);
+  int64_t dv = vType.getDimSize(3);
   if (ShapedType::isDynamic(dqk) || ShapedType::isDynamic(dv))
     return std::string("dynamic head dims (they are compile-time in the "
                        "kernel)");
@@ -69,7 +73,7 @@ std::optional<std::string> kernel::forwardUnsupportedReason(AttentionOp op) {
         segmentCaptures.insert(d.getQSegments());
         segmentCaptures.insert(d.getKvSegments());
       }
-  for (auto [i, c] : llvm::enumerate(op.getCaptures())) {
+  for (auto [i, c] : llvm::enumerate(captureValues)) {
     auto t = cast<RankedTensorType>(c.getType());
     if (!llvm::any_of(t.getShape().drop_front(), ShapedType::isDynamic))
       continue;
@@ -77,12 +81,40 @@ std::optional<std::string> kernel::forwardUnsupportedReason(AttentionOp op) {
     // region cannot index a flat buffer of unknown row length.
     if (segmentCaptures.contains(i) && !regionReadsCapture(spec, i))
       continue;
-      return "captured operand of type " + llvm::to_string(t) +
-             " (sizes past the first must be static)";
+    return "captured operand of type " + llvm::to_string(t) +
+           " (sizes past the first must be static)";
   }
   if (auto r = regionUnsupportedReason(spec.getScoreMod()))
     return r;
   return regionUnsupportedReason(spec.getMaskMod());
+}
+
+std::optional<std::string> kernel::forwardUnsupportedReason(AttentionOp op) {
+  return kernelUnsupportedReason(cast<VariantSpecOpInterface>(op.getOperation()),
+                                 op.getQuery().getType(),
+                                 op.getValue().getType(), op.getCaptures());
+}
+
+std::optional<std::string>
+kernel::backwardUnsupportedReason(AttentionGradOp op) {
+  auto spec = cast<VariantSpecOpInterface>(op.getOperation());
+  if (auto why = kernelUnsupportedReason(
+          spec, cast<RankedTensorType>(op.getQuery().getType()),
+          cast<RankedTensorType>(op.getValue().getType()), op.getCaptures()))
+    return why;
+  Normalization norm = spec.getNormalizationKind();
+  if (norm == Normalization::scalable_softmax || norm == Normalization::mean)
+    return "normalization '" + stringifyNormalization(norm).str() +
+           "' (its weights need the count of visible keys per query; the "
+           "backward kernel does not count them yet)";
+  for (Value c : op.getCaptures()) {
+    auto t = cast<RankedTensorType>(c.getType());
+    if (AttentionGradOp::isDifferentiableCapture(t) &&
+        !t.getElementType().isF32())
+      return "a floating capture of type " + llvm::to_string(t) +
+             " (its gradient is accumulated in f32: capture f32 tensors)";
+  }
+  return std::nullopt;
 }
 
 std::optional<std::string> kernel::wgmmaUnsupportedReason(AttentionOp op) {

@@ -82,3 +82,37 @@ DictionaryAttr kernel::describeLaunch(MLIRContext *ctx, StringRef kernelName,
 std::string kernel::ceilDivExpr(StringRef size, int64_t n) {
   return ("ceildiv(" + size + ", " + std::to_string(n) + ")").str();
 }
+
+DictionaryAttr kernel::describeKernelConfig(KernelConfigAttr c) {
+  Builder bd(c.getContext());
+  auto i64 = [&](int64_t v) { return bd.getI64IntegerAttr(v); };
+  return bd.getDictionaryAttr({
+      bd.getNamedAttr("mma", bd.getStringAttr(stringifyMmaKind(c.getMma()))),
+      bd.getNamedAttr("warps", i64(c.getWarps())),
+      bd.getNamedAttr("m_tiles", i64(c.getMTiles())),
+      bd.getNamedAttr("block_m", i64(c.getBlockM())),
+      bd.getNamedAttr("block_n", i64(c.getBlockN())),
+      bd.getNamedAttr("stages", i64(c.getStages())),
+      bd.getNamedAttr("pipelined", bd.getBoolAttr(c.getPipelined())),
+      bd.getNamedAttr("key_norms",
+                      bd.getStringAttr(stringifyKeyNormPath(c.getKeyNorms()))),
+      bd.getNamedAttr("shared_memory_bytes", i64(c.getSharedMemoryBytes())),
+  });
+}
+
+
+KernelBody kernel::openKernel(gpu::GPUModuleOp gpuModule, Location loc,
+                              StringRef name, KernelSignature &sig,
+                              Type elementType, int64_t blockThreads) {
+  MLIRContext *ctx = gpuModule.getContext();
+  KernelBody body;
+  body.func = createKernel(gpuModule, loc, name, sig.types(ctx), blockThreads);
+  Block &entry = body.func.getBody().front();
+  sig.bind(entry);
+  body.b = std::make_unique<ImplicitLocOpBuilder>(loc, ctx);
+  body.b->setInsertionPointToStart(&entry);
+  gpu::ReturnOp::create(*body.b);
+  body.b->setInsertionPointToStart(&entry);
+  body.kc = std::make_unique<KernelContext>(*body.b, elementType, blockThreads);
+  return body;
+}

@@ -98,20 +98,35 @@ void MmaSyncFragments::accumulatePV(MutableArrayRef<Value> o,
                                     ArrayRef<Value> p, const SmemTile &vTile,
                                     Value stage, int64_t mTiles,
                                     int64_t nTiles, int64_t dTiles) {
+  accumulateAB(
+      o,
+      [&](int64_t mi, int64_t kk) {
+        return packAccumulatorsAsA(k, p, nTiles, mi, kk);
+      },
+      vTile, stage, mTiles, nTiles / 2, dTiles);
+}
+
+void MmaSyncFragments::accumulateAB(
+    MutableArrayRef<Value> o,
+    function_ref<SmallVector<Value>(int64_t mi, int64_t kk)> aOf,
+    const SmemTile &bTile, Value stage, int64_t mTiles, int64_t kSteps,
+    int64_t dTiles, Value firstCol) {
   ScalarEmitter &e = k.e;
   Value lane = e.remI(k.threadId(), k.idx(32));
   // Matrices (k-lo, dt), (k-hi, dt), (k-lo, dt+1), (k-hi, dt+1).
   Value rowInStep = e.remI(lane, k.idx(16));
   Value colHalf = e.mulI(e.divI(lane, k.idx(16)), k.idx(8));
-  for (int64_t kk = 0; kk < nTiles / 2; ++kk) {
+  if (firstCol)
+    colHalf = e.addI(colHalf, firstCol);
+  for (int64_t kk = 0; kk < kSteps; ++kk) {
     SmallVector<SmallVector<Value>> aFrags;
     for (int64_t mi = 0; mi < mTiles; ++mi)
-      aFrags.push_back(packAccumulatorsAsA(k, p, nTiles, mi, kk));
+      aFrags.push_back(aOf(mi, kk));
     Value row = e.addI(k.idx(kk * 16), rowInStep);
     for (int64_t dt = 0; dt < dTiles; dt += 2) {
       SmallVector<Value> frags = ldmatrix(
-          vTile.view,
-          vTile.index(k, stage, row, e.addI(k.idx(dt * 8), colHalf)), 4,
+          bTile.view,
+          bTile.index(k, stage, row, e.addI(k.idx(dt * 8), colHalf)), 4,
           true);
       accumulatePair(o, aFrags, frags, dTiles, dt);
     }

@@ -3,6 +3,7 @@
 #include "attn/Conversion/AttnToNVGPU/RegionPeepholes.h"
 
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/DenseSet.h"
@@ -151,4 +152,52 @@ Value kernel::inlineRegionOnGPU(KernelContext &k, Region &region,
       k.b.clone(inner, mapping);
   }
   return mapping.lookup(cast<YieldOp>(block.getTerminator()).getValue());
+}
+
+/// The flat row-major element of `buffer` at `indices`.
+static Value loadCapture(KernelContext &k, const CaptureBuffer &c,
+                         ValueRange indices) {
+  Value linear = k.idx(0);
+  ArrayRef<int64_t> shape = c.type.getShape();
+  for (auto [d, index] : llvm::enumerate(indices))
+    linear = k.e.addI(k.e.mulI(linear, k.idx(d ? shape[d] : 1)), index);
+  return memref::LoadOp::create(k.b, c.buffer, ValueRange{linear});
+}
+
+FailureOr<ScoreModVJP>
+kernel::emitScoreModVJPOnGPU(KernelContext &k, Region &region,
+                             ValueRange args, ArrayRef<CaptureBuffer> captures,
+                             Value adjoint) {
+  // The captures enter as empty tensors of the region's argument types; the
+  // reads of them that the derivative emits become loads from the buffers.
+  Block &block = region.front();
+  SmallVector<Value> all(args.begin(), args.end());
+  SmallVector<Value> placeholders;
+  for (BlockArgument arg : block.getArguments().drop_front(args.size())) {
+    auto type = cast<RankedTensorType>(arg.getType());
+    SmallVector<Value> dynamic(type.getNumDynamicDims(), k.idx(1));
+    placeholders.push_back(
+        tensor::EmptyOp::create(k.b, type, dynamic).getResult());
+    all.push_back(placeholders.back());
+  }
+  FailureOr<ScoreModVJP> vjp =
+      emitScoreModVJP(k.b, k.b.getLoc(), region, all, adjoint);
+  if (failed(vjp))
+    return failure();
+  for (auto [placeholder, capture] : llvm::zip(placeholders, captures)) {
+    for (Operation *user : llvm::make_early_inc_range(placeholder.getUsers())) {
+      auto read = dyn_cast<tensor::ExtractOp>(user);
+      if (!read)
+        return user->emitOpError()
+               << "reads a captured tensor other than by tensor.extract; "
+                  "the GPU kernel reads captures from flat buffers";
+      OpBuilder::InsertionGuard guard(k.b);
+      k.b.setInsertionPoint(read);
+      read.getResult().replaceAllUsesWith(
+          loadCapture(k, capture, read.getIndices()));
+      read.erase();
+    }
+    placeholder.getDefiningOp()->erase();
+  }
+  return vjp;
 }

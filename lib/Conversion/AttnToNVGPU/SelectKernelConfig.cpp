@@ -8,6 +8,8 @@
 #include "attn/Conversion/AttnToNVGPU/KernelConfig.h"
 
 #include "attn/Conversion/AttnCommon/AttnCodegen.h"
+#include "attn/Conversion/AttnCommon/ScoreModVJP.h"
+#include "attn/Conversion/AttnToNVGPU/BackwardKernel.h"
 #include "attn/Conversion/AttnToNVGPU/ForwardKernel.h"
 #include "attn/Conversion/AttnToNVGPU/KernelContext.h"
 #include "attn/Conversion/Passes.h"
@@ -94,16 +96,17 @@ static LogicalResult checkSharedMemory(AttentionOp op, int64_t bytes,
 }
 
 /// The sink rows of an op fit in the one tile the kernel gives them.
-static LogicalResult checkSinkRows(AttentionOp op, int64_t blockN) {
-  if (!op.getSinkKey())
+static LogicalResult checkSinkRows(Operation *op, Value sinkKey,
+                                   int64_t blockN) {
+  if (!sinkKey)
     return success();
-  int64_t ns = op.getSinkKey().getType().getDimSize(1);
+  int64_t ns = cast<RankedTensorType>(sinkKey.getType()).getDimSize(1);
   if (ShapedType::isDynamic(ns) || ns <= blockN)
     return success();
-  return op.emitOpError() << "has " << ns
-                          << " sink rows; the GPU kernel takes at most one "
-                             "KV tile of them (kv-tile = "
-                          << blockN << ")";
+  return op->emitOpError() << "has " << ns
+                           << " sink rows; the GPU kernel takes at most one "
+                              "KV tile of them (kv-tile = "
+                           << blockN << ")";
 }
 
 /// The op is self-contained and the GPU kernels can take it at all.
@@ -156,7 +159,7 @@ attn::selectKernelConfig(AttentionOp op, const KernelConfigRequest &r) {
   int64_t bytes =
       forwardSharedMemoryBytes(op, mma, blockM, blockN, stages, norms);
   if (failed(checkSharedMemory(op, bytes, blockN, stages)) ||
-      failed(checkSinkRows(op, blockN)))
+      failed(checkSinkRows(op, op.getSinkKey(), blockN)))
     return failure();
   return KernelConfigAttr::get(op.getContext(), mma, warps, mTiles, blockM,
                                blockN, stages, pipe, norms, bytes);
@@ -189,15 +192,15 @@ LogicalResult attn::verifyKernelConfig(AttentionOp op, KernelConfigAttr c,
                             << c.getSharedMemoryBytes() << " in its '"
                             << kKernelConfigAttrName << "'; its plan needs "
                             << bytes;
-  return checkSinkRows(op, c.getBlockN());
+  return checkSinkRows(op, op.getSinkKey(), c.getBlockN());
 }
 
 LogicalResult
-attn::checkRequestAgainstConfig(AttentionOp op, KernelConfigAttr c,
+attn::checkRequestAgainstConfig(Operation *op, KernelConfigAttr c,
                                 const KernelConfigRequest &r) {
   auto differs = [&](StringRef option, std::string given,
                      std::string carried) {
-    return op.emitOpError()
+    return op->emitOpError()
            << "carries '" << kKernelConfigAttrName << "' with " << carried
            << " but the option '" << option << "' asks for " << given
            << ": drop the attribute to choose again";
@@ -221,6 +224,142 @@ attn::checkRequestAgainstConfig(AttentionOp op, KernelConfigAttr c,
       failed(check("stages", r.stages, c.getStages(), "stages")))
     return failure();
   return success();
+}
+
+
+//===----------------------------------------------------------------------===//
+// The backward kernels
+//===----------------------------------------------------------------------===//
+
+/// Why the dQ product of the backward kernel cannot split the query tile
+/// `blockM` over `warps` (16 queries per warp, the head dim in equal parts
+/// of whole 16-column steps), or nullopt.
+static std::optional<std::string>
+backwardTileRefusal(AttentionGradOp op, int64_t warps, int64_t blockM) {
+  int64_t mTiles = blockM / 16;
+  int64_t dqk = cast<RankedTensorType>(op.getQuery().getType()).getDimSize(3);
+  if (warps % mTiles)
+    return "block_m = " + std::to_string(blockM) +
+           " needs a multiple of " + std::to_string(mTiles) + " warps";
+  int64_t parts = warps / mTiles;
+  if ((dqk / 16) % parts)
+    return "head dim " + std::to_string(dqk) + " does not split in " +
+           std::to_string(parts) + " parts of whole 16-column steps";
+  return std::nullopt;
+}
+
+/// The backward kernels can take `op` at all.
+static LogicalResult checkCompilable(AttentionGradOp op) {
+  if (op.getVariantAttr())
+    return op.emitOpError() << "references variant " << op.getVariantAttr()
+                            << "; run attn-instantiate-variants first";
+  if (std::optional<std::string> why = backwardUnsupportedReason(op))
+    return op.emitOpError() << "cannot be compiled for the GPU yet: " << *why;
+  auto spec = cast<VariantSpecOpInterface>(op.getOperation());
+  if (!spec.getScoreMod().empty() &&
+      failed(checkScoreModDifferentiable(spec.getScoreMod())))
+    return failure();
+  return success();
+}
+
+static LogicalResult checkBackwardSharedMemory(AttentionGradOp op,
+                                               int64_t bytes, int64_t blockN,
+                                               int64_t stages) {
+  if (bytes <= kMaxSharedBytes)
+    return success();
+  return op.emitOpError() << "needs " << bytes
+                          << " bytes of shared memory in its backward kernel "
+                             "with kv-tile="
+                          << blockN << " and stages=" << stages << " (at most "
+                          << kMaxSharedBytes
+                          << "): use fewer warps or stages";
+}
+
+FailureOr<KernelConfigAttr>
+attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
+  if (failed(checkCompilable(op)))
+    return failure();
+  if (r.mma == "wgmma")
+    return op.emitOpError()
+           << "cannot use wgmma (mma=wgmma): the backward kernel is mma.sync "
+              "only";
+  if (r.pipeline == "on")
+    return op.emitOpError() << "cannot take pipeline=on: the backward kernel "
+                               "has no pipelined loop";
+  if (r.mTiles == 2)
+    return op.emitOpError() << "cannot take m-tiles=2: a backward warp owns "
+                               "one 16-key m-tile";
+  // 16 keys per warp: kv-tile and warps decide each other. Measured
+  // (bench/results/2026-12-01-h200-backward-v1*): 8 warps (128 keys) are
+  // 1.1-1.3x faster than 4 where the dQ product splits the head dim.
+  int64_t dqk = cast<RankedTensorType>(op.getQuery().getType()).getDimSize(3);
+  int64_t warps = r.warps    ? r.warps
+                  : r.kvTile ? r.kvTile / 16
+                             : (dqk % 32 == 0 ? 8 : 4);
+  if (r.kvTile && r.kvTile != 16 * warps)
+    return op.emitOpError() << "cannot take kv-tile=" << r.kvTile
+                            << " with warps=" << warps
+                            << ": the backward kernel's KV tile is 16 keys "
+                               "per warp";
+  if (!llvm::is_contained({4, 8}, warps))
+    return op.emitOpError()
+           << "cannot take "
+           << (r.warps ? "warps=" + std::to_string(warps)
+                       : "kv-tile=" + std::to_string(r.kvTile))
+           << ": the backward kernel takes 4 or 8 warps of 16 keys (kv-tile "
+              "64 or 128)";
+  const int64_t blockN = 16 * warps, blockM = 64;
+  if (std::optional<std::string> why = backwardTileRefusal(op, warps, blockM))
+    return op.emitOpError() << "cannot take warps=" << warps << ": " << *why;
+  const int64_t stages = r.stages ? r.stages : 2;
+  int64_t bytes = backwardSharedMemoryBytes(op, blockM, blockN, stages);
+  if (failed(checkBackwardSharedMemory(op, bytes, blockN, stages)) ||
+      failed(checkSinkRows(op, op.getSinkKey(), blockN)))
+    return failure();
+  return KernelConfigAttr::get(op.getContext(), MmaKind::sync, warps, 1,
+                               blockM, blockN, stages, false, KeyNormPath::none,
+                               bytes);
+}
+
+LogicalResult attn::verifyKernelConfig(AttentionGradOp op, KernelConfigAttr c,
+                                       StringRef chip) {
+  (void)chip;
+  if (failed(checkCompilable(op)))
+    return failure();
+  auto refuse = [&](StringRef what) {
+    return op.emitOpError() << "has " << what << " in its '"
+                            << kKernelConfigAttrName
+                            << "'; the backward kernel takes mma = sync, "
+                               "m_tiles = 1, block_n = 16 * warps, block_m a "
+                               "multiple of 16 up to 128, no pipelining and "
+                               "key_norms = none";
+  };
+  if (c.getMma() != MmaKind::sync)
+    return refuse("mma = wgmma");
+  if (c.getMTiles() != 1)
+    return refuse("m_tiles = " + std::to_string(c.getMTiles()));
+  if (c.getBlockN() != 16 * c.getWarps())
+    return refuse("block_n = " + std::to_string(c.getBlockN()));
+  if (c.getBlockM() % 16 || c.getBlockM() > 128 ||
+      backwardTileRefusal(op, c.getWarps(), c.getBlockM()))
+    return refuse("block_m = " + std::to_string(c.getBlockM()) +
+                  " with warps = " + std::to_string(c.getWarps()));
+  if (c.getPipelined())
+    return refuse("pipelined = true");
+  if (c.getKeyNorms() != KeyNormPath::none)
+    return refuse("key_norms = " +
+                  stringifyKeyNormPath(c.getKeyNorms()).str());
+  int64_t bytes = backwardSharedMemoryBytes(op, c.getBlockM(), c.getBlockN(),
+                                            c.getStages());
+  if (failed(checkBackwardSharedMemory(op, bytes, c.getBlockN(),
+                                       c.getStages())))
+    return failure();
+  if (bytes != c.getSharedMemoryBytes())
+    return op.emitOpError() << "has shared_memory_bytes = "
+                            << c.getSharedMemoryBytes() << " in its '"
+                            << kKernelConfigAttrName << "'; its plan needs "
+                            << bytes;
+  return checkSinkRows(op, op.getSinkKey(), c.getBlockN());
 }
 
 namespace {
@@ -250,10 +389,8 @@ struct AttnSelectKernelConfigPass final
           << "attn-select-kernel-config: " << *why;
       return signalPassFailure();
     }
-    if (failed(refuseAttentionGradOps(getOperation(), getArgument())))
-      return signalPassFailure();
-    WalkResult walk = getOperation().walk([&](AttentionOp op) {
-      if (auto given = op->getAttrOfType<KernelConfigAttr>(
+    auto configure = [&](auto op) {
+      if (auto given = op->template getAttrOfType<KernelConfigAttr>(
               kKernelConfigAttrName))
         return failed(verifyKernelConfig(op, given, chip)) ||
                        failed(checkRequestAgainstConfig(op, given,
@@ -264,6 +401,13 @@ struct AttnSelectKernelConfigPass final
       if (failed(config))
         return WalkResult::interrupt();
       op->setAttr(kKernelConfigAttrName, *config);
+      return WalkResult::advance();
+    };
+    WalkResult walk = getOperation().walk([&](Operation *op) {
+      if (auto fwd = dyn_cast<AttentionOp>(op))
+        return configure(fwd);
+      if (auto bwd = dyn_cast<AttentionGradOp>(op))
+        return configure(bwd);
       return WalkResult::advance();
     });
     if (walk.wasInterrupted())

@@ -17,10 +17,12 @@
 
 namespace mlir::attn {
 
-/// The sizes and operands of one attn.attention, as index values, plus the
+/// The sizes and operands of one attn.attention or attn.attention_grad (the
+/// operands they share: q, k, v, captures, sinks), as index values, plus the
 /// resolved specification.
 struct AttnOpInfo {
-  mutable AttentionOp op;
+  /// The attn.attention or attn.attention_grad.
+  Operation *op = nullptr;
   mutable VariantSpecOpInterface spec;
   Value query, key, value;
   SmallVector<Value> captures;
@@ -43,7 +45,12 @@ struct AttnOpInfo {
   /// Reads the sizes of `op` (tensor.dim for dynamic ones). The op must not
   /// reference a variant.
   static AttnOpInfo get(ImplicitLocOpBuilder &b, AttentionOp op);
+  static AttnOpInfo get(ImplicitLocOpBuilder &b, AttentionGradOp op);
 };
+
+/// The sizes of `tensor`: constants for the static ones, tensor.dim for the
+/// others.
+SmallVector<Value> emitDims(ImplicitLocOpBuilder &b, Value tensor);
 
 /// Small helpers to emit scalar arithmetic.
 struct ScalarEmitter {
@@ -77,12 +84,19 @@ struct ScalarEmitter {
   Value indexToF32(Value x);
   /// An elementwise feature map.
   Value featureMap(Value x, FeatureMap kind);
+  /// Its derivative phi'(x): 1 (identity), [x > 0] (relu), 1 if x > 0 else
+  /// exp(x) (elu_plus_one).
+  Value featureMapDerivative(Value x, FeatureMap kind);
 
   /// Builds `scf.for iv = lb to ub` carrying `inits`; `body` returns the
   /// values to yield.
   ValueRange forLoop(
       Value lb, Value ub, ValueRange inits,
       function_ref<SmallVector<Value>(Value iv, ValueRange args)> body);
+  /// Builds `scf.if cond` whose branches yield what `thenBody` and
+  /// `elseBody` return (values of the same types).
+  ValueRange ifElse(Value cond, function_ref<SmallVector<Value>()> thenBody,
+                    function_ref<SmallVector<Value>()> elseBody);
 };
 
 /// Query position among the keys: `i` or `i + Sk - Sq`
@@ -151,14 +165,15 @@ SmallVector<Value> emitOutputLoopNest(
                                     Value output, Value lse)>
         body);
 
+/// The regular keys of `range` (emitKVRange) that query (b, h, i) sees, as
+/// an index: what the scalable softmax's n counts besides the sink rows.
+Value emitVisibleCount(ScalarEmitter &e, const AttnOpInfo &info, Value b,
+                       Value h, Value i, const KVRange &range);
+
 /// Fails, with a diagnostic on the op, when `op` still references a variant:
 /// every lowering needs the specification on the op itself.
 LogicalResult verifyInstantiated(AttentionOp op);
-
-/// Fails, with a diagnostic on the op naming `pass`, when `root` holds an
-/// attn.attention_grad: the lowerings handle the forward op only, and must
-/// not leave a backward op behind for the later passes to trip over.
-LogicalResult refuseAttentionGradOps(Operation *root, StringRef pass);
+LogicalResult verifyInstantiated(AttentionGradOp op);
 
 /// Replaces every attn.attention under `root` by what `lower` emits in its
 /// place. Fails, with a diagnostic on the op, on one that still references a

@@ -46,6 +46,11 @@ struct ScoreModVJP {
 /// the first offending op ("cannot differentiate 'math.sin' in score_mod").
 LogicalResult checkScoreModDifferentiable(Region &scoreMod);
 
+/// The first op of a (verified) score_mod region that the yielded score
+/// depends on and emitScoreModVJP cannot differentiate, or null: for callers
+/// that report the failure on an op of their own.
+Operation *findUndifferentiableScoreModOp(Region &scoreMod);
+
 /// Emits at `b`'s insertion point the primal computation of `scoreMod` on
 /// `args` (the values of its block arguments s, b, h, i, j, captures...; a
 /// capture whose type differs from the block argument's is tensor.cast) and

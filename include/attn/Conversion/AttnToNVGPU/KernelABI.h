@@ -12,6 +12,8 @@
 #ifndef ATTN_CONVERSION_ATTNTONVGPU_KERNELABI_H
 #define ATTN_CONVERSION_ATTNTONVGPU_KERNELABI_H
 
+#include "attn/Conversion/AttnToNVGPU/KernelContext.h"
+#include "attn/Dialect/Attn/IR/AttnOps.h"
 #include "mlir/IR/Block.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "llvm/ADT/StringMap.h"
@@ -46,6 +48,18 @@ private:
   llvm::StringMap<Value> bound;
 };
 
+/// A kernel being built: its gpu.func, with `sig` bound to the entry block,
+/// and the builder (at the start of the body, before its return) and
+/// context every piece emits through.
+struct KernelBody {
+  gpu::GPUFuncOp func;
+  std::unique_ptr<ImplicitLocOpBuilder> b;
+  std::unique_ptr<KernelContext> kc;
+};
+KernelBody openKernel(gpu::GPUModuleOp gpuModule, Location loc,
+                      StringRef name, KernelSignature &sig, Type elementType,
+                      int64_t blockThreads);
+
 /// The description of one buffer for the runtime: `{name, dtype}`, and for
 /// a workspace the number of `elements` as an expression of the sizes.
 DictionaryAttr describeBuffer(MLIRContext *ctx, StringRef name,
@@ -57,6 +71,9 @@ DictionaryAttr describeLaunch(MLIRContext *ctx, StringRef kernelName,
                               ArrayRef<std::string> grid, int64_t blockThreads,
                               int64_t sharedMemoryBytes,
                               const KernelSignature &signature);
+
+/// The configuration as plain values for the bundle's `config`.
+DictionaryAttr describeKernelConfig(KernelConfigAttr config);
 
 /// `ceildiv(size, n)`, the grid expression of `size` split in tiles of n.
 std::string ceilDivExpr(StringRef size, int64_t n);

@@ -40,10 +40,19 @@ FailureOr<KernelConfigAttr> selectKernelConfig(AttentionOp op,
 LogicalResult verifyKernelConfig(AttentionOp op, KernelConfigAttr config,
                                  StringRef chip = "");
 
+/// The configuration of `op`'s backward kernels (mma.sync; block_n: the KV
+/// tile of a CTA, 16 keys per warp; block_m: the query tile of a step).
+FailureOr<KernelConfigAttr> selectKernelConfig(AttentionGradOp op,
+                                               const KernelConfigRequest &r);
+
+/// Checks a configuration an attention_grad carries against it.
+LogicalResult verifyKernelConfig(AttentionGradOp op, KernelConfigAttr config,
+                                 StringRef chip = "");
+
 /// Fails, with a diagnostic on the op, when a forced field of `request`
 /// (an option other than 0 / auto) disagrees with the configuration the op
-/// already carries.
-LogicalResult checkRequestAgainstConfig(AttentionOp op, KernelConfigAttr c,
+/// (an attn.attention or attn.attention_grad) already carries.
+LogicalResult checkRequestAgainstConfig(Operation *op, KernelConfigAttr c,
                                         const KernelConfigRequest &request);
 
 } // namespace mlir::attn

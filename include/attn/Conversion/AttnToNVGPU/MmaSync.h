@@ -44,6 +44,16 @@ public:
   void accumulatePV(MutableArrayRef<Value> o, ArrayRef<Value> p,
                     const SmemTile &vTile, Value stage, int64_t mTiles,
                     int64_t nTiles, int64_t dTiles);
+  /// O += A.B for `mTiles` m16 tiles of A (`aOf(mi, kk)`: the A fragment
+  /// of m-tile mi, k-step kk of 16) and B = rows [0, 16 kSteps) of stage
+  /// `stage` of `bTile` (rows are the reduction, read transposed), O as
+  /// o[(mi * dTiles + dt) * 4 + k]; the columns of B start at `firstCol`.
+  /// accumulatePV with A from registers.
+  void accumulateAB(
+      MutableArrayRef<Value> o,
+      function_ref<SmallVector<Value>(int64_t mi, int64_t kk)> aOf,
+      const SmemTile &bTile, Value stage, int64_t mTiles, int64_t kSteps,
+      int64_t dTiles, Value firstCol = Value());
 
 private:
   /// acc[(mi * tiles + first + half) * 4 + k] += A(mi) . B(half) for the

@@ -11,6 +11,7 @@
 #ifndef ATTN_CONVERSION_ATTNTONVGPU_REGIONPEEPHOLES_H
 #define ATTN_CONVERSION_ATTNTONVGPU_REGIONPEEPHOLES_H
 
+#include "attn/Conversion/AttnCommon/ScoreModVJP.h"
 #include "attn/Conversion/AttnToNVGPU/KernelContext.h"
 
 namespace mlir::attn::kernel {
@@ -26,6 +27,14 @@ struct CaptureBuffer {
 /// returns the yielded value.
 Value inlineRegionOnGPU(KernelContext &k, Region &region, ValueRange args,
                         ArrayRef<CaptureBuffer> captures);
+
+/// The score region's value and derivative (emitScoreModVJP) at the
+/// insertion point, for the adjoint `adjoint`, with its leading arguments
+/// bound to `args` and its capture reads loads from `captures`.
+FailureOr<ScoreModVJP> emitScoreModVJPOnGPU(KernelContext &k, Region &region,
+                                            ValueRange args,
+                                            ArrayRef<CaptureBuffer> captures,
+                                            Value adjoint);
 
 } // namespace mlir::attn::kernel
 

@@ -1,0 +1,75 @@
+//===- BackwardKernel.h - the backward attention kernels --------*- C++ -*-===//
+//
+// The kernels of an attn.attention_grad, in FlashAttention-2's structure,
+// assembled from the pieces of this directory as the op's
+// #attn.kernel_config says:
+//
+// 1. preprocess, one warp per query row: delta = rowsum(dO * O) - dlse (the
+//    D of the softmax family), gamma |q|^2 for RBF scores, and the sink
+//    logits' gradient;
+// 2. main, one CTA per (KV tile, kv head, batch): K and V resident; the
+//    query tiles of every query head of the group stream through the copy
+//    ring; S^T = K.Q^T and dP^T = V.dO^T on the tensor cores, P and dS
+//    recomputed per element (the score region's derivative from
+//    ScoreModVJP), dV += P^T.dO and dK += dS^T.Q in registers, and
+//    dQ += dS.K through shared memory into an f32 workspace by atomics;
+// 3. postprocess: dQ from the workspace into q's element type (and the
+//    RBF row-sum term).
+//
+// The config's block_n is the KV tile of a CTA (16 keys per warp),
+// block_m the query tile of one step.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTN_CONVERSION_ATTNTONVGPU_BACKWARDKERNEL_H
+#define ATTN_CONVERSION_ATTNTONVGPU_BACKWARDKERNEL_H
+
+#include "attn/Dialect/Attn/IR/AttnOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+
+#include <optional>
+#include <string>
+
+namespace mlir::attn::kernel {
+
+/// The facts of an attention_grad that shape its kernels (shared by the
+/// main kernel and the pre/postprocess kernels).
+struct BackwardFacts {
+  Type elt;
+  int64_t dqk, dv;
+  Normalization norm;
+  bool softmax, rbf, hasScoreMod, sinkLogits, gradLse;
+  double scale, gamma, bias;
+  /// The factor of dS in both products: the dot-product scale, or 2 gamma
+  /// for RBF scores.
+  double kernelFactor() const { return rbf ? 2.0 * gamma : scale; }
+
+  static BackwardFacts get(AttentionGradOp op);
+};
+
+/// Why the GPU backward kernels cannot take `op`, or nullopt.
+std::optional<std::string> backwardUnsupportedReason(AttentionGradOp op);
+
+/// The dynamic shared memory of the main backward kernel: K, V, the Q and
+/// dO rings of `stages`, and the dS tile.
+int64_t backwardSharedMemoryBytes(AttentionGradOp op, int64_t blockM,
+                                  int64_t blockN, int64_t stages);
+
+/// The main kernel `name` alone, with its launch (a failure after a
+/// diagnostic on the op).
+FailureOr<DictionaryAttr> buildBackwardMainKernel(AttentionGradOp op,
+                                                  KernelConfigAttr config,
+                                                  gpu::GPUModuleOp gpuModule,
+                                                  StringRef name);
+
+/// Builds the kernels of `op` (`name`_pre, `name`, `name`_post) into
+/// `gpuModule` as `config` says; returns the op's entry of the launch
+/// description (docs/bundles.md), or a failure after a diagnostic.
+FailureOr<DictionaryAttr> buildBackwardKernels(AttentionGradOp op,
+                                    KernelConfigAttr config,
+                                    gpu::GPUModuleOp gpuModule,
+                                    StringRef name);
+
+} // namespace mlir::attn::kernel
+
+#endif // ATTN_CONVERSION_ATTNTONVGPU_BACKWARDKERNEL_H

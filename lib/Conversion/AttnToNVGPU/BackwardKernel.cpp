@@ -1,0 +1,848 @@
+//===- BackwardKernel.cpp - the main backward attention kernel --*- C++ -*-===//
+//
+// One CTA per (KV tile, kv head, batch), 16 keys per warp. Per accumulator
+// element of S^T = K.Q^T (rows: keys; columns: queries, the m16n8 C layout:
+// row = lane/4 (+8), column = 2*(lane%4) (+1)) the kernel recomputes the
+// score, the weight p and dS from dP^T = V.dO^T, with the mask code only on
+// tiles that are not fully visible. Query tiles no query of which sees the
+// KV tile (by the structured masks) are never visited.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attn/Conversion/AttnToNVGPU/BackwardKernel.h"
+
+#include "attn/Conversion/AttnToNVGPU/CopyRing.h"
+#include "attn/Conversion/AttnToNVGPU/KernelABI.h"
+#include "attn/Conversion/AttnToNVGPU/MmaSync.h"
+#include "attn/Conversion/AttnToNVGPU/RegionPeepholes.h"
+#include "attn/Conversion/AttnToNVGPU/Schedule.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "llvm/Support/ScopedPrinter.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::attn;
+using namespace mlir::attn::kernel;
+
+using P = arith::CmpIPredicate;
+
+namespace {
+
+const double kLog2e = 1.0 / std::log(2.0);
+
+/// The tiles of the main kernel: K and V of the CTA's keys, the query-side
+/// rings (Q, dO), and dS for the dQ product; rows padded for ldmatrix.
+struct BackwardPlan {
+  SharedMemoryPlan plan;
+  SmemTile *k, *v, *q, *dO, *dS;
+
+  BackwardPlan(const BackwardPlan &) = delete;
+  BackwardPlan &operator=(const BackwardPlan &) = delete;
+  BackwardPlan(const BackwardFacts &f, int64_t blockM, int64_t blockN,
+               int64_t stages) {
+    k = &plan.add(SmemLayout::Padded, 1, blockN, f.dqk, f.elt);
+    v = &plan.add(SmemLayout::Padded, 1, blockN, f.dv, f.elt);
+    q = &plan.add(SmemLayout::Padded, stages, blockM, f.dqk, f.elt);
+    dO = &plan.add(SmemLayout::Padded, stages, blockM, f.dv, f.elt);
+    dS = &plan.add(SmemLayout::Padded, 1, blockM, blockN, f.elt);
+  }
+};
+
+enum class Mode { Full, Masked, SinkRows };
+
+/// A capture read by the score region whose index depends only on the
+/// batch and the head: its gradient is summed in registers over a tile and
+/// added once per warp.
+struct UniformRead {
+  bool uniform;
+  unsigned captureIndex;
+};
+
+/// What the element code of one query tile yields.
+struct TileGrads {
+  SmallVector<Value> p, ds; ///< P^T and kernelFactor * dS0^T, per element.
+  /// Per uniform capture read: the sum of its contributions, then its
+  /// indices.
+  SmallVector<Value> uniformSums;
+  SmallVector<SmallVector<Value>> uniformIndices;
+};
+
+/// Builds the main backward kernel.
+class BackwardKernelBuilder {
+public:
+  BackwardKernelBuilder(AttentionGradOp op, KernelConfigAttr config,
+                        gpu::GPUModuleOp gpuModule, StringRef name)
+      : op(op), spec(cast<VariantSpecOpInterface>(op.getOperation())),
+        config(config), gpuModule(gpuModule), name(name.str()),
+        f(BackwardFacts::get(op)), blockM(config.getBlockM()),
+        blockN(config.getBlockN()), nTiles(blockM / 8),
+        plan(f, blockM, blockN, config.getStages()),
+        sinkRows(bool(op.getSinkKey())) {}
+
+  /// Builds the kernel; returns its launch (null after a diagnostic).
+  FailureOr<DictionaryAttr> build();
+
+private:
+  void declareSignature();
+  void bindOpInfo();
+  void analyzeScoreMod();
+  void setUpThreadIndices();
+  void setUpTileRange();
+  void loadQueryTile(Value u, Value stage);
+  void loadKeys();
+  /// `sinks()` on the CTA of the sink rows, `regular()` on the others.
+  void bySinkTile(function_ref<void()> sinks, function_ref<void()> regular);
+  void computeKeyNorms();
+  SmallVector<Value> step(Value u, Value stage, ValueRange cur);
+  SmallVector<Value> loadColumns(Value buffer, Value rowBase, Value i0);
+  TileGrads elements(ArrayRef<Value> s, ArrayRef<Value> dp, Mode mode);
+  void element(TileGrads &out, Value acc, Value dp, int64_t r, int64_t col,
+               Mode mode);
+  Value weightAndGrad(Value s, Value dp, int64_t col, Value &ds);
+  void addCapture(const CaptureContribution &c, Value value);
+  SmallVector<Value> dispatchElements(ArrayRef<Value> s, ArrayRef<Value> dp);
+  void addRowSums(ArrayRef<Value> ds);
+  void storeDS(ArrayRef<Value> ds);
+  void accumulateDQ();
+  void flushUniformCaptures(ArrayRef<Value> sums,
+                            ArrayRef<SmallVector<Value>> indices);
+  void epilogue(ArrayRef<Value> fin);
+  void storeRows(Value buffer, ArrayRef<Value> acc, int64_t cols,
+                 ArrayRef<Value> correction, const SmemTile *rows,
+                 bool sinks);
+
+  Value idx(int64_t v) { return kc->idx(v); }
+
+  AttentionGradOp op;
+  VariantSpecOpInterface spec;
+  KernelConfigAttr config;
+  gpu::GPUModuleOp gpuModule;
+  std::string name;
+  BackwardFacts f;
+  int64_t blockM, blockN, nTiles;
+  BackwardPlan plan;
+
+  KernelSignature sig;
+  std::unique_ptr<ImplicitLocOpBuilder> b;
+  std::unique_ptr<KernelContext> kc;
+  std::unique_ptr<MmaSyncFragments> mma;
+  AttnOpInfo info;
+  SmallVector<CaptureBuffer> captures;
+  /// Per read of a floating capture in the score region (region order).
+  SmallVector<UniformRead> reads;
+  /// The gradient buffer of each capture (null for integer ones).
+  SmallVector<Value> captureGrads;
+  KVTileRing ring;
+  bool failedRegion = false;
+  /// The op has learned sink rows: the CTAs past the last KV tile take
+  /// them as their keys (`isSinkTile`), summing over the batch by atomics.
+  bool sinkRows;
+  Value isSinkTile;
+
+  // Thread and tile indices.
+  Value lane, warp, g, t4, bIdx, hk, j0, j1, warpRow0, kvRowBase;
+  Value tFirst, numT;
+  SmallVector<Value> keyRow, key; ///< CTA-local and global key of row r.
+  SmallVector<Value> keyNorm;     ///< gamma |k|^2 per row (RBF).
+  // The query tile of the current step.
+  Value h, i0, i1, qRowBase;
+  SmallVector<Value> colQuery, colLse2, colDelta, colQNorm;
+};
+
+} // namespace
+
+BackwardFacts BackwardFacts::get(AttentionGradOp op) {
+  auto spec = cast<VariantSpecOpInterface>(op.getOperation());
+  auto qType = cast<RankedTensorType>(op.getQuery().getType());
+  BackwardFacts f;
+  f.elt = qType.getElementType();
+  f.dqk = qType.getDimSize(3);
+  f.dv = cast<RankedTensorType>(op.getValue().getType()).getDimSize(3);
+  f.norm = spec.getNormalizationKind();
+  f.softmax = isSoftmaxFamily(f.norm);
+  f.rbf = spec.getScoreKind() == ScoreKind::rbf;
+  f.hasScoreMod = !spec.getScoreMod().empty();
+  f.sinkLogits = bool(op.getSinkLogits());
+  f.gradLse = bool(op.getGradLse());
+  f.scale = getEffectiveScale(spec, f.dqk);
+  f.gamma = getEffectiveGamma(spec, f.dqk);
+  f.bias = spec.getBias() ? spec.getBias()->convertToDouble() : 0.0;
+  return f;
+}
+
+//===----------------------------------------------------------------------===//
+// Set-up
+//===----------------------------------------------------------------------===//
+
+void BackwardKernelBuilder::declareSignature() {
+  Type f32 = Float32Type::get(op.getContext());
+  sig.addBuffer("q", f.elt);
+  sig.addBuffer("k", f.elt);
+  sig.addBuffer("v", f.elt);
+  sig.addBuffer("do", f.elt);
+  if (f.softmax) {
+    sig.addBuffer("lse", f32);
+    sig.addBuffer("delta", f32);
+  }
+  if (f.rbf) {
+    sig.addBuffer("q_norms", f32);
+    sig.addBuffer("dq_row_sums", f32);
+  }
+  for (auto [i, c] : llvm::enumerate(op.getCaptures()))
+    sig.addBuffer("capture" + std::to_string(i),
+                  cast<RankedTensorType>(c.getType()).getElementType());
+  if (sinkRows) {
+    sig.addBuffer("sink_key", f.elt);
+    sig.addBuffer("sink_value", f.elt);
+    sig.addBuffer("d_sink_key_accum", f32);
+    sig.addBuffer("d_sink_value_accum", f32);
+  }
+  sig.addBuffer("dq_accum", f32);
+  sig.addBuffer("dk", f.elt);
+  sig.addBuffer("dv", f.elt);
+  for (auto [i, c] : llvm::enumerate(op.getCaptures()))
+    if (AttentionGradOp::isDifferentiableCapture(c.getType()))
+      sig.addBuffer("d_capture" + std::to_string(i), f32);
+  for (StringRef size : {"B", "Hq", "Hkv", "Sq", "Sk", "Ns"})
+    sig.addSize(size);
+}
+
+void BackwardKernelBuilder::bindOpInfo() {
+  info.spec = spec;
+  info.batch = sig.lookup("B");
+  info.qHeads = sig.lookup("Hq");
+  info.kvHeads = sig.lookup("Hkv");
+  info.qLen = sig.lookup("Sq");
+  info.kvLen = sig.lookup("Sk");
+  info.headDimQK = idx(f.dqk);
+  info.headDimV = idx(f.dv);
+  info.group = kc->e.divI(info.qHeads, info.kvHeads);
+  info.numSinkRows = sig.lookup("Ns");
+  info.elementType = f.elt;
+  info.scale = f.scale;
+  info.gamma = f.gamma;
+  for (auto [i, c] : llvm::enumerate(op.getCaptures())) {
+    captures.push_back({sig.lookup("capture" + std::to_string(i)),
+                        cast<RankedTensorType>(c.getType())});
+    captureGrads.push_back(sig.lookup("d_capture" + std::to_string(i)));
+  }
+  info.inlineRegion = [this](Region &region, ValueRange args) {
+    return inlineRegionOnGPU(*kc, region, args, captures);
+  };
+  info.loadSegment = [this](unsigned index, Value bi, Value pos) -> Value {
+    bool isQuery = false;
+    for (Attribute a : *spec.getMasks())
+      if (auto d = dyn_cast<DocumentAttr>(a))
+        isQuery |= d.getQSegments() == int64_t(index) &&
+                   d.getKvSegments() != int64_t(index);
+    ScalarEmitter &e = kc->e;
+    Value linear = e.addI(e.mulI(bi, isQuery ? info.qLen : info.kvLen), pos);
+    return memref::LoadOp::create(*b, captures[index].buffer,
+                                  ValueRange{linear});
+  };
+}
+
+/// Whether `v`, computed in a score region, depends on its batch and head
+/// arguments (#1, #2) and constants only.
+static bool dependsOnBatchAndHeadOnly(Value v) {
+  if (auto arg = dyn_cast<BlockArgument>(v))
+    return arg.getArgNumber() == 1 || arg.getArgNumber() == 2;
+  Operation *def = v.getDefiningOp();
+  if (!def || def->getNumRegions() || isa<tensor::ExtractOp>(def))
+    return false;
+  StringRef ns = def->getDialect()->getNamespace();
+  if (ns != "arith" && ns != "math")
+    return false;
+  return llvm::all_of(def->getOperands(), dependsOnBatchAndHeadOnly);
+}
+
+void BackwardKernelBuilder::analyzeScoreMod() {
+  // The reads of floating captures, in the order emitScoreModVJP reports
+  // them.
+  if (!f.hasScoreMod)
+    return;
+  Block &block = spec.getScoreMod().front();
+  for (Operation &inner : block.without_terminator()) {
+    auto read = dyn_cast<tensor::ExtractOp>(inner);
+    auto arg = read ? dyn_cast<BlockArgument>(read.getTensor()) : nullptr;
+    if (!arg || arg.getOwner() != &block || arg.getArgNumber() < 5 ||
+        !isa<FloatType>(read.getType()))
+      continue;
+    reads.push_back(
+        {llvm::all_of(read.getIndices(), dependsOnBatchAndHeadOnly),
+         arg.getArgNumber() - 5});
+  }
+}
+
+void BackwardKernelBuilder::setUpThreadIndices() {
+  ScalarEmitter &e = kc->e;
+  Value tid = kc->threadId();
+  lane = e.remI(tid, idx(32));
+  warp = e.divI(tid, idx(32));
+  g = e.divI(lane, idx(4));
+  t4 = e.remI(lane, idx(4));
+  Value kvTile = gpu::BlockIdOp::create(*b, gpu::Dimension::x);
+  hk = gpu::BlockIdOp::create(*b, gpu::Dimension::y);
+  bIdx = gpu::BlockIdOp::create(*b, gpu::Dimension::z);
+  Value numKVTiles = e.divI(e.addI(info.kvLen, idx(blockN - 1)), idx(blockN));
+  isSinkTile = e.cmpI(P::eq, kvTile, numKVTiles);
+  // The sink tile's keys are its rows [0, Ns).
+  j0 = e.select(isSinkTile, idx(0), e.mulI(kvTile, idx(blockN)));
+  j1 = e.select(isSinkTile, info.numSinkRows,
+                e.minI(e.addI(j0, idx(blockN)), info.kvLen));
+  warpRow0 = e.mulI(warp, idx(16));
+  for (int64_t r = 0; r < 2; ++r) {
+    keyRow.push_back(e.addI(warpRow0, e.addI(idx(8 * r), g)));
+    key.push_back(e.addI(j0, keyRow.back()));
+  }
+  kvRowBase = e.mulI(e.addI(e.mulI(bIdx, info.kvHeads), hk), info.kvLen);
+}
+
+void BackwardKernelBuilder::setUpTileRange() {
+  // The query tiles [tFirst, tFirst + numT) that see some key of the tile
+  // by the structured masks, for each of the group's query heads: u =
+  // head-in-group * numT + (t - tFirst).
+  ScalarEmitter &e = kc->e;
+  Value numQTiles = e.divI(e.addI(info.qLen, idx(blockM - 1)), idx(blockM));
+  ValueRange range = e.forLoop(
+      idx(0), numQTiles, {numQTiles, idx(0)},
+      [&](Value t, ValueRange a) -> SmallVector<Value> {
+        Value qi0 = e.mulI(t, idx(blockM));
+        Value qi1 = e.minI(e.addI(qi0, idx(blockM)), info.qLen);
+        KVRange kv = emitKVRange(e, info, qi0, qi1);
+        auto meets = [&](KVInterval in) {
+          return e.andI(e.cmpI(P::slt, in.lo, j1), e.cmpI(P::sgt, in.hi, j0));
+        };
+        Value seen = meets(kv.main);
+        if (kv.sinks)
+          seen = e.orI(seen, meets(*kv.sinks));
+        return {e.select(seen, e.minI(a[0], t), a[0]),
+                e.select(seen, e.maxI(a[1], e.addI(t, idx(1))), a[1])};
+      });
+  // Every query sees the sink rows.
+  tFirst = e.select(isSinkTile, idx(0), range[0]);
+  numT = e.select(isSinkTile, numQTiles,
+                  e.maxI(e.subI(range[1], range[0]), idx(0)));
+  ring.begin = idx(0);
+  ring.end = e.mulI(info.group, numT);
+  ring.stages = config.getStages();
+  ring.asyncProxy = false;
+  ring.load = [this](Value u, Value stage) { loadQueryTile(u, stage); };
+}
+
+void BackwardKernelBuilder::loadQueryTile(Value u, Value stage) {
+  ScalarEmitter &e = kc->e;
+  Value head = e.addI(e.mulI(hk, info.group), e.divI(u, numT));
+  Value first = e.mulI(e.addI(tFirst, e.remI(u, numT)), idx(blockM));
+  Value rows = e.minI(e.subI(info.qLen, first), idx(blockM));
+  Value row0 = e.addI(
+      e.mulI(e.addI(e.mulI(bIdx, info.qHeads), head), info.qLen), first);
+  copyTileAsync(*kc, sig.lookup("q"), *plan.q, stage, e.mulI(row0, idx(f.dqk)),
+                rows);
+  copyTileAsync(*kc, sig.lookup("do"), *plan.dO, stage,
+                e.mulI(row0, idx(f.dv)), rows);
+}
+
+void BackwardKernelBuilder::loadKeys() {
+  // The CTA's K and V rows: a KV tile, or the sink rows of its kv head.
+  ScalarEmitter &e = kc->e;
+  auto load = [&](StringRef k, StringRef v, Value firstRow, Value rows) {
+    copyTileAsync(*kc, sig.lookup(k), *plan.k, idx(0),
+                  e.mulI(firstRow, idx(f.dqk)), rows);
+    copyTileAsync(*kc, sig.lookup(v), *plan.v, idx(0),
+                  e.mulI(firstRow, idx(f.dv)), rows);
+  };
+  bySinkTile(
+      [&] {
+        load("sink_key", "sink_value", e.mulI(hk, info.numSinkRows),
+             e.minI(info.numSinkRows, idx(blockN)));
+      },
+      [&] {
+        load("k", "v", e.addI(kvRowBase, j0),
+             e.maxI(e.minI(e.subI(info.kvLen, j0), idx(blockN)), idx(0)));
+      });
+}
+
+void BackwardKernelBuilder::bySinkTile(function_ref<void()> sinks,
+                                       function_ref<void()> regular) {
+  if (!sinkRows)
+    return regular();
+  kc->ifElse(
+      isSinkTile,
+      [&]() -> SmallVector<Value> {
+        sinks();
+        return {};
+      },
+      [&]() -> SmallVector<Value> {
+        regular();
+        return {};
+      });
+}
+
+void BackwardKernelBuilder::computeKeyNorms() {
+  // gamma |k|^2 of this thread's two key rows, from the resident K tile.
+  ScalarEmitter &e = kc->e;
+  keyNorm.assign(2, kc->f32(0.0));
+  if (!f.rbf)
+    return;
+  for (int64_t r = 0; r < 2; ++r) {
+    Value sq = e.forLoop(idx(0), idx(f.dqk), {kc->f32(0.0)},
+                         [&](Value d, ValueRange a) -> SmallVector<Value> {
+                           Value x = memref::LoadOp::create(
+                               *b, plan.k->view,
+                               plan.k->index(*kc, idx(0), keyRow[r], d));
+                           x = arith::ExtFOp::create(*b, kc->f32Type(), x);
+                           return {e.add(a[0], e.mul(x, x))};
+                         })[0];
+    keyNorm[r] = e.mul(kc->f32(f.gamma), sq);
+  }
+}
+
+//===----------------------------------------------------------------------===//
+// One query tile
+//===----------------------------------------------------------------------===//
+
+SmallVector<Value> BackwardKernelBuilder::loadColumns(Value buffer,
+                                                      Value rowBase,
+                                                      Value first) {
+  // The per-query values of this thread's columns 8 nt + 2 (lane % 4) + c.
+  ScalarEmitter &e = kc->e;
+  SmallVector<Value> out;
+  Value last = e.subI(info.qLen, idx(1));
+  for (int64_t col = 0; col < 2 * nTiles; ++col) {
+    Value qi = e.addI(first, e.addI(idx((col / 2) * 8 + col % 2),
+                                    e.mulI(t4, idx(2))));
+    out.push_back(memref::LoadOp::create(
+        *b, buffer, ValueRange{e.addI(rowBase, e.minI(qi, last))}));
+  }
+  return out;
+}
+
+Value BackwardKernelBuilder::weightAndGrad(Value s, Value dp, int64_t col,
+                                           Value &ds) {
+  // The weight of score s and dS = dL/ds, by the normalization.
+  ScalarEmitter &e = kc->e;
+  Value zero = kc->f32(0.0), one = kc->f32(1.0);
+  switch (f.norm) {
+  case Normalization::softmax:
+  case Normalization::softmax1: {
+    Value p = kc->exp2(e.sub(e.mul(s, kc->f32(kLog2e)), colLse2[col]));
+    ds = e.mul(p, e.sub(dp, colDelta[col]));
+    return p;
+  }
+  case Normalization::sigmoid: {
+    Value x = e.add(s, kc->f32(f.bias));
+    Value p = kc->rcp(e.add(one, kc->exp2(e.mul(x, kc->f32(-kLog2e)))));
+    ds = e.mul(dp, e.mul(p, e.sub(one, p)));
+    return p;
+  }
+  case Normalization::relu: {
+    Value pos = e.cmpF(arith::CmpFPredicate::OGT, s, zero);
+    ds = e.select(pos, dp, zero);
+    return e.maxF(s, zero);
+  }
+  case Normalization::relu2: {
+    Value r = e.maxF(s, zero);
+    ds = e.mul(kc->f32(2.0), e.mul(dp, r));
+    return e.mul(r, r);
+  }
+  case Normalization::none:
+    ds = dp;
+    return s;
+  default:
+    llvm_unreachable("refused by backwardUnsupportedReason");
+  }
+}
+
+void BackwardKernelBuilder::addCapture(const CaptureContribution &c,
+                                       Value value) {
+  // dcapture[indices] += value, one f32 atomic (row-major flat buffer).
+  ScalarEmitter &e = kc->e;
+  ArrayRef<int64_t> shape = captures[c.captureIndex].type.getShape();
+  Value linear = idx(0);
+  for (auto [d, index] : llvm::enumerate(c.indices))
+    linear = e.addI(e.mulI(linear, idx(d ? shape[d] : 1)), index);
+  memref::AtomicRMWOp::create(*b, arith::AtomicRMWKind::addf, value,
+                              captureGrads[c.captureIndex],
+                              ValueRange{linear});
+}
+
+void BackwardKernelBuilder::element(TileGrads &out, Value acc, Value dp,
+                                    int64_t r, int64_t col, Mode mode) {
+  ScalarEmitter &e = kc->e;
+  Value qi = colQuery[col], j = key[r];
+  Value visible = e.i1(true);
+  if (mode == Mode::SinkRows)
+    visible = e.andI(e.cmpI(P::slt, keyRow[r], info.numSinkRows),
+                     e.cmpI(P::slt, qi, info.qLen));
+  if (mode == Mode::Masked) {
+    Value inb = e.andI(e.cmpI(P::slt, j, info.kvLen),
+                       e.cmpI(P::slt, qi, info.qLen));
+    qi = e.minI(qi, e.subI(info.qLen, idx(1)));
+    j = e.minI(j, e.subI(info.kvLen, idx(1)));
+    visible = e.andI(inb, emitVisible(e, info, bIdx, h, qi, j));
+  }
+  // The score before the region: scale q.k, or -gamma |q - k|^2 expanded.
+  Value s0 = f.rbf ? e.sub(e.sub(e.mul(kc->f32(2.0 * f.gamma), acc),
+                                 keyNorm[r]),
+                           colQNorm[col])
+                   : e.mul(kc->f32(f.scale), acc);
+  Value s = s0, dsds0;
+  ScoreModVJP vjp;
+  if (f.hasScoreMod && mode != Mode::SinkRows) {
+    // The derivative for a unit adjoint: dS0 = dS df/ds0, and each capture
+    // read gets dS df/dc (the VJP is linear in the adjoint).
+    FailureOr<ScoreModVJP> got = emitScoreModVJPOnGPU(
+        *kc, spec.getScoreMod(), {s0, bIdx, h, qi, j}, captures,
+        kc->f32(1.0));
+    if (failed(got)) {
+      failedRegion = true;
+      got = ScoreModVJP{s0, kc->f32(1.0), {}};
+    }
+    vjp = *got;
+    s = vjp.value;
+    dsds0 = vjp.ds;
+  }
+  Value ds;
+  Value p = weightAndGrad(s, dp, col, ds);
+  Value zero = kc->f32(0.0);
+  if (mode != Mode::Full) {
+    p = e.select(visible, p, zero);
+    ds = e.select(visible, ds, zero);
+  }
+  for (auto [n, c] : llvm::enumerate(vjp.captures)) {
+    Value share = e.mul(ds, c.contribution);
+    if (!reads[n].uniform) {
+      addCapture(c, share);
+      continue;
+    }
+    out.uniformSums[n] = e.add(out.uniformSums[n], share);
+    out.uniformIndices[n] = c.indices;
+  }
+  Value ds0 = dsds0 ? e.mul(ds, dsds0) : ds;
+  out.p.push_back(p);
+  out.ds.push_back(e.mul(ds0, kc->f32(f.kernelFactor())));
+}
+
+TileGrads BackwardKernelBuilder::elements(ArrayRef<Value> s,
+                                          ArrayRef<Value> dp, Mode mode) {
+  TileGrads out;
+  out.uniformSums.assign(reads.size(), kc->f32(0.0));
+  out.uniformIndices.resize(reads.size());
+  // Sink rows have no score region: their uniform sums stay 0, at index 0.
+  for (auto [n, read] : llvm::enumerate(reads))
+    if (read.uniform)
+      out.uniformIndices[n].assign(
+          captures[read.captureIndex].type.getRank(), idx(0));
+  // Element (nt, k) of the m16n8 layout: key row k / 2, column k % 2.
+  for (int64_t nt = 0; nt < nTiles; ++nt)
+    for (int64_t k = 0; k < 4; ++k)
+      element(out, s[nt * 4 + k], dp[nt * 4 + k], k / 2,
+              2 * nt + (k % 2), mode);
+  return out;
+}
+
+SmallVector<Value>
+BackwardKernelBuilder::dispatchElements(ArrayRef<Value> s,
+                                        ArrayRef<Value> dp) {
+  // p ++ ds ++ uniform sums ++ their indices, from the branch of the tile's
+  // mode (uniform across the CTA).
+  ScalarEmitter &e = kc->e;
+  Value full = e.andI(
+      e.andI(e.cmpI(P::sle, e.addI(i0, idx(blockM)), info.qLen),
+             e.cmpI(P::sle, e.addI(j0, idx(blockN)), info.kvLen)),
+      emitBlockFullyVisible(e, info, i0, i1, j0, j1));
+  auto branch = [&](Mode mode) {
+    TileGrads t = elements(s, dp, mode);
+    SmallVector<Value> out(t.p);
+    out.append(t.ds);
+    out.append(t.uniformSums);
+    for (ArrayRef<Value> indices : t.uniformIndices)
+      out.append(indices.begin(), indices.end());
+    return out;
+  };
+  auto regular = [&]() {
+    return kc->ifElse(
+        full, [&]() { return branch(Mode::Full); },
+        [&]() { return branch(Mode::Masked); });
+  };
+  if (!sinkRows)
+    return regular();
+  return kc->ifElse(
+      isSinkTile, [&]() { return branch(Mode::SinkRows); }, regular);
+}
+
+void BackwardKernelBuilder::addRowSums(ArrayRef<Value> ds) {
+  // RBF: sum_j kernelFactor dS0_ij per query, over the warp's 16 keys (the
+  // two rows of a thread, then the 8 lanes of a column), one atomic per
+  // warp and query.
+  ScalarEmitter &e = kc->e;
+  Value buffer = sig.lookup("dq_row_sums");
+  for (int64_t col = 0; col < 2 * nTiles; ++col) {
+    int64_t nt = col / 2, c = col % 2;
+    Value sum = e.add(ds[nt * 4 + c], ds[nt * 4 + 2 + c]);
+    for (int32_t off : {4, 8, 16})
+      sum = e.add(sum, kc->shuffleXor(sum, off));
+    kc->ifThen(e.andI(e.cmpI(P::eq, g, idx(0)),
+                      e.cmpI(P::slt, colQuery[col], info.qLen)),
+               [&] {
+                 memref::AtomicRMWOp::create(
+                     *b, arith::AtomicRMWKind::addf, sum, buffer,
+                     ValueRange{e.addI(qRowBase, colQuery[col])});
+               });
+  }
+}
+
+void BackwardKernelBuilder::storeDS(ArrayRef<Value> ds) {
+  // dS (queries x keys) for the dQ product: element (key row, column) of
+  // the thread goes to dS[column][key row].
+  for (int64_t nt = 0; nt < nTiles; ++nt)
+    for (int64_t k = 0; k < 4; ++k) {
+      Value localQ = kc->e.addI(idx(nt * 8 + k % 2), kc->e.mulI(t4, idx(2)));
+      Value x = arith::TruncFOp::create(*b, f.elt, ds[nt * 4 + k]);
+      memref::StoreOp::create(
+          *b, x, plan.dS->view,
+          plan.dS->index(*kc, idx(0), localQ, keyRow[k / 2]));
+    }
+}
+
+void BackwardKernelBuilder::accumulateDQ() {
+  // dQ = dS.K over the CTA's keys for the query tile, added to the f32
+  // workspace: each warp takes 16 queries (m-tile warp % mTiles) and a
+  // share of the head dim (part warp / mTiles of the warps / mTiles).
+  ScalarEmitter &e = kc->e;
+  const int64_t mTiles = blockM / 16;
+  const int64_t parts = std::max<int64_t>(config.getWarps() / mTiles, 1);
+  const int64_t dTiles = f.dqk / 8 / parts;
+  Value rowOfWarp = e.mulI(e.remI(warp, idx(mTiles)), idx(16));
+  Value firstCol = e.mulI(e.divI(warp, idx(mTiles)), idx(dTiles * 8));
+  SmallVector<Value> acc(dTiles * 4, kc->f32(0.0));
+  mma->accumulateAB(
+      acc,
+      [&](int64_t, int64_t kk) {
+        return mma->loadA(*plan.dS, rowOfWarp, 0, kk);
+      },
+      *plan.k, idx(0), 1, blockN / 16, dTiles, firstCol);
+  Value buffer = sig.lookup("dq_accum");
+  for (int64_t half = 0; half < 2; ++half) {
+    Value qi = e.addI(i0, e.addI(rowOfWarp, e.addI(idx(8 * half), g)));
+    kc->ifThen(e.cmpI(P::slt, qi, info.qLen), [&] {
+      Value base = e.addI(e.mulI(e.addI(qRowBase, qi), idx(f.dqk)), firstCol);
+      for (int64_t dt = 0; dt < dTiles; ++dt)
+        for (int64_t c = 0; c < 2; ++c) {
+          Value col = e.addI(idx(dt * 8 + c), e.mulI(t4, idx(2)));
+          memref::AtomicRMWOp::create(*b, arith::AtomicRMWKind::addf,
+                                      acc[dt * 4 + half * 2 + c], buffer,
+                                      ValueRange{e.addI(base, col)});
+        }
+    });
+  }
+}
+
+void BackwardKernelBuilder::flushUniformCaptures(
+    ArrayRef<Value> sums, ArrayRef<SmallVector<Value>> indices) {
+  ScalarEmitter &e = kc->e;
+  for (auto [n, sum] : llvm::enumerate(sums)) {
+    if (!reads[n].uniform)
+      continue;
+    Value total = sum;
+    for (int32_t off : {16, 8, 4, 2, 1})
+      total = e.add(total, kc->shuffleXor(total, off));
+    kc->ifThen(e.cmpI(P::eq, lane, idx(0)), [&] {
+      addCapture({reads[n].captureIndex, indices[n], total}, total);
+    });
+  }
+}
+
+SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
+                                               ValueRange cur) {
+  // Query tile u: its head and rows, S^T and dP^T, the elements, then
+  // dV += P^T.dO, dK += dS^T.Q and dQ += dS.K.
+  ScalarEmitter &e = kc->e;
+  h = e.addI(e.mulI(hk, info.group), e.divI(u, numT));
+  i0 = e.mulI(e.addI(tFirst, e.remI(u, numT)), idx(blockM));
+  i1 = e.minI(e.addI(i0, idx(blockM)), info.qLen);
+  qRowBase = e.mulI(e.addI(e.mulI(bIdx, info.qHeads), h), info.qLen);
+  colQuery.clear();
+  for (int64_t col = 0; col < 2 * nTiles; ++col)
+    colQuery.push_back(e.addI(i0, e.addI(idx((col / 2) * 8 + col % 2),
+                                         e.mulI(t4, idx(2)))));
+  colLse2.clear();
+  if (f.softmax)
+    for (Value lse : loadColumns(sig.lookup("lse"), qRowBase, i0))
+      colLse2.push_back(e.mul(lse, kc->f32(kLog2e)));
+  colDelta = f.softmax ? loadColumns(sig.lookup("delta"), qRowBase, i0)
+                       : SmallVector<Value>();
+  colQNorm = f.rbf ? loadColumns(sig.lookup("q_norms"), qRowBase, i0)
+                   : SmallVector<Value>();
+
+  auto fromSmem = [&](const SmemTile &tile) {
+    return [&](int64_t, int64_t ks) {
+      return mma->loadA(tile, warpRow0, 0, ks);
+    };
+  };
+  SmallVector<Value> s = mma->productABt(fromSmem(*plan.k), *plan.q, stage, 1,
+                                         nTiles, f.dqk / 16);
+  SmallVector<Value> dp = mma->productABt(fromSmem(*plan.v), *plan.dO, stage,
+                                          1, nTiles, f.dv / 16);
+  SmallVector<Value> out = dispatchElements(s, dp);
+  const int64_t n = 4 * nTiles;
+  ArrayRef<Value> all(out);
+  ArrayRef<Value> p = all.take_front(n), ds = all.slice(n, n);
+  ArrayRef<Value> sums = all.slice(2 * n, reads.size());
+  SmallVector<SmallVector<Value>> indices(reads.size());
+  size_t pos = 2 * n + reads.size();
+  for (auto [m, read] : llvm::enumerate(reads)) {
+    if (!read.uniform)
+      continue;
+    int64_t rank = captures[read.captureIndex].type.getRank();
+    indices[m].assign(all.begin() + pos, all.begin() + pos + rank);
+    pos += rank;
+  }
+
+  const int64_t nK = f.dqk / 2, nV = f.dv / 2; // 4 * (d / 8)
+  SmallVector<Value> dK(cur.begin(), cur.begin() + nK);
+  SmallVector<Value> dV(cur.begin() + nK, cur.begin() + nK + nV);
+  mma->accumulatePV(dV, p, *plan.dO, stage, 1, nTiles, f.dv / 8);
+  mma->accumulatePV(dK, ds, *plan.q, stage, 1, nTiles, f.dqk / 8);
+  SmallVector<Value> next(dK);
+  next.append(dV);
+  if (f.rbf) {
+    // The key-side sums of kernelFactor dS0, per row of this thread.
+    for (int64_t r = 0; r < 2; ++r) {
+      Value sum = cur[nK + nV + r];
+      for (int64_t nt = 0; nt < nTiles; ++nt)
+        for (int64_t c = 0; c < 2; ++c)
+          sum = e.add(sum, ds[nt * 4 + 2 * r + c]);
+      next.push_back(sum);
+    }
+    addRowSums(ds);
+  }
+  storeDS(ds);
+  gpu::BarrierOp::create(*b);
+  accumulateDQ();
+  flushUniformCaptures(sums, indices);
+  return next;
+}
+
+//===----------------------------------------------------------------------===//
+// The epilogue and the assembly
+//===----------------------------------------------------------------------===//
+
+void BackwardKernelBuilder::storeRows(Value buffer, ArrayRef<Value> acc,
+                                      int64_t cols,
+                                      ArrayRef<Value> correction,
+                                      const SmemTile *rows, bool sinks) {
+  // Row r of the thread (key j0 + keyRow[r]) of a [B, Hkv, Sk, cols] result,
+  // or added to sink row keyRow[r] of an f32 [Hkv, Ns, cols] sum:
+  // acc - correction[r] * rows[keyRow[r]] (RBF's dK) when given.
+  ScalarEmitter &e = kc->e;
+  for (int64_t r = 0; r < 2; ++r) {
+    Value limit = sinks ? info.numSinkRows : info.kvLen;
+    kc->ifThen(e.cmpI(P::slt, key[r], limit), [&] {
+      Value row = sinks ? e.addI(e.mulI(hk, info.numSinkRows), keyRow[r])
+                        : e.addI(kvRowBase, key[r]);
+      Value base = e.mulI(row, idx(cols));
+      for (int64_t dt = 0; dt < cols / 8; ++dt) {
+        Value col = e.addI(idx(dt * 8), e.mulI(t4, idx(2)));
+        SmallVector<Value> pair;
+        for (int64_t c = 0; c < 2; ++c) {
+          Value x = acc[dt * 4 + 2 * r + c];
+          if (rows) {
+            Value kx = memref::LoadOp::create(
+                *b, rows->view,
+                rows->index(*kc, idx(0), keyRow[r], e.addI(col, idx(c))));
+            kx = arith::ExtFOp::create(*b, kc->f32Type(), kx);
+            x = e.sub(x, e.mul(correction[r], kx));
+          }
+          if (sinks)
+            memref::AtomicRMWOp::create(
+                *b, arith::AtomicRMWKind::addf, x, buffer,
+                ValueRange{e.addI(base, e.addI(col, idx(c)))});
+          else
+            pair.push_back(arith::TruncFOp::create(*b, f.elt, x));
+        }
+        if (sinks)
+          continue;
+        Value v = vector::FromElementsOp::create(
+            *b, VectorType::get({2}, f.elt), pair);
+        vector::StoreOp::create(*b, v, buffer, ValueRange{e.addI(base, col)},
+                                /*nontemporal=*/false, llvm::MaybeAlign(4));
+      }
+    });
+  }
+}
+
+void BackwardKernelBuilder::epilogue(ArrayRef<Value> fin) {
+  const int64_t nK = f.dqk / 2, nV = f.dv / 2;
+  SmallVector<Value> colSums;
+  if (f.rbf) {
+    // dk_j = sum_i kernelFactor dS0_ij q_i - k_j sum_i kernelFactor dS0_ij.
+    for (int64_t r = 0; r < 2; ++r) {
+      Value sum = fin[nK + nV + r];
+      for (int32_t off : {1, 2})
+        sum = kc->e.add(sum, kc->shuffleXor(sum, off));
+      colSums.push_back(sum);
+    }
+  }
+  auto store = [&](StringRef dk, StringRef dv, bool sinks) {
+    storeRows(sig.lookup(dk), fin.take_front(nK), f.dqk, colSums,
+              f.rbf ? plan.k : nullptr, sinks);
+    storeRows(sig.lookup(dv), fin.slice(nK, nV), f.dv, {}, nullptr, sinks);
+  };
+  bySinkTile([&] { store("d_sink_key_accum", "d_sink_value_accum", true); },
+             [&] { store("dk", "dv", false); });
+}
+
+FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
+  declareSignature();
+  const int64_t threads = 32 * config.getWarps();
+  KernelBody body =
+      openKernel(gpuModule, op.getLoc(), name, sig, f.elt, threads);
+  gpu::GPUFuncOp func = body.func;
+  b = std::move(body.b);
+  kc = std::move(body.kc);
+  mma = std::make_unique<MmaSyncFragments>(*kc);
+  bindOpInfo();
+  analyzeScoreMod();
+  plan.plan.materialize(*kc);
+  setUpThreadIndices();
+
+  // K and V of the CTA's keys are the oldest group; then the first query
+  // tiles.
+  loadKeys();
+  commitCopies(*kc);
+  setUpTileRange();
+  ring.prime(*kc);
+  ring.waitAndPublish(*kc, ring.stages - 1);
+  computeKeyNorms();
+
+  SmallVector<Value> state((f.dqk + f.dv) / 2, kc->f32(0.0));
+  if (f.rbf)
+    state.append(2, kc->f32(0.0));
+  SmallVector<Value> fin = emitPlainKVLoop(
+      *kc, ring, state,
+      [&](Value u, Value stage, ValueRange cur) { return step(u, stage, cur); });
+  epilogue(fin);
+  allowContraction(func);
+  if (failedRegion)
+    return failure();
+  // One more CTA column for the sink rows.
+  std::string tiles = ceilDivExpr("Sk", blockN) + (sinkRows ? " + 1" : "");
+  return describeLaunch(op.getContext(), name, {tiles, "Hkv", "B"}, threads,
+                        plan.plan.bytes(), sig);
+}
+
+int64_t kernel::backwardSharedMemoryBytes(AttentionGradOp op, int64_t blockM,
+                                          int64_t blockN, int64_t stages) {
+  return BackwardPlan(BackwardFacts::get(op), blockM, blockN, stages)
+      .plan.bytes();
+}
+
+FailureOr<DictionaryAttr>
+kernel::buildBackwardMainKernel(AttentionGradOp op, KernelConfigAttr config,
+                                gpu::GPUModuleOp gpuModule, StringRef name) {
+  return BackwardKernelBuilder(op, config, gpuModule, name).build();
+}

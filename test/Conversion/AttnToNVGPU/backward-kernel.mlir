@@ -1,0 +1,89 @@
+// RUN: attn-opt %s --split-input-file --attn-select-kernel-config --attn-to-nvgpu | FileCheck %s
+
+// The backward of a causal op: three kernels launched in order (preprocess:
+// delta per query row; main: one CTA per KV tile, dQ added to an f32
+// workspace by atomics; postprocess: dQ converted), described for the
+// runtime with the results (dq, dk, dv) and the zero-filled workspace.
+// CHECK: attn.kernels = [{{{.*}}kind = "backward"
+// CHECK-SAME: launches = [{args = ["o", "do", "lse", "delta", {{.*}}kernel = "grad_pre"
+// CHECK-SAME: {args = ["q", "k", "v", "do", "lse", "delta", "dq_accum", "dk", "dv", {{.*}}grid = ["ceildiv(Sk, 128)", "Hkv", "B"], kernel = "grad"
+// CHECK-SAME: {args = ["dq_accum", "dq", {{.*}}kernel = "grad_post"
+// CHECK-SAME: results = ["dq", "dk", "dv"]
+// CHECK-SAME: {dtype = "f32", elements = "B * Hq * Sq * 64", kind = "buffer", name = "dq_accum", zero = true}
+// CHECK: gpu.func @grad_pre
+// CHECK: gpu.shuffle xor
+// CHECK: gpu.func @grad(
+// CHECK: nvvm.mma.sync
+// CHECK: memref.atomic_rmw addf
+// CHECK: gpu.func @grad_post
+// CHECK: arith.truncf {{.*}} : f32 to bf16
+// CHECK-NOT: func.func @grad
+func.func @grad(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v: tensor<?x?x?x64xbf16>,
+                %o: tensor<?x?x?x64xbf16>, %do: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>)
+    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %k, %v, %o, %do lse(%lse : tensor<?x?x?xf32>)
+      mask = [#attn.causal]
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
+        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+  return %dq, %dk, %dv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+}
+
+// -----
+
+// ALiBi's slope is read at an index of the head alone: its gradient is
+// summed in registers over a query tile, reduced over the warp and added by
+// lane 0 (one atomic per warp and tile, not per element); RBF scores keep the
+// row sums of dS for the postprocess.
+// CHECK: kind = "backward"
+// CHECK-SAME: results = ["dq", "dk", "dv", "d_capture0"]
+// CHECK-SAME: {dtype = "f32", elements = "B * Hq * Sq", kind = "buffer", name = "dq_row_sums", zero = true}
+// CHECK: gpu.func @alibi_rbf(
+// CHECK: gpu.shuffle xor {{.*}}, %c16_i32
+// CHECK: scf.if
+// CHECK: memref.atomic_rmw addf
+// CHECK: gpu.func @alibi_rbf_post
+// CHECK: memref.load %arg{{[0-9]+}}
+func.func @alibi_rbf(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>,
+                     %slopes: tensor<?xf32>)
+    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>) {
+  %dq, %dk, %dv, %ds = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
+      captures(%slopes : tensor<?xf32>) score<rbf> mask = [#attn.causal]
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
+        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>
+      score_mod {
+  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index, %m: tensor<?xf32>):
+    %x = tensor.extract %m[%h] : tensor<?xf32>
+    %ii = arith.index_cast %i : index to i64
+    %jj = arith.index_cast %j : index to i64
+    %d = arith.subi %jj, %ii : i64
+    %df = arith.sitofp %d : i64 to f32
+    %bias = arith.mulf %x, %df : f32
+    %r = arith.addf %s, %bias : f32
+    attn.yield %r : f32
+  }
+  return %dq, %dk, %dv, %ds : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>
+}
+
+// -----
+
+// Learned sink rows: one more CTA column takes them as its keys, sums their
+// gradients over the batch in f32 workspaces, and a last kernel converts
+// them.
+// CHECK: kind = "backward"
+// CHECK-SAME: grid = ["ceildiv(Sk, 128) + 1", "Hkv", "B"], kernel = "sinks"
+// CHECK-SAME: kernel = "sinks_sinks"
+// CHECK-SAME: results = ["dq", "dk", "dv", "d_sink_key", "d_sink_value"]
+// CHECK-SAME: name = "d_sink_key_accum", zero = true
+// CHECK: gpu.func @sinks_sinks
+func.func @sinks(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>,
+                 %sk: tensor<?x?x64xbf16>)
+    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?x?x64xbf16>) {
+  %dq, %dk, %dv, %dsk, %dsv = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
+      sink_rows(%sk, %sk : tensor<?x?x64xbf16>, tensor<?x?x64xbf16>) score<rbf>
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
+        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?x?x64xbf16>
+  return %dq, %dk, %dv, %dsk, %dsv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?x?x64xbf16>
+}
