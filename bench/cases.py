@@ -131,6 +131,13 @@ CASES = [
          ref={"masks": [CAUSAL, {"kind": "sink_tokens", "count": 4},
                         {"kind": "sliding_window", "left": 1023}]},
          bench={"causal": True, "flex": "streaming"}),
+    # Packed documents (4 per sequence, sorted segment ids): no tile is
+    # fully visible in closed form, so every tile takes the masked path.
+    Case("document_d128",
+         spec="mask = [#attn.document<q_segments = 0, kv_segments = 0>]",
+         captures=("tensor<?x?xi32>",),
+         ref={"masks": [{"kind": "document", "q_segments": 0, "kv_segments": 0}]},
+         bench={"causal": False, "flex": "document"}),
     Case("alibi_d128", spec="mask = [#attn.causal]", score_mod=ALIBI_MOD,
          captures=("tensor<?xf32>",),
          ref={"masks": [CAUSAL], "score_mod": _alibi_ref},

@@ -17,7 +17,7 @@ build machine):
    LSE = -inf on rows that see no key;
 2. speed (cases with a 'bench' entry): the setting of ../shared/PERF_TARGETS.md
    (B*S = 16384 tokens, H*D = 2048, bf16), TFLOP/s = 4*B*H*S*S*D (halved
-   for causal; dense-causal count for windows), median of
+   for causal; dense-causal count for windows, dense for documents), median of
    triton.testing.do_bench, against torch SDPA (flash and cuDNN backends) and
    torch.compile(flex_attention) expressing the same variant, same inputs.
 
@@ -147,6 +147,9 @@ def _flex_mods(case, k, extra, D, causal):
     elif kind == "alibi":
         slopes = extra["captures"][0]
         score_mod = lambda s, b, h, qi, kv: s + slopes[h] * (kv - qi)  # noqa
+    if kind == "document":
+        seg = extra["captures"][0]
+        mask_mod = lambda b, h, qi, kv: seg[b, qi] == seg[b, kv]  # noqa
     if causal:
         if kind == "sliding1024":
             mask_mod = lambda b, h, qi, kv: (qi >= kv) & (qi - kv < 1024)  # noqa
@@ -182,7 +185,9 @@ def _time_peers(case, q, k, v, extra, fl, causal, do_bench, row):
     flex = torch.compile(flex_attention, dynamic=False)
     score_mod, mask_mod, knorm = _flex_mods(case, k, extra, case.d, causal)
     S = q.shape[2]
-    bm = create_block_mask(mask_mod, None, None, S, S) if mask_mod else None
+    # Document masks differ per batch entry; the others broadcast over it.
+    mask_b = q.shape[0] if case.bench["flex"] == "document" else None
+    bm = create_block_mask(mask_mod, mask_b, None, S, S) if mask_mod else None
     fn = lambda: flex(q, k, v, score_mod=score_mod, block_mask=bm)  # noqa
     t0 = time.time()
     fn()

@@ -521,6 +521,26 @@ def normalize(s, valid, normalization: str = "softmax", *,
 # The whole op
 # ---------------------------------------------------------------------------
 
+def _visible_sum(p, vis, vh) -> np.ndarray:
+    """``sum_{j in J} p_j vh[..., j, :]`` (§5): ``p [B, Hq, Sq, Sk]`` (0 where
+    a key is not visible), ``vis`` the visibility, ``vh [B, Hq, Sk, Dv]``.
+
+    A key the query cannot see adds nothing even when its value row holds a
+    NaN or an infinity (a plain matmul would add ``0 * NaN = NaN``): such
+    rows are left out of the matmul and added back for the queries that see
+    them only."""
+    finite = np.isfinite(vh).all(axis=-1)            # [B, Hq, Sk]
+    if finite.all():
+        return np.matmul(p, vh)
+    out = np.matmul(p, np.where(finite[..., None], vh, 0.0))
+    vis = np.broadcast_to(vis, p.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for b, h, j in zip(*np.nonzero(~finite)):
+            rows = vis[b, h, :, j]
+            out[b, h, rows] += p[b, h, rows, j, None] * vh[b, h, j]
+    return out
+
+
 def attention(q, k, v, *, score="dot", scale=None, gamma=None,
               q_map="identity", k_map="identity", masks=(),
               normalization="softmax", bias=None, length_scale=None,
@@ -629,7 +649,7 @@ def attention(q, k, v, *, score="dot", scale=None, gamma=None,
     # §5 normalization and aggregation.
     p, lse = normalize(s_all, valid, normalization, bias=bias,
                        length_scale=length_scale, sink_logit=c)
-    out = np.matmul(p[..., :Sk], vh)                 # [B, Hq, Sq, Dv]
+    out = _visible_sum(p[..., :Sk], vis, vh)         # [B, Hq, Sq, Dv]
     if svh is not None:
         out = out + np.matmul(p[..., Sk:], svh[None])
     if return_lse:

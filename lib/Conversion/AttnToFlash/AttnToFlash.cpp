@@ -44,10 +44,11 @@ struct TileState {
 };
 
 /// One row's view of a KV tile: per key the softmax logit (-inf where
-/// masked) or the final weight (0 where masked), the largest of them, and
-/// the number of visible keys (mean).
+/// masked) or the final weight (0 where masked), the largest of them, the
+/// number of visible keys (mean) and, on masked tiles, per key whether the
+/// row sees it (null on tiles every key of which is visible).
 struct RowTile {
-  Value weights, max, count;
+  Value weights, max, count, visible;
 };
 
 class FlashLowering {
@@ -89,9 +90,10 @@ private:
   /// Score of row `i` against key `j` (of `source`), before masking.
   Value emitScore(KeySource source, Value i, Value j, Value kNorm);
   Value rowFactor(Value r);
-  /// An f32 buffer of one value per key of a tile of `source`: the KV tile,
-  /// or all the sink rows (one tile, whatever their number).
-  Value emptyKeyBuffer(KeySource source);
+  /// A buffer of one value per key of a tile of `source` (f32 unless
+  /// `elementType` is given): the KV tile, or all the sink rows (one tile,
+  /// whatever their number).
+  Value emptyKeyBuffer(KeySource source, Type elementType = {});
   Value emptyRowBuffer() {
     return tensor::EmptyOp::create(b, ArrayRef<int64_t>{qTile},
                                    b.getF32Type());
@@ -139,8 +141,8 @@ Value FlashLowering::rowFactor(Value r) {
   return e.loadF32(factors, {r});
 }
 
-Value FlashLowering::emptyKeyBuffer(KeySource source) {
-  Type f32 = b.getF32Type();
+Value FlashLowering::emptyKeyBuffer(KeySource source, Type elementType) {
+  Type f32 = elementType ? elementType : b.getF32Type();
   if (source == KeySource::Regular)
     return tensor::EmptyOp::create(b, ArrayRef<int64_t>{kvTile}, f32);
   int64_t numSinkRows =
@@ -205,9 +207,12 @@ RowTile FlashLowering::emitRowTile(KeySource source, Value r, Value j0,
                                    Value len, Value kNorms, bool masked) {
   Value i = e.addI(i0, r);
   Value factor = rowFactor(r);
+  SmallVector<Value> init = {emptyKeyBuffer(source), e.f32(kNegInf),
+                             e.f32(0.0)};
+  if (masked)
+    init.push_back(emptyKeyBuffer(source, b.getI1Type()));
   ValueRange w = e.forLoop(
-      e.index(0), len,
-      {emptyKeyBuffer(source), e.f32(kNegInf), e.f32(0.0)},
+      e.index(0), len, init,
       [&](Value jj, ValueRange s) -> SmallVector<Value> {
         Value j = e.addI(j0, jj);
         Value kn = rbf ? e.loadF32(kNorms, {jj}) : Value();
@@ -220,9 +225,12 @@ RowTile FlashLowering::emitRowTile(KeySource source, Value r, Value j0,
         if (norm == Normalization::mean)
           count = e.add(count, value);
         Value tile = tensor::InsertOp::create(b, value, s[0], jj);
-        return {tile, e.maxF(s[1], value), count};
+        SmallVector<Value> next = {tile, e.maxF(s[1], value), count};
+        if (masked)
+          next.push_back(tensor::InsertOp::create(b, vis, s[3], jj));
+        return next;
       });
-  return {w[0], w[1], w[2]};
+  return {w[0], w[1], w[2], masked ? w[3] : Value()};
 }
 
 TileState FlashLowering::emitRowUpdate(TileState st, KeySource source,
@@ -245,6 +253,10 @@ TileState FlashLowering::emitRowUpdate(TileState st, KeySource source,
   Value rowNorm = online.updateNorm(e.loadF32(st.norm, {r}), alpha, tileSum);
   st.norm = tensor::InsertOp::create(b, rowNorm, st.norm, r);
 
+  // On masked tiles, a key the row cannot see adds nothing, whatever its
+  // value row holds: the term is selected away (a zero weight times a NaN
+  // or infinite value would be NaN). Its logit never met the others: it
+  // was replaced by -inf (or its weight by 0) before the row maximum.
   Value values = sink ? info.sinkValue : info.value;
   st.acc = e.forLoop(
       e.index(0), info.headDimV, {st.acc},
@@ -259,7 +271,12 @@ TileState FlashLowering::emitRowUpdate(TileState st, KeySource source,
               Value j = e.addI(j0, jj);
               Value x = sink ? e.loadF32(values, {hk, j, d})
                              : e.loadF32(values, {bIdx, hk, j, d});
-              return {e.add(t[0], e.mul(p, x))};
+              Value sum = e.add(t[0], e.mul(p, x));
+              if (tile.visible)
+                sum = e.select(
+                    tensor::ExtractOp::create(b, tile.visible, ValueRange{jj}),
+                    sum, t[0]);
+              return {sum};
             })[0];
         return {tensor::InsertOp::create(b, acc, s[0], ValueRange{r, d})};
       })[0];

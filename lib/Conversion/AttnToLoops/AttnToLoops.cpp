@@ -207,6 +207,9 @@ SmallVector<Value> ReferenceLowering::emitRow(Value bIdx, Value h, Value i,
                                            a[0], r)};
         })[0];
 
+  // A key the query cannot see adds nothing, whatever its value row holds:
+  // the term is selected away, not multiplied by a zero weight (0 * NaN is
+  // NaN; packed documents and paged caches hold garbage there).
   Value newOutput = e.forLoop(
       e.index(0), info.headDimV, {output},
       [&](Value d, ValueRange a) -> SmallVector<Value> {
@@ -215,7 +218,7 @@ SmallVector<Value> ReferenceLowering::emitRow(Value bIdx, Value h, Value i,
             [&](Value j, ValueRange s) -> SmallVector<Value> {
               Value w = e.loadF32(weights, {j});
               Value x = e.loadF32(info.value, {bIdx, hk, j, d});
-              return {e.add(s[0], e.mul(w, x))};
+              return {e.select(isVisible(j), e.add(s[0], e.mul(w, x)), s[0])};
             })[0];
         if (info.sinkValue)
           acc = e.forLoop(e.index(0), info.numSinkRows, {acc},

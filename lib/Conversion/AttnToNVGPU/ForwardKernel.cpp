@@ -12,6 +12,7 @@
 
 #include "attn/Conversion/AttnToNVGPU/CopyRing.h"
 #include "attn/Conversion/AttnToNVGPU/FragmentSoftmax.h"
+#include "attn/Conversion/AttnToNVGPU/InvisibleKeys.h"
 #include "attn/Conversion/AttnToNVGPU/KernelABI.h"
 #include "attn/Conversion/AttnToNVGPU/KeyNormPrologue.h"
 #include "attn/Conversion/AttnToNVGPU/MmaSync.h"
@@ -44,6 +45,9 @@ struct ForwardFacts {
   int64_t dqk, dv;
   Normalization norm;
   bool softmax, rbf, sinkRows, hasScoreMod;
+  /// Structured masks or a mask region: keys may be invisible inside a
+  /// visited tile, and their V rows are zeroed there (InvisibleKeys.h).
+  bool masked;
   /// RBF with a shift-invariant normalization: -gamma |q|^2 is dropped
   /// from the scores (and added back into the LSE).
   bool dropQueryNorm;
@@ -64,6 +68,8 @@ struct ForwardFacts {
     f.rbf = spec.getScoreKind() == ScoreKind::rbf;
     f.sinkRows = bool(op.getSinkKey());
     f.hasScoreMod = !spec.getScoreMod().empty();
+    std::optional<ArrayAttr> masks = spec.getMasks();
+    f.masked = (masks && !masks->empty()) || !spec.getMaskMod().empty();
     f.dropQueryNorm = f.rbf && isShiftInvariant(spec, bool(op.getSinkLogits()));
     f.rbfLog2Domain = f.rbf && f.softmax &&
                       f.norm != Normalization::scalable_softmax &&
@@ -77,13 +83,15 @@ struct ForwardFacts {
 };
 
 /// The tiles of the forward kernel in shared memory: Q, K[stages],
-/// V[stages], then the key norms (RBF). Rows are padded for ldmatrix, or
+/// V[stages], then the key norms (RBF) and, with masks, the flags of the
+/// keys no query of the CTA sees. Rows are padded for ldmatrix, or
 /// swizzled for wgmma.
 struct ForwardPlan {
   SharedMemoryPlan plan;
   SmemTile *q, *k, *v;
   SmemTile *norms = nullptr;              ///< f32 per key (smem path).
   SmemTile *normsQ = nullptr, *normsK = nullptr; ///< the norm k-step.
+  SmemTile *invisibleKeys = nullptr;      ///< masked ops.
 
   // The tile pointers point into `plan`: not copyable.
   ForwardPlan(const ForwardPlan &) = delete;
@@ -102,6 +110,8 @@ struct ForwardPlan {
       norms = &plan.add(SmemLayout::Rows, stages, blockN, 1,
                         Float32Type::get(f.elt.getContext()));
     }
+    if (f.masked)
+      invisibleKeys = &addInvisibleKeyFlags(plan, blockM, f.elt.getContext());
   }
 };
 
@@ -140,6 +150,12 @@ private:
   SmallVector<Value> packAll(ArrayRef<Value> p);
   TileWeights weights(ArrayRef<Value> s, ArrayRef<Value> curM,
                       ArrayRef<Value> curL, Value u, Value stage, Mode mode);
+  /// Whether row r of this thread sees key j of a masked tile (false past
+  /// Sk; rows past Sq count as the last query).
+  Value maskedVisible(int64_t r, Value j);
+  /// Zeroes the V rows of tile u (in `stage`, a masked tile) that no query
+  /// of the CTA sees, before its P.V (InvisibleKeys.h).
+  void zeroInvisibleRows(Value u, Value stage);
   ScoredElement scoreElement(Value acc, int64_t r, Value col, Value j0,
                              Value stage, Mode mode, bool foldedScale,
                              bool deferScale, double scaleLog2);
@@ -147,6 +163,10 @@ private:
                                  Mode mode);
   SmallVector<Value> dispatch(Value u, bool maySink,
                               function_ref<SmallVector<Value>(Mode)> fn);
+  /// Whether regular tile u is whole (j1 <= Sk) and fully visible.
+  Value fullyVisible(Value u);
+  /// Whether tile u takes Mode::Masked (`maySink`: u may be the sink tile).
+  Value isMaskedTile(Value u, bool maySink);
   SmallVector<Value> kvLoop(ArrayRef<Value> state);
   SmallVector<Value> pipelinedKVLoop(ArrayRef<Value> state);
   void epilogue(ArrayRef<Value> fin);
@@ -497,10 +517,15 @@ ScoredElement ForwardKernelBuilder::scoreElement(Value acc, int64_t r,
   x = emitScoreMod(e, info, x, bIdx, h, qRow[r], j);
   if (mode == Mode::Full)
     return {x, e.i1(true)};
+  return {x, maskedVisible(r, j)};
+}
+
+Value ForwardKernelBuilder::maskedVisible(int64_t r, Value j) {
+  ScalarEmitter &e = kc->e;
   Value inb = e.cmpI(P::slt, j, info.kvLen);
   Value jc = e.minI(j, e.subI(info.kvLen, idx(1)));
   Value qc = e.minI(qRow[r], e.subI(info.qLen, idx(1)));
-  return {x, e.andI(inb, visible(qc, jc))};
+  return e.andI(inb, visible(qc, jc));
 }
 
 TileWeights ForwardKernelBuilder::weights(ArrayRef<Value> s,
@@ -546,12 +571,31 @@ TileWeights ForwardKernelBuilder::weights(ArrayRef<Value> s,
       curM, curL, scale);
 }
 
+void ForwardKernelBuilder::zeroInvisibleRows(Value u, Value stage) {
+  // The visibility of the thread's elements is evaluated once more here,
+  // apart from the scores: interleaved with them, its predicates would
+  // raise the register peak of the whole kernel.
+  Value j0 = kc->e.mulI(tileOf(u), idx(config.getBlockN()));
+  Value columns = visibleColumnBits(*kc, shape, [&](int64_t r, Value col) {
+    return maskedVisible(r, kc->e.addI(j0, col));
+  });
+  zeroInvisibleValueRows(*kc, shape, columns, *plan.invisibleKeys, *plan.v,
+                         stage, wgmma);
+}
+
 SmallVector<Value> ForwardKernelBuilder::processTile(ValueRange cur, Value u,
                                                      Value stage, Mode mode) {
   // One KV tile start to end (mma.sync, or wgmma without pipelining).
   SmallVector<Value> curV(cur.begin(), cur.end());
   ArrayRef<Value> c(curV);
   const int64_t nO = shape.oElements(), rows = shape.rows();
+  // A masked key's weight is 0, but its V row meets the tensor cores
+  // (0 * NaN = NaN): on masked tiles the rows no query of the CTA sees are
+  // zeroed first, before S while few registers are live. Fully visible
+  // tiles, and ops without masks (whose only invisible keys, past Sk, the
+  // copies zero-fill), skip this.
+  if (mode == Mode::Masked && f.masked)
+    zeroInvisibleRows(u, stage);
   SmallVector<Value> s = scores(stage);
   TileWeights w =
       weights(s, c.slice(nO, rows), c.slice(nO + rows, rows), u, stage, mode);
@@ -575,12 +619,8 @@ ForwardKernelBuilder::dispatch(Value u, bool maySink,
   // a tile fully visible (no mask code) or not.
   ScalarEmitter &e = kc->e;
   auto regular = [&]() {
-    Value j0 = e.mulI(tileOf(u), idx(config.getBlockN()));
-    Value j1 = e.addI(j0, idx(config.getBlockN()));
-    Value full = e.andI(e.cmpI(P::sle, j1, info.kvLen),
-                        emitBlockFullyVisible(e, info, i0, i1, j0, j1));
     return kc->ifElse(
-        full, [&]() { return fn(Mode::Full); },
+        fullyVisible(u), [&]() { return fn(Mode::Full); },
         [&]() { return fn(Mode::Masked); });
   };
   if (f.sinkRows && maySink)
@@ -588,6 +628,22 @@ ForwardKernelBuilder::dispatch(Value u, bool maySink,
         e.cmpI(P::slt, u, idx(0)), [&]() { return fn(Mode::SinkRows); },
         regular);
   return regular();
+}
+
+Value ForwardKernelBuilder::fullyVisible(Value u) {
+  ScalarEmitter &e = kc->e;
+  Value j0 = e.mulI(tileOf(u), idx(config.getBlockN()));
+  Value j1 = e.addI(j0, idx(config.getBlockN()));
+  return e.andI(e.cmpI(P::sle, j1, info.kvLen),
+                emitBlockFullyVisible(e, info, i0, i1, j0, j1));
+}
+
+Value ForwardKernelBuilder::isMaskedTile(Value u, bool maySink) {
+  ScalarEmitter &e = kc->e;
+  Value masked = e.cmpI(P::eq, fullyVisible(u), e.i1(false));
+  if (f.sinkRows && maySink)
+    masked = e.andI(masked, e.cmpI(P::sge, u, idx(0)));
+  return masked;
 }
 
 //===----------------------------------------------------------------------===//
@@ -627,6 +683,15 @@ ForwardKernelBuilder::pipelinedKVLoop(ArrayRef<Value> state) {
       return out;
     });
   };
+  // The V rows of a masked tile no query of the CTA sees are zeroed once
+  // no chain is in flight (a pass over shared memory amid the overlapped
+  // chains would make ptxas serialise them), before its P.V.
+  if (f.masked)
+    steps.settle = [&](Value u) {
+      kc->ifThen(isMaskedTile(u, /*maySink=*/true), [&] {
+        zeroInvisibleRows(u, ring.stageOf(*kc, u));
+      });
+    };
   steps.rescale = [&](ArrayRef<Value> o, ArrayRef<Value> alpha,
                       Value changed) {
     return softmax->rescale(o, alpha, changed);
@@ -755,7 +820,16 @@ DictionaryAttr ForwardKernelBuilder::describe() {
   launches.push_back(describeLaunch(
       ctx, name, {ceilDivExpr("Sq", config.getBlockM()), "Hq", "B"},
       32 * config.getWarps(), plan.plan.bytes(), sig));
-  return bd.getDictionaryAttr({
+  SmallVector<NamedAttribute> fields;
+  // What keys a query cannot see may still do to its output (docs:
+  // semantics.md, "Keys a query cannot see"): with masks, V rows no query
+  // of the CTA's row block sees are zeroed; a non-finite V row of a key
+  // masked for one query but seen by another of its block still reaches
+  // the first as 0 * NaN.
+  if (f.masked)
+    fields.push_back(bd.getNamedAttr("invisible_keys",
+                                     bd.getStringAttr("zeroed_per_cta")));
+  fields.append({
       bd.getNamedAttr("name", bd.getStringAttr(name)),
       bd.getNamedAttr("dtype", bd.getStringAttr(llvm::to_string(f.elt))),
       bd.getNamedAttr("head_dim_qk", bd.getI64IntegerAttr(f.dqk)),
@@ -766,6 +840,7 @@ DictionaryAttr ForwardKernelBuilder::describe() {
       bd.getNamedAttr("workspaces", bd.getArrayAttr(workspaces)),
       bd.getNamedAttr("launches", bd.getArrayAttr(launches)),
   });
+  return bd.getDictionaryAttr(fields);
 }
 
 //===----------------------------------------------------------------------===//

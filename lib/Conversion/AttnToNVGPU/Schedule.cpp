@@ -84,6 +84,8 @@ SmallVector<Value> kernel::emitPipelinedKVLoop(KernelContext &k,
         SmallVector<Value> sc = steps.waitScores(acc, 0);
         SmallVector<Value> w =
             steps.weigh(sc, s.m(), s.l(), ring.begin, /*maySink=*/true);
+        if (steps.settle)
+          steps.settle(ring.begin);
         SmallVector<Value> out(s.o());
         out.append(w);
         return out;
@@ -105,6 +107,8 @@ SmallVector<Value> kernel::emitPipelinedKVLoop(KernelContext &k,
         SmallVector<Value> w =
             steps.weigh(sc, cur.m(), cur.l(), next, /*maySink=*/false);
         o = steps.retirePV(o);
+        if (steps.settle)
+          steps.settle(next);
         o.append(w);
         return o;
       });

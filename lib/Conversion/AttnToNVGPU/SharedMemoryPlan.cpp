@@ -81,6 +81,25 @@ SmallVector<Value> SmemTile::index(KernelContext &k, Value stage, Value row,
   llvm_unreachable("unknown layout");
 }
 
+SmallVector<Value> SmemTile::offsetRows(KernelContext &k,
+                                        ArrayRef<Value> indices,
+                                        int64_t rows) const {
+  SmallVector<Value> out(indices);
+  switch (layout) {
+  case SmemLayout::Padded:
+  case SmemLayout::Rows:
+    out[1] = k.e.addI(out[1], k.idx(rows));
+    return out;
+  case SmemLayout::Swizzle128:
+    assert(rows % 8 == 0 && "the swizzle repeats every 8 rows");
+    out[2] = k.e.addI(out[2], k.idx(rows));
+    return out;
+  case SmemLayout::CoreMatrix:
+    break;
+  }
+  llvm_unreachable("core-matrix tiles are addressed by offset");
+}
+
 Value SmemTile::coreMatrixOffset(KernelContext &k, Value row,
                                  int64_t half) const {
   assert(layout == SmemLayout::CoreMatrix && "not a core-matrix tile");

@@ -74,6 +74,11 @@ struct PipelinedSteps {
   std::function<SmallVector<Value>(ArrayRef<Value> o)> retirePV;
   /// The packed P of "no tile yet" (zeros).
   SmallVector<Value> zeroP;
+  /// Optional: called once no chain is in flight after tile u was weighed
+  /// (after the first tile's weigh, and after each iteration's retirePV),
+  /// before P(u).V(u) is issued; it may publish shared memory with a
+  /// barrier.
+  std::function<void(Value u)> settle;
 };
 
 /// The software-pipelined loop. Tile u + 1 is resident at the top of

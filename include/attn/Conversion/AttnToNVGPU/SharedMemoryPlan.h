@@ -58,6 +58,11 @@ struct SmemTile {
   /// Indices into `view` of element (row, col) of `stage`.
   SmallVector<Value> index(KernelContext &k, Value stage, Value row,
                            Value col) const;
+  /// The indices `rows` rows below `indices` (from index(), same stage and
+  /// column; a multiple of 8 rows for Swizzle128, whose swizzle repeats
+  /// every 8 rows): the row index plus a constant.
+  SmallVector<Value> offsetRows(KernelContext &k, ArrayRef<Value> indices,
+                                int64_t rows) const;
   /// CoreMatrix: the element offset in a stage of (row, 8-column half).
   Value coreMatrixOffset(KernelContext &k, Value row, int64_t half) const;
 
