@@ -64,8 +64,7 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // SYNC-NOT: wgmma
 
 // Two warpgroups of 64 rows, 64-key tiles, a 4-stage ring:
-// 16 KiB of Q + 4 x (8 KiB K + 8 KiB V), and (masks) 4 x 8 i32 flags of the
-// keys no query of the CTA sees.
+// 16 KiB of Q + 4 x (8 KiB K + 8 KiB V).
 // JSON: "cubin": "attn.cubin"
 // JSON: "format": "attn-bundle-v2"
 // JSON: "config": {
@@ -75,7 +74,7 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // JSON-NEXT: "m_tiles": 1,
 // JSON-NEXT: "mma": "wgmma",
 // JSON-NEXT: "pipelined": true,
-// JSON-NEXT: "shared_memory_bytes": 82048,
+// JSON-NEXT: "shared_memory_bytes": 81920,
 // JSON-NEXT: "stages": 4,
 // JSON-NEXT: "warps": 8
 // JSON: "launches": [
@@ -84,7 +83,7 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // JSON: "grid": [
 // JSON-NEXT: "ceildiv(Sq, 128)",
 // JSON: "kernel": "streaming_d64",
-// JSON-NEXT: "shared_memory_bytes": 82048
+// JSON-NEXT: "shared_memory_bytes": 81920
 // JSON: "variant": "streaming"
 
 // SYNCJSON: "mma": "sync",
@@ -92,7 +91,7 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // SYNCJSON: "block": [
 // SYNCJSON-NEXT: 128,
 // SYNCJSON: "kernel": "streaming_d64",
-// SYNCJSON-NEXT: "shared_memory_bytes": 73856
+// SYNCJSON-NEXT: "shared_memory_bytes": 73728
 
 // The default configurations at head dim 64 spill nothing; with mma.sync
 // the three softmax-family kernels spill nothing either (the mma.sync RBF

@@ -45,8 +45,13 @@ struct ForwardFacts {
   int64_t dqk, dv;
   Normalization norm;
   bool softmax, rbf, sinkRows, hasScoreMod;
-  /// Structured masks or a mask region: keys may be invisible inside a
-  /// visited tile, and their V rows are zeroed there (InvisibleKeys.h).
+  /// Document masks or a mask region: which keys a row block sees depends
+  /// on the data (packed documents, padding), so the keys hidden inside a
+  /// visited tile may hold garbage, and their V rows are zeroed there
+  /// (InvisibleKeys.h). Under positional masks alone (causal, windows,
+  /// chunks, prefixes, neighborhoods, sink tokens) the keys of a visited
+  /// tile are real keys of the sequence, seen by other queries; they are not
+  /// zeroed (it cost causal 4.5% on the H200, docs/performance.md).
   bool masked;
   /// RBF with a shift-invariant normalization: -gamma |q|^2 is dropped
   /// from the scores (and added back into the LSE).
@@ -69,7 +74,10 @@ struct ForwardFacts {
     f.sinkRows = bool(op.getSinkKey());
     f.hasScoreMod = !spec.getScoreMod().empty();
     std::optional<ArrayAttr> masks = spec.getMasks();
-    f.masked = (masks && !masks->empty()) || !spec.getMaskMod().empty();
+    f.masked = !spec.getMaskMod().empty() ||
+               (masks && llvm::any_of(*masks, [](Attribute a) {
+                  return isa<DocumentAttr>(a);
+                }));
     f.dropQueryNorm = f.rbf && isShiftInvariant(spec, bool(op.getSinkLogits()));
     f.rbfLog2Domain = f.rbf && f.softmax &&
                       f.norm != Normalization::scalable_softmax &&

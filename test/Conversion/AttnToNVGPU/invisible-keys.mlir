@@ -10,7 +10,8 @@
 // spaces are mapped); a proxy fence and a barrier publish them to wgmma. The bundle says so
 // (invisible_keys), and the flags add 4 x 8 i32 to shared memory.
 
-// The plain loop (D = 128): once, in the masked branch, before S.
+// The plain loop (D = 128, a mask region): once, in the masked branch,
+// before S.
 // CHECK-LABEL: attn.kernels = [{config = {block_m = 128 : i64, block_n = 128 : i64, key_norms = "none", m_tiles = 1 : i64, mma = "wgmma", pipelined = false, shared_memory_bytes = 163968 : i64, stages = 2 : i64, warps = 8 : i64}
 // CHECK-SAME: head_dim_v = 128 : i64, invisible_keys = "zeroed_per_cta", launches
 // CHECK-LABEL: gpu.func @causal_d128
@@ -32,7 +33,27 @@
 // CHECK-NOT: memref.memory_space_cast
 // CHECK: gpu.return
 func.func @causal_d128(%q: tensor<?x?x?x128xbf16>, %k: tensor<?x?x?x128xbf16>, %v: tensor<?x?x?x128xbf16>) -> tensor<?x?x?x128xbf16> {
-  %o = attn.attention %q, %k, %v mask = [#attn.causal]
+  %o = attn.attention %q, %k, %v
+      : tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16> -> tensor<?x?x?x128xbf16>
+      mask_mod {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    %c = arith.cmpi ule, %j, %i : index
+    attn.yield %c : i1
+  }
+  return %o : tensor<?x?x?x128xbf16>
+}
+
+// -----
+
+// Positional masks alone: the keys of a visited tile are real keys of the
+// sequence (seen by other queries), not zeroed; no flags, no field.
+// CHECK-LABEL: attn.kernels
+// CHECK-NOT: invisible_keys
+// CHECK-SAME: shared_memory_bytes = 163840 : i64
+// CHECK-NOT: invisible_keys
+// CHECK: gpu.func @causal_structured
+func.func @causal_structured(%q: tensor<?x?x?x128xbf16>, %k: tensor<?x?x?x128xbf16>, %v: tensor<?x?x?x128xbf16>) -> tensor<?x?x?x128xbf16> {
+  %o = attn.attention %q, %k, %v mask = [#attn.causal, #attn.sliding_window<left = 100>]
       : tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16> -> tensor<?x?x?x128xbf16>
   return %o : tensor<?x?x?x128xbf16>
 }
@@ -69,7 +90,8 @@ func.func @document_d64(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v
 
 // -----
 
-// mma.sync (D = 80, padded tiles): no proxy fence, a plain barrier.
+// mma.sync (D = 80, padded tiles; a window and a mask region dropping every
+// 7th key): no proxy fence, a plain barrier.
 // CHECK-LABEL: gpu.func @window_d80
 // CHECK: gpu.shuffle  xor %{{.+}}, %c16_i32{{.*}} : i32
 // CHECK: gpu.barrier
@@ -80,13 +102,22 @@ func.func @document_d64(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v
 func.func @window_d80(%q: tensor<?x?x?x80xbf16>, %k: tensor<?x?x?x80xbf16>, %v: tensor<?x?x?x80xbf16>) -> tensor<?x?x?x80xbf16> {
   %o = attn.attention %q, %k, %v mask = [#attn.sliding_window<left = 100, right = 3>]
       : tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16> -> tensor<?x?x?x80xbf16>
+      mask_mod {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    %c7 = arith.constant 7 : index
+    %r = arith.remui %j, %c7 : index
+    %c0 = arith.constant 0 : index
+    %keep = arith.cmpi ne, %r, %c0 : index
+    attn.yield %keep : i1
+  }
   return %o : tensor<?x?x?x80xbf16>
 }
 
 // -----
 
 // Without masks the only invisible keys are the rows past Sk, which the
-// copies zero-fill: no flags, no pass, no bundle entry.
+// copies zero-fill: no flags, no pass, no bundle entry (as under positional
+// masks alone, above).
 // CHECK-LABEL: attn.kernels = [{config = {block_m = 128 : i64, block_n = 128 : i64, key_norms = "none", m_tiles = 1 : i64, mma = "wgmma", pipelined = false, shared_memory_bytes = 163840 : i64, stages = 2 : i64, warps = 8 : i64}
 // CHECK-SAME: head_dim_v = 128 : i64, launches
 // CHECK-LABEL: gpu.func @softmax_d128
