@@ -258,14 +258,20 @@ Value AttentionGradCodegen::scoreGrad(Value s, Value p, Value dP,
       g = e.add(g, row.gradLse);
     g = e.mul(e.mul(p, g), row.factor);
     break;
-  case Normalization::sigmoid:
-    g = e.mul(e.mul(dP, p), e.sub(e.f32(1.0), p));
+  case Normalization::sigmoid: {
+    // Sequenced: the order of evaluation of call arguments differs between
+    // compilers, and so would the IR.
+    Value dPp = e.mul(dP, p);
+    Value oneMinusP = e.sub(e.f32(1.0), p);
+    g = e.mul(dPp, oneMinusP);
     break;
+  }
   case Normalization::relu:
     g = e.select(e.cmpF(FP::OGT, s, zero), dP, zero);
     break;
   case Normalization::relu2:
-    g = e.mul(e.mul(e.f32(2.0), dP), e.maxF(s, zero));
+    g = e.mul(e.f32(2.0), dP);
+    g = e.mul(g, e.maxF(s, zero));
     break;
   case Normalization::none:
     g = dP;

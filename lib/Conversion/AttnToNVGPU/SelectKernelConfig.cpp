@@ -169,6 +169,12 @@ LogicalResult attn::verifyKernelConfig(AttentionOp op, KernelConfigAttr c,
                                        StringRef chip) {
   if (failed(checkCompilable(op)))
     return failure();
+  if (c.getBlockM() != 16 * c.getMTiles() * c.getWarps())
+    return op.emitOpError() << "has block_m = " << c.getBlockM() << " in its '"
+                            << kKernelConfigAttrName
+                            << "'; the forward kernel's CTA has 16 * m_tiles "
+                               "* warps = "
+                            << 16 * c.getMTiles() * c.getWarps() << " rows";
   if (c.getMma() == MmaKind::wgmma) {
     if (std::optional<std::string> why = wgmmaUnsupportedReason(op))
       return op.emitOpError() << "cannot use wgmma: " << *why;

@@ -56,3 +56,13 @@ func.func @given_wgmma_d80(%q: tensor<?x?x?x80xbf16>, %k: tensor<?x?x?x80xbf16>,
   return %o : tensor<?x?x?x80xbf16>
 }
 
+
+// -----
+
+// The forward's CTA rows are 16 * m_tiles * warps.
+func.func @given_block_m(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>, %v: tensor<?x?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {
+  // expected-error @+1 {{has block_m = 32 in its 'attn.kernel_config'; the forward kernel's CTA has 16 * m_tiles * warps = 64 rows}}
+  %o = attn.attention %q, %k, %v {attn.kernel_config = #attn.kernel_config<mma = sync, warps = 4, m_tiles = 1, block_m = 32, block_n = 64, stages = 2, pipelined = false, key_norms = none, shared_memory_bytes = 46080>}
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16> -> tensor<?x?x?x64xbf16>
+  return %o : tensor<?x?x?x64xbf16>
+}

@@ -29,9 +29,13 @@ KernelConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (mma == MmaKind::wgmma && mTiles != 1)
     return emitError() << "m_tiles = " << mTiles
                        << " with mma = wgmma (a warp owns one m-tile)";
-  if (blockM != 16 * mTiles * warps)
-    return emitError() << "block_m = " << blockM << " (must be 16 * m_tiles"
-                       << " * warps = " << 16 * mTiles * warps << ")";
+  // The forward's CTA rows are exactly 16 * m_tiles * warps (checked with
+  // the op); the backward's query step may be smaller.
+  if (blockM < 16 || blockM % 16 || blockM > 16 * mTiles * warps)
+    return emitError() << "block_m = " << blockM
+                       << " (must be a multiple of 16 up to 16 * m_tiles * "
+                          "warps = "
+                       << 16 * mTiles * warps << ")";
   if (blockN < 16 || blockN > 128 || blockN % 16)
     return emitError() << "block_n = " << blockN
                        << " (a multiple of 16 from 16 to 128)";
