@@ -50,6 +50,13 @@ struct AuxKernel {
       x = arith::ExtFOp::create(*b, b->getF32Type(), x);
     return x;
   }
+  /// blockIdx.x * threads + threadIdx.x: one element per thread.
+  Value globalThread() {
+    return kc->e.addI(
+        kc->e.mulI(gpu::BlockIdOp::create(*b, gpu::Dimension::x),
+                   kc->idx(kc->threads)),
+        kc->threadId());
+  }
   /// sum over the warp of f(d) for d = lane, lane + 32, ... < n.
   Value warpSum(Value lane, int64_t n, function_ref<Value(Value d)> f) {
     ScalarEmitter &e = kc->e;
@@ -179,9 +186,7 @@ static DictionaryAttr buildPostprocessKernel(AttentionGradOp op,
   Value n = e.mulI(
       e.mulI(e.mulI(k.sig.lookup("B"), k.sig.lookup("Hq")), k.sig.lookup("Sq")),
       kc.idx(f.dqk));
-  Value at = e.addI(e.mulI(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
-                           kc.idx(kPostprocessThreads)),
-                    kc.threadId());
+  Value at = k.globalThread();
   kc.ifThen(e.cmpI(P::slt, at, n), [&] {
     Value x = k.load("dq_accum", at);
     if (f.rbf) {
@@ -217,9 +222,7 @@ static DictionaryAttr buildSinkRowsKernel(AttentionGradOp op,
   KernelContext &kc = *k.kc;
   ScalarEmitter &e = kc.e;
   Value rows = e.mulI(k.sig.lookup("Hkv"), k.sig.lookup("Ns"));
-  Value at = e.addI(e.mulI(gpu::BlockIdOp::create(*k.b, gpu::Dimension::x),
-                           kc.idx(kPostprocessThreads)),
-                    kc.threadId());
+  Value at = k.globalThread();
   for (auto [from, to, d] :
        {std::tuple("d_sink_key_accum", "d_sink_key", f.dqk),
         std::tuple("d_sink_value_accum", "d_sink_value", f.dv)})

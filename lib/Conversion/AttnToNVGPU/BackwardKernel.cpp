@@ -13,6 +13,7 @@
 
 #include "attn/Conversion/AttnToNVGPU/CopyRing.h"
 #include "attn/Conversion/AttnToNVGPU/KernelABI.h"
+#include "attn/Conversion/AttnToNVGPU/KeyNormPrologue.h"
 #include "attn/Conversion/AttnToNVGPU/MmaSync.h"
 #include "attn/Conversion/AttnToNVGPU/RegionPeepholes.h"
 #include "attn/Conversion/AttnToNVGPU/Schedule.h"
@@ -361,21 +362,11 @@ void BackwardKernelBuilder::bySinkTile(function_ref<void()> sinks,
 
 void BackwardKernelBuilder::computeKeyNorms() {
   // gamma |k|^2 of this thread's two key rows, from the resident K tile.
-  ScalarEmitter &e = kc->e;
   keyNorm.assign(2, kc->f32(0.0));
   if (!f.rbf)
     return;
-  for (int64_t r = 0; r < 2; ++r) {
-    Value sq = e.forLoop(idx(0), idx(f.dqk), {kc->f32(0.0)},
-                         [&](Value d, ValueRange a) -> SmallVector<Value> {
-                           Value x = memref::LoadOp::create(
-                               *b, plan.k->view,
-                               plan.k->index(*kc, idx(0), keyRow[r], d));
-                           x = arith::ExtFOp::create(*b, kc->f32Type(), x);
-                           return {e.add(a[0], e.mul(x, x))};
-                         })[0];
-    keyNorm[r] = e.mul(kc->f32(f.gamma), sq);
-  }
+  for (int64_t r = 0; r < 2; ++r)
+    keyNorm[r] = scaledRowNorm(*kc, *plan.k, keyRow[r], f.dqk, f.gamma);
 }
 
 //===----------------------------------------------------------------------===//

@@ -381,17 +381,8 @@ void ForwardKernelBuilder::computeRowPrologue() {
   // gamma * |q|^2 per row (RBF).
   qNorm.assign(rows, zero);
   if (f.rbf) {
-    for (int64_t r = 0; r < rows; ++r) {
-      Value sq = e.forLoop(idx(0), idx(f.dqk), {zero},
-                           [&](Value d, ValueRange a) -> SmallVector<Value> {
-                             Value x = memref::LoadOp::create(
-                                 *b, plan.q->view,
-                                 plan.q->index(*kc, idx(0), localRow[r], d));
-                             x = arith::ExtFOp::create(*b, kc->f32Type(), x);
-                             return {e.add(a[0], e.mul(x, x))};
-                           })[0];
-      qNorm[r] = e.mul(kc->f32(f.gamma), sq);
-    }
+    for (int64_t r = 0; r < rows; ++r)
+      qNorm[r] = scaledRowNorm(*kc, *plan.q, localRow[r], f.dqk, f.gamma);
   }
   // Scalable softmax: the number of keys each row sees (sink rows
   // included); each lane of the quad counts a quarter of a tile's keys.
@@ -428,7 +419,6 @@ void ForwardKernelBuilder::computeRowPrologue() {
 SmallVector<Value> ForwardKernelBuilder::initialState() {
   // O accumulators [mi][dt][4], then m[r], then l[r]. m and l start from
   // the logits that carry no value (sink logits, softmax1's +1).
-  ScalarEmitter &e = kc->e;
   SmallVector<Value> state(shape.oElements(), kc->f32(0.0));
   Value sinkLogit;
   if (Value sinkLogits = sig.lookup("sink_logits"); sinkLogits && f.softmax)

@@ -200,3 +200,16 @@ void kernel::computeTileKeyNorms(KernelContext &k, const SmemTile &keys,
   }
   gpu::BarrierOp::create(k.b);
 }
+
+Value kernel::scaledRowNorm(KernelContext &k, const SmemTile &tile, Value row,
+                            int64_t cols, double factor) {
+  ScalarEmitter &e = k.e;
+  Value sq = e.forLoop(k.idx(0), k.idx(cols), {k.f32(0.0)},
+                       [&](Value d, ValueRange a) -> SmallVector<Value> {
+                         Value x = memref::LoadOp::create(
+                             k.b, tile.view, tile.index(k, k.idx(0), row, d));
+                         x = arith::ExtFOp::create(k.b, k.f32Type(), x);
+                         return {e.add(a[0], e.mul(x, x))};
+                       })[0];
+  return e.mul(k.f32(factor), sq);
+}

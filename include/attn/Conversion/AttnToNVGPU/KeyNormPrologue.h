@@ -51,6 +51,11 @@ void writeNormKStepConstants(KernelContext &k, const SmemTile &normsQ,
 void computeTileKeyNorms(KernelContext &k, const SmemTile &keys,
                          const SmemTile &dst, Value stage, double factor);
 
+/// factor * |x|^2 of row `row` of the one-stage tile `tile` (its `cols`
+/// elements summed in f32 by one thread).
+Value scaledRowNorm(KernelContext &k, const SmemTile &tile, Value row,
+                    int64_t cols, double factor);
+
 } // namespace mlir::attn::kernel
 
 #endif // ATTN_CONVERSION_ATTNTONVGPU_KEYNORMPROLOGUE_H
