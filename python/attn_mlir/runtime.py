@@ -528,6 +528,8 @@ class Kernel:
         returns (out, lse). ``lse`` is the LSE result, or, for an op without
         one, its scratch workspace (``lse=`` may give it; None if the kernel
         has none)."""
+        if self.is_backward:
+            raise BundleError(f"{self.name}: a backward kernel; use run_grad()")
         B, Hq, Hkv, Sq, Sk, ns = self.check(q, k, v, captures, sink_logits,
                                             sink_key, sink_value)
         d = self.desc

@@ -279,11 +279,18 @@ class FakeTensor:
 class FakeBackend:
     def __init__(self):
         self.allocated = []
+        self.zeroed = []
 
     def empty(self, shape, dtype, device):
         t = FakeTensor(shape, runtime._DTYPES[dtype], str(device))
         self.allocated.append((tuple(shape), dtype, t))
         return t
+
+    def zeros(self, shape, dtype, device):
+        t = self.empty(shape, dtype, device)
+        self.zeroed.append(t)
+        return t
+
 
     @staticmethod
     def stream(device):
@@ -489,3 +496,103 @@ def test_cuda_errors_are_raised(tmp_path, driver, monkeypatch):
 def test_pack_arguments_refuses_unknown_names():
     with pytest.raises(BundleError, match="argument 'x' has no buffer or size"):
         pack_arguments(["B", "x"], {}, {"B": 1})
+
+
+# ---------------------------------------------------------------------------
+# Backward entries (kind = backward, Kernel.run_grad)
+# ---------------------------------------------------------------------------
+
+def backward_entry():
+    """A backward entry as attn-to-nvgpu writes it for an ALiBi-like op:
+    inputs, then results (listed among the params, in op order), zeroed
+    results and workspaces, three launches."""
+    f32 = "f32"
+    params = [_buf("q"), _buf("k"), _buf("v"), _buf("o"), _buf("do"),
+              _buf("lse", f32), _buf("capture0", f32),
+              dict(_buf("dq"), like="q", zero=False),
+              dict(_buf("dk"), like="k", zero=False),
+              dict(_buf("dv"), like="v", zero=False),
+              dict(_buf("d_capture0", f32), like="capture0", zero=True)]
+    return {
+        "name": "g", "kind": "backward", "variant": "alibi", "dtype": "bf16",
+        "head_dim_qk": 64, "head_dim_v": 32, "has_lse_result": False,
+        "config": {"block_m": 64, "block_n": 128},
+        "params": params, "results": ["dq", "dk", "dv", "d_capture0"],
+        "workspaces": [
+            {"name": "dq_accum", "dtype": f32, "elements": "B * Hq * Sq * 64",
+             "zero": True},
+            {"name": "delta", "dtype": f32, "elements": "B * Hq * Sq",
+             "zero": False}],
+        "launches": [
+            {"kernel": "g_pre", "grid": ["ceildiv(Sq, 4)", "Hq", "B"],
+             "block": [128, 1, 1], "shared_memory_bytes": 0,
+             "args": ["o", "do", "lse", "delta", "B", "Hq", "Hkv", "Sq", "Sk",
+                      "Ns"]},
+            {"kernel": "g", "grid": ["ceildiv(Sk, 128)", "Hkv", "B"],
+             "block": [256, 1, 1], "shared_memory_bytes": 156672,
+             "args": ["q", "k", "v", "do", "lse", "delta", "capture0",
+                      "dq_accum", "dk", "dv", "d_capture0", "B", "Hq", "Hkv",
+                      "Sq", "Sk", "Ns"]},
+            {"kernel": "g_post", "grid": ["ceildiv(B * Hq * Sq * 64, 256)",
+                                          "1", "1"],
+             "block": [256, 1, 1], "shared_memory_bytes": 0,
+             "args": ["dq_accum", "dq", "B", "Hq", "Hkv", "Sq", "Sk",
+                      "Ns"]}]}
+
+
+def grad_inputs():
+    x = inputs()
+    x.pop("sink_key"), x.pop("sink_value")
+    B, Hq, Sq = 2, 8, 1000
+    x.update(o=FakeTensor((B, Hq, Sq, 32)), do=FakeTensor((B, Hq, Sq, 32)),
+             lse=FakeTensor((B, Hq, Sq), "float32"))
+    return x
+
+
+def test_backward_results_workspaces_and_launches(tmp_path, driver):
+    kernel = load_fake(tmp_path, [backward_entry()]).kernel()
+    assert kernel.is_backward
+    kernel.backend = backend = FakeBackend()
+    x = grad_inputs()
+    dq, dk, dv, dcap = kernel.run_grad(**x)
+    # Results shaped like their inputs, then the workspaces; what atomics
+    # fill (d_capture0, dq_accum) zeroed, the rest not.
+    assert [(s, d) for s, d, _ in backend.allocated] == [
+        ((2, 8, 1000, 64), "bf16"), ((2, 2, 777, 64), "bf16"),
+        ((2, 2, 777, 32), "bf16"), ((8,), "f32"),
+        ((2 * 8 * 1000 * 64,), "f32"), ((2 * 8 * 1000,), "f32")]
+    accum = backend.allocated[4][2]
+    assert backend.zeroed == [dcap, accum]
+    assert [ln["fn"] for ln in driver.launches] == ["fn:g_pre", "fn:g",
+                                                    "fn:g_post"]
+    assert driver.launches[1]["grid"] == (7, 2, 2)
+    assert driver.launches[2]["grid"] == (4000, 1, 1)
+    values = driver.launches[2]["args"][0]
+    assert values[0] == accum.data_ptr() and values[5] == dq.data_ptr()
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda x: x.pop("lse"), "'lse' is required"),
+    (lambda x: x.update(do=FakeTensor((2, 8, 999, 32))),
+     "'do' must have shape \\[2, 8, 1000, 32\\]"),
+    (lambda x: x.update(dlse=FakeTensor((2, 8, 1000), "float32")),
+     "takes no 'dlse'"),
+    (lambda x: x.update(o=FakeTensor((2, 8, 1000, 32), "float16")),
+     "'o' has dtype torch.float16"),
+])
+def test_backward_checks_its_inputs(tmp_path, driver, change, message):
+    kernel = load_fake(tmp_path, [backward_entry()]).kernel()
+    kernel.backend = FakeBackend()
+    x = grad_inputs()
+    change(x)
+    with pytest.raises(BundleError, match=message):
+        kernel.run_grad(**x)
+    assert driver.launches == []
+
+
+def test_forward_and_backward_entries_are_not_mixed(tmp_path, driver):
+    bundle = load_fake(tmp_path, [v2_entry(), backward_entry()])
+    with pytest.raises(BundleError, match="not a backward kernel"):
+        bundle.kernel("f").run_grad(**grad_inputs())
+    with pytest.raises(BundleError, match="a backward kernel; use run_grad"):
+        bundle.kernel("g").run(**inputs())
