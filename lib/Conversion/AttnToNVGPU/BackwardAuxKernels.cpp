@@ -106,8 +106,7 @@ static DictionaryAttr buildPreprocessKernel(AttentionGradOp op,
     k.sig.addBuffer("q", f.elt);
     k.sig.addBuffer("q_norms", f32);
   }
-  for (StringRef size : {"B", "Hq", "Hkv", "Sq", "Sk", "Ns"})
-    k.sig.addSize(size);
+  k.sig.addSizes();
   const int64_t threads = 32 * kRowsPerPreprocessBlock;
   k.begin(gpuModule, op.getLoc(), name, f.elt, threads);
   KernelContext &kc = *k.kc;
@@ -178,8 +177,7 @@ static DictionaryAttr buildPostprocessKernel(AttentionGradOp op,
     k.sig.addBuffer("dq_row_sums", f32);
   }
   k.sig.addBuffer("dq", f.elt);
-  for (StringRef size : {"B", "Hq", "Hkv", "Sq", "Sk", "Ns"})
-    k.sig.addSize(size);
+  k.sig.addSizes();
   k.begin(gpuModule, op.getLoc(), name, f.elt, kPostprocessThreads);
   KernelContext &kc = *k.kc;
   ScalarEmitter &e = kc.e;
@@ -216,8 +214,7 @@ static DictionaryAttr buildSinkRowsKernel(AttentionGradOp op,
   k.sig.addBuffer("d_sink_value_accum", f32);
   k.sig.addBuffer("d_sink_key", f.elt);
   k.sig.addBuffer("d_sink_value", f.elt);
-  for (StringRef size : {"B", "Hq", "Hkv", "Sq", "Sk", "Ns"})
-    k.sig.addSize(size);
+  k.sig.addSizes();
   k.begin(gpuModule, op.getLoc(), name, f.elt, kPostprocessThreads);
   KernelContext &kc = *k.kc;
   ScalarEmitter &e = kc.e;

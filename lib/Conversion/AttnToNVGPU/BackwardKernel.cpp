@@ -206,8 +206,7 @@ void BackwardKernelBuilder::declareSignature() {
   for (auto [i, c] : llvm::enumerate(op.getCaptures()))
     if (AttentionGradOp::isDifferentiableCapture(c.getType()))
       sig.addBuffer("d_capture" + std::to_string(i), f32);
-  for (StringRef size : {"B", "Hq", "Hkv", "Sq", "Sk", "Ns"})
-    sig.addSize(size);
+  sig.addSizes();
 }
 
 void BackwardKernelBuilder::bindOpInfo() {
@@ -216,10 +215,7 @@ void BackwardKernelBuilder::bindOpInfo() {
                         cast<RankedTensorType>(c.getType())});
     captureGrads.push_back(sig.lookup("d_capture" + std::to_string(i)));
   }
-  SmallVector<Value> sizes;
-  for (StringRef n : {"B", "Hq", "Hkv", "Sq", "Sk", "Ns"})
-    sizes.push_back(sig.lookup(n));
-  bindKernelOpInfo(*kc, spec, sizes, f.elt, f.dqk, f.dv, f.scale, f.gamma,
+  bindKernelOpInfo(*kc, spec, sig.sizes(), f.elt, f.dqk, f.dv, f.scale, f.gamma,
                    captures, info);
 }
 

@@ -243,8 +243,7 @@ void ForwardKernelBuilder::declareSignature() {
   // RBF: the key norms come from the prologue kernel.
   if (f.rbf)
     sig.addBuffer("key_norms", normsOnTensorCores ? f.elt : f32);
-  for (StringRef size : {"B", "Hq", "Hkv", "Sq", "Sk", "Ns"})
-    sig.addSize(size);
+  sig.addSizes();
 }
 
 void ForwardKernelBuilder::bindOpInfo() {
@@ -252,10 +251,7 @@ void ForwardKernelBuilder::bindOpInfo() {
   for (auto [i, c] : llvm::enumerate(op.getCaptures()))
     captures.push_back({sig.lookup("capture" + std::to_string(i)),
                         cast<RankedTensorType>(c.getType())});
-  SmallVector<Value> sizes;
-  for (StringRef n : {"B", "Hq", "Hkv", "Sq", "Sk", "Ns"})
-    sizes.push_back(sig.lookup(n));
-  bindKernelOpInfo(*kc, spec, sizes, f.elt, f.dqk, f.dv, f.scale, f.gamma,
+  bindKernelOpInfo(*kc, spec, sig.sizes(), f.elt, f.dqk, f.dv, f.scale, f.gamma,
                    captures, info);
 }
 

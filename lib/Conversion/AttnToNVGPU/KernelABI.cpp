@@ -19,6 +19,18 @@ void KernelSignature::addSize(StringRef name) {
   params.push_back({name.str(), Type()});
 }
 
+void KernelSignature::addSizes() {
+  for (StringRef size : kSizeNames)
+    addSize(size);
+}
+
+SmallVector<Value> KernelSignature::sizes() const {
+  SmallVector<Value> out;
+  for (StringRef size : kSizeNames)
+    out.push_back(lookup(size));
+  return out;
+}
+
 SmallVector<Type> KernelSignature::types(MLIRContext *ctx) const {
   SmallVector<Type> out;
   for (const Param &p : params) {

@@ -84,16 +84,28 @@ static int64_t largestFittingKVTile(AttentionOp op, int64_t blockM,
   return n;
 }
 
-static LogicalResult checkSharedMemory(AttentionOp op, int64_t bytes,
-                                       int64_t blockN, int64_t stages) {
+/// The plan of `bytes` fits in shared memory; `kernel` names the kernel in
+/// the diagnostic (" in its backward kernel", or empty), `advice` what to
+/// change.
+static LogicalResult checkSharedMemory(Operation *op, int64_t bytes,
+                                       int64_t blockN, int64_t stages,
+                                       StringRef kernel = "",
+                                       StringRef advice =
+                                           "use a smaller kv-tile, fewer "
+                                           "stages or fewer query rows per "
+                                           "CTA") {
   if (bytes <= kMaxSharedBytes)
     return success();
-  return op.emitOpError() << "needs " << bytes
-                          << " bytes of shared memory with kv-tile=" << blockN
-                          << " and stages=" << stages << " (at most "
-                          << kMaxSharedBytes << "): use a smaller kv-tile, "
-                          << "fewer stages or fewer query rows per CTA";
+  return op->emitOpError() << "needs " << bytes << " bytes of shared memory"
+                           << kernel << " with kv-tile=" << blockN
+                           << " and stages=" << stages << " (at most "
+                           << kMaxSharedBytes << "): " << advice;
 }
+
+/// A carried configuration's shared_memory_bytes is its plan's, and its KV
+/// tile holds the op's sink rows.
+static LogicalResult checkCarriedPlan(Operation *op, KernelConfigAttr c,
+                                      int64_t bytes, Value sinkKey);
 
 /// The sink rows of an op fit in the one tile the kernel gives them.
 static LogicalResult checkSinkRows(Operation *op, Value sinkKey,
@@ -193,12 +205,17 @@ LogicalResult attn::verifyKernelConfig(AttentionOp op, KernelConfigAttr c,
                                            c.getBlockN(), c.getStages(), norms);
   if (failed(checkSharedMemory(op, bytes, c.getBlockN(), c.getStages())))
     return failure();
+  return checkCarriedPlan(op, c, bytes, op.getSinkKey());
+}
+
+static LogicalResult checkCarriedPlan(Operation *op, KernelConfigAttr c,
+                                      int64_t bytes, Value sinkKey) {
   if (bytes != c.getSharedMemoryBytes())
-    return op.emitOpError() << "has shared_memory_bytes = "
-                            << c.getSharedMemoryBytes() << " in its '"
-                            << kKernelConfigAttrName << "'; its plan needs "
-                            << bytes;
-  return checkSinkRows(op, op.getSinkKey(), c.getBlockN());
+    return op->emitOpError() << "has shared_memory_bytes = "
+                             << c.getSharedMemoryBytes() << " in its '"
+                             << kKernelConfigAttrName << "'; its plan needs "
+                             << bytes;
+  return checkSinkRows(op, sinkKey, c.getBlockN());
 }
 
 LogicalResult
@@ -271,14 +288,9 @@ static LogicalResult checkCompilable(AttentionGradOp op) {
 static LogicalResult checkBackwardSharedMemory(AttentionGradOp op,
                                                int64_t bytes, int64_t blockN,
                                                int64_t stages) {
-  if (bytes <= kMaxSharedBytes)
-    return success();
-  return op.emitOpError() << "needs " << bytes
-                          << " bytes of shared memory in its backward kernel "
-                             "with kv-tile="
-                          << blockN << " and stages=" << stages << " (at most "
-                          << kMaxSharedBytes
-                          << "): use fewer warps or stages";
+  return checkSharedMemory(op, bytes, blockN, stages,
+                           " in its backward kernel",
+                           "use fewer warps or stages");
 }
 
 FailureOr<KernelConfigAttr>
@@ -329,6 +341,7 @@ attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
 
 LogicalResult attn::verifyKernelConfig(AttentionGradOp op, KernelConfigAttr c,
                                        StringRef chip) {
+  // Any chip: the backward kernels are mma.sync (sm_80 and later).
   (void)chip;
   if (failed(checkCompilable(op)))
     return failure();
@@ -360,12 +373,7 @@ LogicalResult attn::verifyKernelConfig(AttentionGradOp op, KernelConfigAttr c,
   if (failed(checkBackwardSharedMemory(op, bytes, c.getBlockN(),
                                        c.getStages())))
     return failure();
-  if (bytes != c.getSharedMemoryBytes())
-    return op.emitOpError() << "has shared_memory_bytes = "
-                            << c.getSharedMemoryBytes() << " in its '"
-                            << kKernelConfigAttrName << "'; its plan needs "
-                            << bytes;
-  return checkSinkRows(op, op.getSinkKey(), c.getBlockN());
+  return checkCarriedPlan(op, c, bytes, op.getSinkKey());
 }
 
 namespace {

@@ -22,6 +22,11 @@
 
 namespace mlir::attn::kernel {
 
+/// The run-time sizes an attention kernel takes, in order (the runtime's
+/// SIZE_NAMES, docs/bundles.md).
+inline constexpr StringLiteral kSizeNames[] = {"B", "Hq", "Hkv",
+                                               "Sq", "Sk", "Ns"};
+
 /// The parameter list of one kernel, built in order, then bound to the
 /// kernel's entry block so that pieces look their arguments up by name.
 class KernelSignature {
@@ -30,6 +35,10 @@ public:
   void addBuffer(StringRef name, Type elementType);
   /// A run-time size (index).
   void addSize(StringRef name);
+  /// The sizes of every attention kernel, `kSizeNames` in order.
+  void addSizes();
+  /// Their bound arguments, in that order.
+  SmallVector<Value> sizes() const;
   /// The kernel's argument types, in order.
   SmallVector<Type> types(MLIRContext *ctx) const;
   /// The argument names, in order (a launch's `args`).
