@@ -424,14 +424,9 @@ Value BackwardKernelBuilder::weightAndGrad(Value s, Value dp, int64_t col,
 void BackwardKernelBuilder::addCapture(const CaptureContribution &c,
                                        Value value) {
   // dcapture[indices] += value, one f32 atomic (row-major flat buffer).
-  ScalarEmitter &e = kc->e;
-  ArrayRef<int64_t> shape = captures[c.captureIndex].type.getShape();
-  Value linear = idx(0);
-  for (auto [d, index] : llvm::enumerate(c.indices))
-    linear = e.addI(e.mulI(linear, idx(d ? shape[d] : 1)), index);
+  Value at = captureOffset(*kc, captures[c.captureIndex], c.indices);
   memref::AtomicRMWOp::create(*b, arith::AtomicRMWKind::addf, value,
-                              captureGrads[c.captureIndex],
-                              ValueRange{linear});
+                              captureGrads[c.captureIndex], ValueRange{at});
 }
 
 void BackwardKernelBuilder::element(TileGrads &out, Value acc, Value dp,

@@ -80,13 +80,14 @@ private:
   }
   // Captures are flat row-major buffers.
   bool extract(tensor::ExtractOp ex) {
-    auto it = captureOf.find(ex.getTensor());
-    Value linear = k.idx(0);
-    ArrayRef<int64_t> shape = it->second.type.getShape();
-    for (auto [d, index] : llvm::enumerate(ex.getIndices()))
-      linear = e.addI(e.mulI(linear, k.idx(shape[d])), mapping.lookup(index));
-    mapping.map(ex.getResult(), memref::LoadOp::create(k.b, it->second.buffer,
-                                                       ValueRange{linear}));
+    const CaptureBuffer &capture = captureOf.find(ex.getTensor())->second;
+    SmallVector<Value> indices;
+    for (Value index : ex.getIndices())
+      indices.push_back(mapping.lookup(index));
+    mapping.map(ex.getResult(),
+                memref::LoadOp::create(
+                    k.b, capture.buffer,
+                    ValueRange{captureOffset(k, capture, indices)}));
     return true;
   }
   // tanh(x) = 1 - 2 / (exp(2x) + 1) on the special-function unit (ex2.approx,
@@ -154,14 +155,21 @@ Value kernel::inlineRegionOnGPU(KernelContext &k, Region &region,
   return mapping.lookup(cast<YieldOp>(block.getTerminator()).getValue());
 }
 
-/// The flat row-major element of `buffer` at `indices`.
-static Value loadCapture(KernelContext &k, const CaptureBuffer &c,
-                         ValueRange indices) {
+Value kernel::captureOffset(KernelContext &k, const CaptureBuffer &capture,
+                           ValueRange indices) {
+  // The first size may be dynamic; it never scales an index.
   Value linear = k.idx(0);
-  ArrayRef<int64_t> shape = c.type.getShape();
+  ArrayRef<int64_t> shape = capture.type.getShape();
   for (auto [d, index] : llvm::enumerate(indices))
-    linear = k.e.addI(k.e.mulI(linear, k.idx(d ? shape[d] : 1)), index);
-  return memref::LoadOp::create(k.b, c.buffer, ValueRange{linear});
+    linear = d ? k.e.addI(k.e.mulI(linear, k.idx(shape[d])), index) : index;
+  return linear;
+}
+
+/// The element of `capture` at `indices`.
+static Value loadCapture(KernelContext &k, const CaptureBuffer &capture,
+                         ValueRange indices) {
+  return memref::LoadOp::create(
+      k.b, capture.buffer, ValueRange{captureOffset(k, capture, indices)});
 }
 
 FailureOr<ScoreModVJP>

@@ -33,6 +33,10 @@ void bindKernelOpInfo(KernelContext &k, VariantSpecOpInterface spec,
                       int64_t dv, double scale, double gamma,
                       ArrayRef<CaptureBuffer> captures, AttnOpInfo &info);
 
+/// The flat row-major offset of element `indices` of `capture`.
+Value captureOffset(KernelContext &k, const CaptureBuffer &capture,
+                    ValueRange indices);
+
 /// Clones `region` at the insertion point with its leading arguments bound
 /// to `args` and its trailing (capture) arguments read from `captures`;
 /// returns the yielded value.
