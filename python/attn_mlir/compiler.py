@@ -694,22 +694,16 @@ def _run_gpu_grad(v: VariantBase, q, k, v_, o, do, lse, grad_lse, captures,
             q.contiguous(), k.contiguous(), v_.contiguous(),
             o.to(q.dtype).contiguous(), do.to(q.dtype).contiguous(),
             lse=f32(lse), dlse=f32(grad_lse), **extra)
-    it = iter(results)
-    dq, dk, dv = next(it), next(it), next(it)
-    dsl = next(it) if sink_logits is not None else None
-    dsk = dsv = None
-    if sink_key is not None:
-        dsk, dsv = next(it), next(it)
-    dcaps = tuple(next(it) if decl.elt in FLOAT_CAPTURE_ELEMENTS else None
-                  for decl in v.captures)
-    return AttentionGrads(dq, dk, dv, dsl, dsk, dsv, dcaps)
+    return _grads_from_results(v, results, None, sink_logits is not None,
+                               sink_key is not None)
 
 
 def _grads_from_results(v: VariantBase, results: list, q, has_sink_logits,
                         has_sink_rows) -> AttentionGrads:
-    """The op's results (numpy, in its result order) as AttentionGrads of
-    q's kind."""
-    if _is_torch(q):
+    """The op's results (in its result order) as AttentionGrads: numpy
+    arrays converted to q's kind, or, with ``q`` None, taken as they are
+    (the GPU's tensors)."""
+    if q is not None and _is_torch(q):
         import torch
 
         def like_q(a):
