@@ -17,6 +17,7 @@
 #include "attn/Conversion/AttnToNVGPU/MmaSync.h"
 #include "attn/Conversion/AttnToNVGPU/RegionPeepholes.h"
 #include "attn/Conversion/AttnToNVGPU/Schedule.h"
+#include "attn/Conversion/AttnToNVGPU/Wgmma.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "llvm/Support/ScopedPrinter.h"
@@ -34,20 +35,23 @@ namespace {
 const double kLog2e = 1.0 / std::log(2.0);
 
 /// The tiles of the main kernel: K and V of the CTA's keys, the query-side
-/// rings (Q, dO), and dS for the dQ product; rows padded for ldmatrix.
+/// rings (Q, dO), and dS for the dQ product; rows padded for ldmatrix
+/// (mma.sync), or in wgmma's 128-byte swizzle.
 struct BackwardPlan {
   SharedMemoryPlan plan;
   SmemTile *k, *v, *q, *dO, *dS;
 
   BackwardPlan(const BackwardPlan &) = delete;
   BackwardPlan &operator=(const BackwardPlan &) = delete;
-  BackwardPlan(const BackwardFacts &f, int64_t blockM, int64_t blockN,
-               int64_t stages) {
-    k = &plan.add(SmemLayout::Padded, 1, blockN, f.dqk, f.elt);
-    v = &plan.add(SmemLayout::Padded, 1, blockN, f.dv, f.elt);
-    q = &plan.add(SmemLayout::Padded, stages, blockM, f.dqk, f.elt);
-    dO = &plan.add(SmemLayout::Padded, stages, blockM, f.dv, f.elt);
-    dS = &plan.add(SmemLayout::Padded, 1, blockM, blockN, f.elt);
+  BackwardPlan(const BackwardFacts &f, MmaKind mma, int64_t blockM,
+               int64_t blockN, int64_t stages) {
+    SmemLayout l = mma == MmaKind::wgmma ? SmemLayout::Swizzle128
+                                         : SmemLayout::Padded;
+    k = &plan.add(l, 1, blockN, f.dqk, f.elt);
+    v = &plan.add(l, 1, blockN, f.dv, f.elt);
+    q = &plan.add(l, stages, blockM, f.dqk, f.elt);
+    dO = &plan.add(l, stages, blockM, f.dv, f.elt);
+    dS = &plan.add(l, 1, blockM, blockN, f.elt);
   }
 };
 
@@ -79,7 +83,8 @@ public:
         config(config), gpuModule(gpuModule), name(name.str()),
         f(BackwardFacts::get(op)), blockM(config.getBlockM()),
         blockN(config.getBlockN()), nTiles(blockM / 8),
-        plan(f, blockM, blockN, config.getStages()),
+        wgmma(config.getMma() == MmaKind::wgmma),
+        plan(f, config.getMma(), blockM, blockN, config.getStages()),
         sinkRows(bool(op.getSinkKey())) {}
 
   /// Builds the kernel; returns its launch (null after a diagnostic).
@@ -107,6 +112,24 @@ private:
   void addRowSums(ArrayRef<Value> ds);
   void storeDS(ArrayRef<Value> ds);
   void accumulateDQ();
+  /// wgmma: the warpgroup's S^T (or dP^T) = rows.cols^T over `depth`, the
+  /// rows its 64 resident keys, the columns the query tile of `stage`.
+  Value issueTransposed(const SmemTile &rows, const SmemTile &cols,
+                        Value stage, int64_t depth,
+                        SmallVector<Value> &inFlight);
+  /// wgmma: acc += A.B with A the packed accumulators `a` (key rows) and B
+  /// the query tile `t` of `stage`, read MN-major.
+  SmallVector<Value> issueKeySide(ArrayRef<Value> acc, ArrayRef<Value> a,
+                                  const SmemTile &t, Value stage,
+                                  SmallVector<Value> &inFlight);
+  /// wgmma: dQ = dS.K for the query tile into the workspace, after the
+  /// chains of `inFlight` (dK, dV) and its own retire.
+  void accumulateDQWgmma(SmallVector<Value> &inFlight,
+                         MutableArrayRef<Value> keySide);
+  /// dq_accum += acc for the rows (rowOfWarp + lane / 4 (+8)) and the
+  /// columns from firstCol of the query tile, in the m16n8 C layout.
+  void addToDQAccum(ArrayRef<Value> acc, Value rowOfWarp, Value firstCol,
+                    int64_t dTiles);
   void flushUniformCaptures(ArrayRef<Value> sums,
                             ArrayRef<SmallVector<Value>> indices);
   void epilogue(ArrayRef<Value> fin);
@@ -123,12 +146,14 @@ private:
   std::string name;
   BackwardFacts f;
   int64_t blockM, blockN, nTiles;
+  bool wgmma;
   BackwardPlan plan;
 
   KernelSignature sig;
   std::unique_ptr<ImplicitLocOpBuilder> b;
   std::unique_ptr<KernelContext> kc;
   std::unique_ptr<MmaSyncFragments> mma;
+  std::unique_ptr<WgmmaChains> chains;
   AttnOpInfo info;
   SmallVector<CaptureBuffer> captures;
   /// Per read of a floating capture in the score region (region order).
@@ -303,7 +328,7 @@ void BackwardKernelBuilder::setUpTileRange() {
   ring.begin = idx(0);
   ring.end = e.mulI(info.group, numT);
   ring.stages = config.getStages();
-  ring.asyncProxy = false;
+  ring.asyncProxy = wgmma;
   ring.load = [this](Value u, Value stage) { loadQueryTile(u, stage); };
 }
 
@@ -585,6 +610,12 @@ void BackwardKernelBuilder::accumulateDQ() {
         return mma->loadA(*plan.dS, rowOfWarp, 0, kk);
       },
       *plan.k, idx(0), 1, blockN / 16, dTiles, firstCol);
+  addToDQAccum(acc, rowOfWarp, firstCol, dTiles);
+}
+
+void BackwardKernelBuilder::addToDQAccum(ArrayRef<Value> acc, Value rowOfWarp,
+                                         Value firstCol, int64_t dTiles) {
+  ScalarEmitter &e = kc->e;
   Value buffer = sig.lookup("dq_accum");
   for (int64_t half = 0; half < 2; ++half) {
     Value qi = e.addI(i0, e.addI(rowOfWarp, e.addI(idx(8 * half), g)));
@@ -599,6 +630,80 @@ void BackwardKernelBuilder::accumulateDQ() {
         }
     });
   }
+}
+
+Value BackwardKernelBuilder::issueTransposed(const SmemTile &rows,
+                                             const SmemTile &cols, Value stage,
+                                             int64_t depth,
+                                             SmallVector<Value> &inFlight) {
+  // Both operands K-major; warpgroup wg takes row group wg (its 64 keys).
+  // The accumulator layout per warp is the m16n8 C layout of the query
+  // tile's n-tiles, as with mma.sync.
+  Value wg = kc->e.divI(warp, idx(4));
+  SmallVector<Value> descsA, descsB;
+  for (int64_t ks = 0; ks < depth / 16; ++ks) {
+    descsA.push_back(chains->descriptor(rows.kStepOfRowGroup(*kc, wg, ks),
+                                        rows.kMajorLayout()));
+    descsB.push_back(chains->descriptor(cols.kStepOfStage(*kc, stage, ks),
+                                        cols.kMajorLayout()));
+  }
+  return chains->issueShared(descsA, descsB, blockM, inFlight);
+}
+
+SmallVector<Value> BackwardKernelBuilder::issueKeySide(
+    ArrayRef<Value> acc, ArrayRef<Value> a, const SmemTile &t, Value stage,
+    SmallVector<Value> &inFlight) {
+  SmallVector<Value> descs, packed, in;
+  for (int64_t kk = 0; kk < blockM / 16; ++kk) {
+    descs.push_back(chains->descriptor(t.rowStepOfStage(*kc, stage, kk),
+                                       t.mnMajorLayout()));
+    packed.append(packAccumulatorsAsA(*kc, a, nTiles, 0, kk));
+  }
+  SmallVector<Value> out =
+      chains->issueRegisterA(acc, packed, descs, /*transposeB=*/true, in);
+  inFlight.append(in);
+  return out;
+}
+
+void BackwardKernelBuilder::accumulateDQWgmma(SmallVector<Value> &inFlight,
+                                              MutableArrayRef<Value> keySide) {
+  // dQ (the 64 queries of the tile) = dS.K, dS K-major from shared memory,
+  // K read MN-major. Two warpgroups split the head dim in 64-column panels
+  // where it has an even number of them, else the keys (panel wg of dS and
+  // row group wg of K each), both adding to the workspace.
+  ScalarEmitter &e = kc->e;
+  Value wg = e.divI(warp, idx(4));
+  const bool two = config.getWarps() == 8;
+  const bool splitCols = two && f.dqk % 128 == 0;
+  const int64_t cols = splitCols ? f.dqk / 2 : f.dqk;
+  const int64_t kSteps = splitCols ? blockN / 16 : 4;
+  Value zero = idx(0);
+  Value aShift = splitCols || !two ? kc->bytes(zero, 0, 0)
+                                   : kc->bytes(wg, blockM * 128, 0);
+  Value bShift = !two ? kc->bytes(zero, 0, 0)
+                 : splitCols ? kc->bytes(wg, blockN * 128, 0)
+                             : kc->bytes(wg, 64 * 128, 0);
+  SmallVector<Value> descsA, descsB;
+  for (int64_t ks = 0; ks < kSteps; ++ks) {
+    descsA.push_back(chains->descriptor(
+        arith::AddIOp::create(*b, plan.dS->kStepOfStage(*kc, zero, ks),
+                              aShift),
+        plan.dS->kMajorLayout()));
+    descsB.push_back(chains->descriptor(
+        arith::AddIOp::create(*b, plan.k->rowStepOfStage(*kc, zero, ks),
+                              bShift),
+        plan.k->mnMajorLayout()));
+  }
+  SmallVector<Value> in;
+  Value acc = chains->issueShared(descsA, descsB, cols, in,
+                                  /*transposeB=*/true);
+  inFlight.append(in);
+  SmallVector<Value> dq = chains->waitForAccumulator(acc, 0, inFlight);
+  SmallVector<Value> pinned = chains->fenceRegisters(keySide);
+  llvm::copy(pinned, keySide.begin());
+  Value rowOfWarp = e.mulI(e.remI(warp, idx(4)), idx(16));
+  Value firstCol = splitCols ? e.mulI(wg, idx(cols)) : zero;
+  addToDQAccum(dq, rowOfWarp, firstCol, cols / 8);
 }
 
 void BackwardKernelBuilder::flushUniformCaptures(
@@ -643,10 +748,19 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
       return mma->loadA(tile, warpRow0, 0, ks);
     };
   };
-  SmallVector<Value> s = mma->productABt(fromSmem(*plan.k), *plan.q, stage, 1,
-                                         nTiles, f.dqk / 16);
-  SmallVector<Value> dp = mma->productABt(fromSmem(*plan.v), *plan.dO, stage,
-                                          1, nTiles, f.dv / 16);
+  SmallVector<Value> s, dp;
+  if (wgmma) {
+    SmallVector<Value> inS, inDP;
+    Value accS = issueTransposed(*plan.k, *plan.q, stage, f.dqk, inS);
+    Value accDP = issueTransposed(*plan.v, *plan.dO, stage, f.dv, inDP);
+    s = chains->waitForAccumulator(accS, 1, inS);
+    dp = chains->waitForAccumulator(accDP, 0, inDP);
+  } else {
+    s = mma->productABt(fromSmem(*plan.k), *plan.q, stage, 1, nTiles,
+                        f.dqk / 16);
+    dp = mma->productABt(fromSmem(*plan.v), *plan.dO, stage, 1, nTiles,
+                         f.dv / 16);
+  }
   SmallVector<Value> out = dispatchElements(s, dp);
   const int64_t n = 4 * nTiles;
   ArrayRef<Value> all(out);
@@ -665,10 +779,17 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
   const int64_t nK = f.dqk / 2, nV = f.dv / 2; // 4 * (d / 8)
   SmallVector<Value> dK(cur.begin(), cur.begin() + nK);
   SmallVector<Value> dV(cur.begin() + nK, cur.begin() + nK + nV);
-  mma->accumulatePV(dV, p, *plan.dO, stage, 1, nTiles, f.dv / 8);
-  mma->accumulatePV(dK, ds, *plan.q, stage, 1, nTiles, f.dqk / 8);
-  SmallVector<Value> next(dK);
-  next.append(dV);
+  SmallVector<Value> inFlight;
+  if (wgmma) {
+    // The key-side chains run while dS goes to shared memory; they retire
+    // with the dQ chain.
+    dV = issueKeySide(dV, p, *plan.dO, stage, inFlight);
+    dK = issueKeySide(dK, ds, *plan.q, stage, inFlight);
+  } else {
+    mma->accumulatePV(dV, p, *plan.dO, stage, 1, nTiles, f.dv / 8);
+    mma->accumulatePV(dK, ds, *plan.q, stage, 1, nTiles, f.dqk / 8);
+  }
+  SmallVector<Value> rbfSums;
   if (f.rbf) {
     // The key-side sums of kernelFactor dS0, per row of this thread.
     for (int64_t r = 0; r < 2; ++r) {
@@ -676,13 +797,22 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
       for (int64_t nt = 0; nt < nTiles; ++nt)
         for (int64_t c = 0; c < 2; ++c)
           sum = e.add(sum, ds[nt * 4 + 2 * r + c]);
-      next.push_back(sum);
+      rbfSums.push_back(sum);
     }
     addRowSums(ds);
   }
   storeDS(ds);
-  gpu::BarrierOp::create(*b);
-  accumulateDQ();
+  // dS is written through the generic proxy; wgmma reads it through the
+  // async proxy.
+  publishCopies(*kc, wgmma);
+  SmallVector<Value> keySide(dK);
+  keySide.append(dV);
+  if (wgmma)
+    accumulateDQWgmma(inFlight, keySide);
+  else
+    accumulateDQ();
+  SmallVector<Value> next(keySide);
+  next.append(rbfSums);
   flushUniformCaptures(sums, indices);
   return next;
 }
@@ -768,6 +898,8 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
   bindOpInfo();
   analyzeScoreMod();
   plan.plan.materialize(*kc);
+  if (wgmma)
+    chains = std::make_unique<WgmmaChains>(*kc, plan.plan.address());
   setUpThreadIndices();
 
   // K and V of the CTA's keys are the oldest group; then the first query
@@ -795,9 +927,10 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
                         plan.plan.bytes(), sig);
 }
 
-int64_t kernel::backwardSharedMemoryBytes(AttentionGradOp op, int64_t blockM,
-                                          int64_t blockN, int64_t stages) {
-  return BackwardPlan(BackwardFacts::get(op), blockM, blockN, stages)
+int64_t kernel::backwardSharedMemoryBytes(AttentionGradOp op, MmaKind mma,
+                                          int64_t blockM, int64_t blockN,
+                                          int64_t stages) {
+  return BackwardPlan(BackwardFacts::get(op), mma, blockM, blockN, stages)
       .plan.bytes();
 }
 

@@ -293,27 +293,71 @@ static LogicalResult checkBackwardSharedMemory(AttentionGradOp op,
                            "use fewer warps or stages");
 }
 
+/// Why the backward kernel cannot use wgmma for `op` with the options'
+/// warps, or nullopt.
+static std::optional<std::string>
+backwardWgmmaRefusal(AttentionGradOp op, int64_t warps) {
+  int64_t dqk = cast<RankedTensorType>(op.getQuery().getType()).getDimSize(3);
+  int64_t dv = cast<RankedTensorType>(op.getValue().getType()).getDimSize(3);
+  if (dqk % 64 || dv % 64)
+    return "head dims " + std::to_string(dqk) + " and " + std::to_string(dv) +
+           " (the swizzled wgmma tiles take multiples of 64)";
+  if (warps != 0 && warps != 4 && warps != 8)
+    return "warps=" + std::to_string(warps) +
+           " (wgmma needs whole warpgroups: 4 or 8)";
+  return std::nullopt;
+}
+
+/// The backward kernel's tile of `warps`: 16 keys per warp, 64 queries.
+static FailureOr<KernelConfigAttr>
+backwardConfig(AttentionGradOp op, MmaKind mma, int64_t warps,
+               int64_t stages) {
+  const int64_t blockN = 16 * warps, blockM = 64;
+  if (mma == MmaKind::sync)
+    if (std::optional<std::string> why =
+            backwardTileRefusal(op, warps, blockM))
+      return op.emitOpError() << "cannot take warps=" << warps << ": " << *why;
+  int64_t bytes = backwardSharedMemoryBytes(op, mma, blockM, blockN, stages);
+  if (failed(checkBackwardSharedMemory(op, bytes, blockN, stages)) ||
+      failed(checkSinkRows(op, op.getSinkKey(), blockN)))
+    return failure();
+  return KernelConfigAttr::get(op.getContext(), mma, warps, 1, blockM, blockN,
+                               stages, false, KeyNormPath::none, bytes);
+}
+
 FailureOr<KernelConfigAttr>
 attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
   if (failed(checkCompilable(op)))
     return failure();
-  if (r.mma == "wgmma")
-    return op.emitOpError()
-           << "cannot use wgmma (mma=wgmma): the backward kernel is mma.sync "
-              "only";
   if (r.pipeline == "on")
     return op.emitOpError() << "cannot take pipeline=on: the backward kernel "
                                "has no pipelined loop";
   if (r.mTiles == 2)
     return op.emitOpError() << "cannot take m-tiles=2: a backward warp owns "
                                "one 16-key m-tile";
-  // 16 keys per warp: kv-tile and warps decide each other. Measured
-  // (bench/results/2026-12-01-h200-backward-v1*): 8 warps (128 keys) are
+  int64_t warps = r.warps ? r.warps : r.kvTile / 16;
+  std::optional<std::string> noWgmma = backwardWgmmaRefusal(op, warps);
+  if (r.mma == "wgmma" && noWgmma)
+    return op.emitOpError() << "cannot use wgmma (mma=wgmma) in the backward "
+                               "kernel: "
+                            << *noWgmma;
+  const int64_t stages = r.stages ? r.stages : 2;
+  // wgmma on sm_90a with two warpgroups (128 keys), or one where two do not
+  // fit in shared memory; else mma.sync, where measured
+  // (bench/results/2026-12-01-h200-backward-v1*) 8 warps (128 keys) are
   // 1.1-1.3x faster than 4 where the dQ product splits the head dim.
   int64_t dqk = cast<RankedTensorType>(op.getQuery().getType()).getDimSize(3);
-  int64_t warps = r.warps    ? r.warps
-                  : r.kvTile ? r.kvTile / 16
-                             : (dqk % 32 == 0 ? 8 : 4);
+  bool wg = r.mma != "sync" && r.chip == "sm_90a" && !noWgmma;
+  if (wg && !warps) {
+    auto fits = [&](int64_t w) {
+      return backwardSharedMemoryBytes(op, MmaKind::wgmma, 64, 16 * w,
+                                       stages) <= kMaxSharedBytes;
+    };
+    warps = fits(8) ? 8 : fits(4) || r.mma == "wgmma" ? 4 : 0;
+    wg = warps != 0;
+  }
+  if (!warps)
+    warps = dqk % 32 == 0 ? 8 : 4;
   if (r.kvTile && r.kvTile != 16 * warps)
     return op.emitOpError() << "cannot take kv-tile=" << r.kvTile
                             << " with warps=" << warps
@@ -326,41 +370,38 @@ attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
                        : "kv-tile=" + std::to_string(r.kvTile))
            << ": the backward kernel takes 4 or 8 warps of 16 keys (kv-tile "
               "64 or 128)";
-  const int64_t blockN = 16 * warps, blockM = 64;
-  if (std::optional<std::string> why = backwardTileRefusal(op, warps, blockM))
-    return op.emitOpError() << "cannot take warps=" << warps << ": " << *why;
-  const int64_t stages = r.stages ? r.stages : 2;
-  int64_t bytes = backwardSharedMemoryBytes(op, blockM, blockN, stages);
-  if (failed(checkBackwardSharedMemory(op, bytes, blockN, stages)) ||
-      failed(checkSinkRows(op, op.getSinkKey(), blockN)))
-    return failure();
-  return KernelConfigAttr::get(op.getContext(), MmaKind::sync, warps, 1,
-                               blockM, blockN, stages, false, KeyNormPath::none,
-                               bytes);
+  return backwardConfig(op, wg ? MmaKind::wgmma : MmaKind::sync, warps,
+                        stages);
 }
 
 LogicalResult attn::verifyKernelConfig(AttentionGradOp op, KernelConfigAttr c,
                                        StringRef chip) {
-  // Any chip: the backward kernels are mma.sync (sm_80 and later).
-  (void)chip;
   if (failed(checkCompilable(op)))
     return failure();
+  const bool wg = c.getMma() == MmaKind::wgmma;
   auto refuse = [&](StringRef what) {
-    return op.emitOpError() << "has " << what << " in its '"
-                            << kKernelConfigAttrName
-                            << "'; the backward kernel takes mma = sync, "
-                               "m_tiles = 1, block_n = 16 * warps, block_m a "
-                               "multiple of 16 up to 128, no pipelining and "
-                               "key_norms = none";
+    return op.emitOpError()
+           << "has " << what << " in its '" << kKernelConfigAttrName
+           << "'; the backward kernel takes m_tiles = 1, block_n = 16 * "
+              "warps, block_m a multiple of 16 up to 128 (64 with wgmma, 4 "
+              "or 8 warps), no pipelining and key_norms = none";
   };
-  if (c.getMma() != MmaKind::sync)
-    return refuse("mma = wgmma");
+  if (wg) {
+    if (std::optional<std::string> why = backwardWgmmaRefusal(op, c.getWarps()))
+      return op.emitOpError() << "cannot use wgmma in the backward kernel: "
+                              << *why;
+    if (!chip.empty() && chip != "sm_90a")
+      return op.emitOpError() << "has mma = wgmma in its '"
+                              << kKernelConfigAttrName
+                              << "' but the chip is " << chip;
+  }
   if (c.getMTiles() != 1)
     return refuse("m_tiles = " + std::to_string(c.getMTiles()));
   if (c.getBlockN() != 16 * c.getWarps())
     return refuse("block_n = " + std::to_string(c.getBlockN()));
   if (c.getBlockM() % 16 || c.getBlockM() > 128 ||
-      backwardTileRefusal(op, c.getWarps(), c.getBlockM()))
+      (wg ? c.getBlockM() != 64
+          : bool(backwardTileRefusal(op, c.getWarps(), c.getBlockM()))))
     return refuse("block_m = " + std::to_string(c.getBlockM()) +
                   " with warps = " + std::to_string(c.getWarps()));
   if (c.getPipelined())
@@ -368,8 +409,8 @@ LogicalResult attn::verifyKernelConfig(AttentionGradOp op, KernelConfigAttr c,
   if (c.getKeyNorms() != KeyNormPath::none)
     return refuse("key_norms = " +
                   stringifyKeyNormPath(c.getKeyNorms()).str());
-  int64_t bytes = backwardSharedMemoryBytes(op, c.getBlockM(), c.getBlockN(),
-                                            c.getStages());
+  int64_t bytes = backwardSharedMemoryBytes(op, c.getMma(), c.getBlockM(),
+                                            c.getBlockN(), c.getStages());
   if (failed(checkBackwardSharedMemory(op, bytes, c.getBlockN(),
                                        c.getStages())))
     return failure();

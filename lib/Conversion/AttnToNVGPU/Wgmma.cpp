@@ -112,7 +112,8 @@ SmallVector<Value> WgmmaChains::registerA(ArrayRef<Value> acc,
 }
 
 Value WgmmaChains::issueShared(ArrayRef<Value> descsA, ArrayRef<Value> descsB,
-                               int64_t n, SmallVector<Value> &inFlight) {
+                               int64_t n, SmallVector<Value> &inFlight,
+                               bool transposeB) {
   MLIRContext *ctx = k.ctx;
   auto wgType = k.elt.isBF16() ? NVVM::WGMMATypes::bf16
                                : NVVM::WGMMATypes::f16;
@@ -133,7 +134,9 @@ Value WgmmaChains::issueShared(ArrayRef<Value> descsA, ArrayRef<Value> descsB,
         NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
         NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one),
         NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
-        NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::col),
+        // B's "row" layout is its transposed (MN-major) form.
+        NVVM::MMALayoutAttr::get(ctx, transposeB ? NVVM::MMALayout::row
+                                                 : NVVM::MMALayout::col),
         NVVM::MMAIntOverflowAttr());
   }
   NVVM::WgmmaGroupSyncAlignedOp::create(k.b);

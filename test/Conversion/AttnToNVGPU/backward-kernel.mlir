@@ -1,4 +1,5 @@
-// RUN: attn-opt %s --split-input-file --attn-select-kernel-config --attn-to-nvgpu | FileCheck %s
+// RUN: attn-opt %s --split-input-file --attn-select-kernel-config="chip=sm_80" --attn-to-nvgpu | FileCheck %s --check-prefixes=CHECK,SYNC
+// RUN: attn-opt %s --split-input-file --attn-select-kernel-config --attn-to-nvgpu | FileCheck %s --check-prefixes=CHECK,WGMMA
 
 // The backward of a causal op: three kernels launched in order (preprocess:
 // delta per query row; main: one CTA per KV tile, dQ added to an f32
@@ -13,7 +14,18 @@
 // CHECK: gpu.func @grad_pre
 // CHECK: gpu.shuffle xor
 // CHECK: gpu.func @grad(
-// CHECK: nvvm.mma.sync
+// SYNC: nvvm.mma.sync
+// On sm_90a: S^T and dP^T from shared memory (two chains, waited in
+// turn), dV and dK with P^T and dS^T from registers, dQ with K read
+// MN-major (layoutB = row), then the atomics.
+// WGMMA-COUNT-8: nvvm.wgmma.mma_async {{.*}}A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// WGMMA: nvvm.wgmma.wait.group.sync.aligned 1
+// WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
+// WGMMA: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// WGMMA: nvvm.fence.proxy
+// WGMMA-NEXT: gpu.barrier
+// WGMMA: nvvm.wgmma.mma_async {{.*}}A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
+// WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK: memref.atomic_rmw addf
 // CHECK: gpu.func @grad_post
 // CHECK: arith.truncf {{.*}} : f32 to bf16

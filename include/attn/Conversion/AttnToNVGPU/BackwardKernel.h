@@ -51,9 +51,11 @@ struct BackwardFacts {
 std::optional<std::string> backwardUnsupportedReason(AttentionGradOp op);
 
 /// The dynamic shared memory of the main backward kernel: K, V, the Q and
-/// dO rings of `stages`, and the dS tile.
-int64_t backwardSharedMemoryBytes(AttentionGradOp op, int64_t blockM,
-                                  int64_t blockN, int64_t stages);
+/// dO rings of `stages`, and the dS tile (padded for mma.sync, swizzled for
+/// wgmma).
+int64_t backwardSharedMemoryBytes(AttentionGradOp op, MmaKind mma,
+                                  int64_t blockM, int64_t blockN,
+                                  int64_t stages);
 
 /// The main kernel `name` alone, with its launch (a failure after a
 /// diagnostic on the op).

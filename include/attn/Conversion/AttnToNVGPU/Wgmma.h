@@ -33,11 +33,13 @@ public:
 
   /// Issues D (64 x n per warpgroup) = A.B over the k-steps of the
   /// descriptor pairs, both operands in shared memory; the first k-step
-  /// ignores the accumulator. Returns the accumulator struct, valid after
-  /// the wait for its commit group; the descriptors are kept in
+  /// ignores the accumulator. B is K-major, or MN-major (rows are the
+  /// reduction) with `transposeB`. Returns the accumulator struct, valid
+  /// after the wait for its commit group; the descriptors are kept in
   /// `inFlight` until then.
   Value issueShared(ArrayRef<Value> descsA, ArrayRef<Value> descsB,
-                    int64_t n, SmallVector<Value> &inFlight);
+                    int64_t n, SmallVector<Value> &inFlight,
+                    bool transposeB = false);
   /// Issues O += A.B with A in registers (4 per k-step: the m16n8k16 A
   /// layout per warp) and B by descriptor (transposed: MN-major); returns
   /// the pinned accumulator values, valid after the wait. The descriptors
