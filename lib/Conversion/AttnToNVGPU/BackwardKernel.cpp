@@ -40,6 +40,9 @@ const double kLog2e = 1.0 / std::log(2.0);
 struct BackwardPlan {
   SharedMemoryPlan plan;
   SmemTile *k, *v, *q, *dO, *dS;
+  /// Per query of the ring's tiles: lse and delta (softmax family),
+  /// gamma |q|^2 (RBF); null where the op has none.
+  SmemTile *lse = nullptr, *delta = nullptr, *qNorm = nullptr;
 
   BackwardPlan(const BackwardPlan &) = delete;
   BackwardPlan &operator=(const BackwardPlan &) = delete;
@@ -52,6 +55,13 @@ struct BackwardPlan {
     q = &plan.add(l, stages, blockM, f.dqk, f.elt);
     dO = &plan.add(l, stages, blockM, f.dv, f.elt);
     dS = &plan.add(l, 1, blockM, blockN, f.elt);
+    Type f32 = Float32Type::get(f.elt.getContext());
+    if (f.softmax) {
+      lse = &plan.add(SmemLayout::Rows, stages, blockM, 1, f32);
+      delta = &plan.add(SmemLayout::Rows, stages, blockM, 1, f32);
+    }
+    if (f.rbf)
+      qNorm = &plan.add(SmemLayout::Rows, stages, blockM, 1, f32);
   }
 };
 
@@ -102,7 +112,9 @@ private:
   void bySinkTile(function_ref<void()> sinks, function_ref<void()> regular);
   void computeKeyNorms();
   SmallVector<Value> step(Value u, Value stage, ValueRange cur);
-  SmallVector<Value> loadColumns(Value buffer, Value rowBase, Value i0);
+  /// The value of `tile` (per query of the ring's current stage) for this
+  /// thread's column `col`, loaded once per element branch.
+  Value column(const SmemTile *tile, int64_t col);
   TileGrads elements(ArrayRef<Value> s, ArrayRef<Value> dp, Mode mode);
   void element(TileGrads &out, Value acc, Value dp, int64_t r, int64_t col,
                Mode mode);
@@ -174,7 +186,10 @@ private:
   SmallVector<Value> keyNorm;     ///< gamma |k|^2 per row (RBF).
   // The query tile of the current step.
   Value h, i0, i1, qRowBase;
-  SmallVector<Value> colQuery, colLse2, colDelta, colQNorm;
+  Value stageOfStep;
+  SmallVector<Value> colQuery;
+  /// column()'s loads in the current element branch.
+  DenseMap<std::pair<const SmemTile *, int64_t>, Value> columnCache;
 };
 
 } // namespace
@@ -343,6 +358,16 @@ void BackwardKernelBuilder::loadQueryTile(Value u, Value stage) {
                 rows);
   copyTileAsync(*kc, sig.lookup("do"), *plan.dO, stage,
                 e.mulI(row0, idx(f.dv)), rows);
+  int64_t thread = 0;
+  for (auto [tile, buffer] : {std::pair(plan.lse, "lse"),
+                              std::pair(plan.delta, "delta"),
+                              std::pair(plan.qNorm, "q_norms")}) {
+    if (!tile)
+      continue;
+    copyValuesAsync(*kc, sig.lookup(buffer), *tile, stage, row0, rows,
+                    thread);
+    thread = (thread + blockM) % (32 * config.getWarps());
+  }
 }
 
 void BackwardKernelBuilder::loadKeys() {
@@ -394,20 +419,17 @@ void BackwardKernelBuilder::computeKeyNorms() {
 // One query tile
 //===----------------------------------------------------------------------===//
 
-SmallVector<Value> BackwardKernelBuilder::loadColumns(Value buffer,
-                                                      Value rowBase,
-                                                      Value first) {
-  // The per-query values of this thread's columns 8 nt + 2 (lane % 4) + c.
-  ScalarEmitter &e = kc->e;
-  SmallVector<Value> out;
-  Value last = e.subI(info.qLen, idx(1));
-  for (int64_t col = 0; col < 2 * nTiles; ++col) {
-    Value qi = e.addI(first, e.addI(idx((col / 2) * 8 + col % 2),
-                                    e.mulI(t4, idx(2))));
-    out.push_back(memref::LoadOp::create(
-        *b, buffer, ValueRange{e.addI(rowBase, e.minI(qi, last))}));
+Value BackwardKernelBuilder::column(const SmemTile *tile, int64_t col) {
+  // Column col of the thread is query 8 (col / 2) + 2 (lane % 4) + col % 2
+  // of the tile.
+  Value &v = columnCache[{tile, col}];
+  if (!v) {
+    Value local =
+        kc->e.addI(idx((col / 2) * 8 + col % 2), kc->e.mulI(t4, idx(2)));
+    v = memref::LoadOp::create(
+        *b, tile->view, tile->index(*kc, stageOfStep, local, Value()));
   }
-  return out;
+  return v;
 }
 
 Value BackwardKernelBuilder::weightAndGrad(Value s, Value dp, int64_t col,
@@ -418,8 +440,9 @@ Value BackwardKernelBuilder::weightAndGrad(Value s, Value dp, int64_t col,
   switch (f.norm) {
   case Normalization::softmax:
   case Normalization::softmax1: {
-    Value p = kc->exp2(e.sub(e.mul(s, kc->f32(kLog2e)), colLse2[col]));
-    ds = e.mul(p, e.sub(dp, colDelta[col]));
+    Value lse2 = e.mul(column(plan.lse, col), kc->f32(kLog2e));
+    Value p = kc->exp2(e.sub(e.mul(s, kc->f32(kLog2e)), lse2));
+    ds = e.mul(p, e.sub(dp, column(plan.delta, col)));
     return p;
   }
   case Normalization::sigmoid: {
@@ -472,7 +495,7 @@ void BackwardKernelBuilder::element(TileGrads &out, Value acc, Value dp,
   // The score before the region: scale q.k, or -gamma |q - k|^2 expanded.
   Value s0 = f.rbf ? e.sub(e.sub(e.mul(kc->f32(2.0 * f.gamma), acc),
                                  keyNorm[r]),
-                           colQNorm[col])
+                           column(plan.qNorm, col))
                    : e.mul(kc->f32(f.scale), acc);
   Value s = s0, dsds0;
   ScoreModVJP vjp;
@@ -514,6 +537,7 @@ void BackwardKernelBuilder::element(TileGrads &out, Value acc, Value dp,
 TileGrads BackwardKernelBuilder::elements(ArrayRef<Value> s,
                                           ArrayRef<Value> dp, Mode mode) {
   TileGrads out;
+  columnCache.clear();
   out.uniformSums.assign(reads.size(), kc->f32(0.0));
   out.uniformIndices.resize(reads.size());
   // Sink rows have no score region: their uniform sums stay 0, at index 0.
@@ -734,14 +758,7 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
   for (int64_t col = 0; col < 2 * nTiles; ++col)
     colQuery.push_back(e.addI(i0, e.addI(idx((col / 2) * 8 + col % 2),
                                          e.mulI(t4, idx(2)))));
-  colLse2.clear();
-  if (f.softmax)
-    for (Value lse : loadColumns(sig.lookup("lse"), qRowBase, i0))
-      colLse2.push_back(e.mul(lse, kc->f32(kLog2e)));
-  colDelta = f.softmax ? loadColumns(sig.lookup("delta"), qRowBase, i0)
-                       : SmallVector<Value>();
-  colQNorm = f.rbf ? loadColumns(sig.lookup("q_norms"), qRowBase, i0)
-                   : SmallVector<Value>();
+  stageOfStep = stage;
 
   auto fromSmem = [&](const SmemTile &tile) {
     return [&](int64_t, int64_t ks) {

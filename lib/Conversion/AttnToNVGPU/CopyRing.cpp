@@ -66,6 +66,27 @@ void kernel::copyTileAsync(KernelContext &k, Value src, const SmemTile &dst,
       });
 }
 
+void kernel::copyValuesAsync(KernelContext &k, Value src, const SmemTile &dst,
+                             Value stage, Value firstElement,
+                             Value validCount, int64_t firstThread) {
+  using P = arith::CmpIPredicate;
+  assert(dst.layout == SmemLayout::Rows && dst.elementBytes() == 4 &&
+         "per-row 4-byte values");
+  ScalarEmitter &e = k.e;
+  Value r = e.subI(k.threadId(), k.idx(firstThread));
+  Value mine = e.andI(e.cmpI(P::sge, r, k.idx(0)),
+                      e.cmpI(P::slt, r, k.idx(dst.rows)));
+  k.ifThen(mine, [&] {
+    Value valid = e.cmpI(P::slt, r, validCount);
+    nvgpu::DeviceAsyncCopyOp::create(
+        k.b, nvgpu::DeviceAsyncTokenType::get(k.ctx), dst.view,
+        dst.index(k, stage, r, Value()), src,
+        ValueRange{e.addI(firstElement, e.select(valid, r, k.idx(0)))},
+        k.b.getIndexAttr(1), e.select(valid, k.idx(1), k.idx(0)),
+        /*bypassL1=*/UnitAttr());
+  });
+}
+
 void kernel::commitCopies(KernelContext &k) {
   NVVM::CpAsyncCommitGroupOp::create(k.b);
 }

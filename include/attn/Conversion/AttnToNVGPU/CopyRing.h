@@ -22,6 +22,14 @@ namespace mlir::attn::kernel {
 void copyTileAsync(KernelContext &k, Value src, const SmemTile &dst,
                    Value stage, Value firstElement, Value validRows);
 
+/// Copies `dst.rows` single 4-byte values src[firstElement + r] into stage
+/// `stage` of the Rows tile `dst`, one cp.async per value by threads
+/// [firstThread, firstThread + dst.rows); values from `validCount` on are
+/// zero-filled (read from firstElement).
+void copyValuesAsync(KernelContext &k, Value src, const SmemTile &dst,
+                     Value stage, Value firstElement, Value validCount,
+                     int64_t firstThread);
+
 /// One 16-byte cp.async of `elements` elements from `src[srcIndex]` to
 /// `dst[dstIndices]`.
 void copyChunkAsync(KernelContext &k, Value src, Value srcIndex, Value dst,
