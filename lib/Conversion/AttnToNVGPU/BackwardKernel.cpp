@@ -43,6 +43,9 @@ struct BackwardPlan {
   /// Per query of the ring's tiles: lse and delta (softmax family),
   /// gamma |q|^2 (RBF); null where the op has none.
   SmemTile *lse = nullptr, *delta = nullptr, *qNorm = nullptr;
+  /// wgmma: the f32 dQ of the query tile, rows padded, on its way to the
+  /// workspace by bulk reductions.
+  SmemTile *dQ = nullptr;
 
   BackwardPlan(const BackwardPlan &) = delete;
   BackwardPlan &operator=(const BackwardPlan &) = delete;
@@ -62,6 +65,8 @@ struct BackwardPlan {
     }
     if (f.rbf)
       qNorm = &plan.add(SmemLayout::Rows, stages, blockM, 1, f32);
+    if (mma == MmaKind::wgmma)
+      dQ = &plan.add(SmemLayout::Padded, 1, blockM, f.dqk, f32);
   }
 };
 
@@ -141,6 +146,10 @@ private:
   /// dq_accum += acc for the rows (rowOfWarp + lane / 4 (+8)) and the
   /// columns from firstCol of the query tile, in the m16n8 C layout.
   void addToDQAccum(ArrayRef<Value> acc, Value rowOfWarp, Value firstCol,
+                    int64_t dTiles);
+  /// wgmma: the same through shared memory: the tile's dQ rows, then one
+  /// bulk reduction per valid row.
+  void reduceDQRows(ArrayRef<Value> acc, Value rowOfWarp, Value firstCol,
                     int64_t dTiles);
   void flushUniformCaptures(ArrayRef<Value> sums,
                             ArrayRef<SmallVector<Value>> indices);
@@ -727,7 +736,62 @@ void BackwardKernelBuilder::accumulateDQWgmma(SmallVector<Value> &inFlight,
   llvm::copy(pinned, keySide.begin());
   Value rowOfWarp = e.mulI(e.remI(warp, idx(4)), idx(16));
   Value firstCol = splitCols ? e.mulI(wg, idx(cols)) : zero;
-  addToDQAccum(dq, rowOfWarp, firstCol, cols / 8);
+  reduceDQRows(dq, rowOfWarp, firstCol, cols / 8);
+}
+
+void BackwardKernelBuilder::reduceDQRows(ArrayRef<Value> acc, Value rowOfWarp,
+                                         Value firstCol, int64_t dTiles) {
+  // Both warpgroups' parts land in one tile (summed in place where they
+  // split the keys), published to the async proxy; then thread r adds row
+  // r to the workspace. The previous tile's reductions finished reading
+  // the tile before the barrier after storeDS.
+  ScalarEmitter &e = kc->e;
+  const bool twoParts = config.getWarps() == 8 && f.dqk % 128 != 0;
+  auto rowOf = [&](int64_t half) {
+    return e.addI(rowOfWarp, e.addI(idx(8 * half), g));
+  };
+  auto colOf = [&](int64_t dt) {
+    return e.addI(firstCol, e.addI(idx(dt * 8), e.mulI(t4, idx(2))));
+  };
+  auto store = [&](bool accumulate) {
+    for (int64_t half = 0; half < 2; ++half)
+      for (int64_t dt = 0; dt < dTiles; ++dt) {
+        SmallVector<Value> at =
+            plan.dQ->index(*kc, idx(0), rowOf(half), colOf(dt));
+        auto vt = VectorType::get({2}, kc->f32Type());
+        Value v = vector::FromElementsOp::create(
+            *b, vt,
+            ValueRange{acc[dt * 4 + half * 2], acc[dt * 4 + half * 2 + 1]});
+        if (accumulate)
+          v = arith::AddFOp::create(
+              *b, v, vector::LoadOp::create(*b, vt, plan.dQ->view, at));
+        vector::StoreOp::create(*b, v, plan.dQ->view, at);
+      }
+  };
+  if (twoParts) {
+    Value wg = e.divI(warp, idx(4));
+    Value first = e.cmpI(P::eq, wg, idx(0));
+    kc->ifThen(first, [&] { store(false); });
+    gpu::BarrierOp::create(*b);
+    kc->ifThen(e.cmpI(P::ne, wg, idx(0)), [&] { store(true); });
+  } else {
+    store(false);
+  }
+  publishCopies(*kc, /*asyncProxy=*/true);
+  Value r = kc->threadId();
+  const int64_t rowBytes = plan.dQ->rowElements() * 4;
+  kc->ifThen(
+      e.andI(e.cmpI(P::slt, r, idx(blockM)),
+             e.cmpI(P::slt, e.addI(i0, r), info.qLen)),
+      [&] {
+        Value from = arith::AddIOp::create(
+            *b, plan.plan.address(), kc->bytes(r, rowBytes, plan.dQ->offset));
+        reduceAddBulkAsync(*kc, sig.lookup("dq_accum"),
+                           e.mulI(e.addI(qRowBase, e.addI(i0, r)),
+                                  idx(f.dqk)),
+                           from, f.dqk * 4);
+        commitBulk(*kc);
+      });
 }
 
 void BackwardKernelBuilder::flushUniformCaptures(
@@ -819,6 +883,8 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
     addRowSums(ds);
   }
   storeDS(ds);
+  if (wgmma)
+    waitBulk(*kc, 0, /*readOnly=*/true);
   // dS is written through the generic proxy; wgmma reads it through the
   // async proxy.
   publishCopies(*kc, wgmma);
@@ -934,6 +1000,8 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
   SmallVector<Value> fin = emitPlainKVLoop(
       *kc, ring, state,
       [&](Value u, Value stage, ValueRange cur) { return step(u, stage, cur); });
+  if (wgmma)
+    waitBulk(*kc, 0, /*readOnly=*/false);
   epilogue(fin);
   allowContraction(func);
   if (failedRegion)

@@ -87,6 +87,33 @@ void kernel::copyValuesAsync(KernelContext &k, Value src, const SmemTile &dst,
   });
 }
 
+void kernel::reduceAddBulkAsync(KernelContext &k, Value dst, Value dstElement,
+                                Value from, int64_t bytes) {
+  assert(bytes % 16 == 0 && "bulk sizes are multiples of 16 bytes");
+  Value at = arith::AddIOp::create(
+      k.b, k.address(dst),
+      arith::MulIOp::create(
+          k.b,
+          arith::IndexCastOp::create(k.b, k.b.getI64Type(), dstElement),
+          arith::ConstantIntOp::create(k.b, k.b.getI64Type(), 4)));
+  Value shared = arith::TruncIOp::create(k.b, k.b.getI32Type(), from);
+  k.inlineAsm(Type(), ValueRange{at, shared},
+              "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 "
+              "[$0], [$1], " +
+                  std::to_string(bytes) + ";",
+              "l,r,~{memory}");
+}
+
+void kernel::commitBulk(KernelContext &k) {
+  NVVM::CpAsyncBulkCommitGroupOp::create(k.b);
+}
+
+void kernel::waitBulk(KernelContext &k, int64_t pending, bool readOnly) {
+  NVVM::CpAsyncBulkWaitGroupOp::create(
+      k.b, k.b.getI32IntegerAttr(pending),
+      readOnly ? k.b.getUnitAttr() : UnitAttr());
+}
+
 void kernel::commitCopies(KernelContext &k) {
   NVVM::CpAsyncCommitGroupOp::create(k.b);
 }

@@ -4,6 +4,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -96,6 +97,21 @@ SmallVector<Value> KernelContext::unpack(Value accStruct) {
 Type KernelContext::accumulatorType(int64_t n) {
   return LLVM::LLVMStructType::getLiteral(
       ctx, SmallVector<Type>(n, b.getF32Type()));
+}
+
+Operation *KernelContext::inlineAsm(Type resultType, ValueRange operands,
+                                    StringRef text, StringRef constraints) {
+  return LLVM::InlineAsmOp::create(
+      b, resultType ? TypeRange{resultType} : TypeRange{}, operands, text,
+      constraints, /*has_side_effects=*/true,
+      /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
+      LLVM::AsmDialectAttr::get(ctx, LLVM::AsmDialect::AD_ATT), ArrayAttr());
+}
+
+Value KernelContext::address(Value memref) {
+  return arith::IndexCastOp::create(
+      b, b.getI64Type(),
+      memref::ExtractAlignedPointerAsIndexOp::create(b, memref));
 }
 
 SmallVector<Value> kernel::packAccumulatorsAsA(KernelContext &k,

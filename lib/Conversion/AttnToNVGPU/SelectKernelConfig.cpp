@@ -348,16 +348,18 @@ attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
   // 1.1-1.3x faster than 4 where the dQ product splits the head dim.
   int64_t dqk = cast<RankedTensorType>(op.getQuery().getType()).getDimSize(3);
   bool wg = r.mma != "sync" && r.chip == "sm_90a" && !noWgmma;
+  auto fits = [&](MmaKind mma, int64_t w) {
+    return backwardSharedMemoryBytes(op, mma, 64, 16 * w, stages) <=
+           kMaxSharedBytes;
+  };
   if (wg && !warps) {
-    auto fits = [&](int64_t w) {
-      return backwardSharedMemoryBytes(op, MmaKind::wgmma, 64, 16 * w,
-                                       stages) <= kMaxSharedBytes;
-    };
-    warps = fits(8) ? 8 : fits(4) || r.mma == "wgmma" ? 4 : 0;
+    warps = fits(MmaKind::wgmma, 8)                         ? 8
+            : fits(MmaKind::wgmma, 4) || r.mma == "wgmma" ? 4
+                                                            : 0;
     wg = warps != 0;
   }
   if (!warps)
-    warps = dqk % 32 == 0 ? 8 : 4;
+    warps = dqk % 32 == 0 && fits(MmaKind::sync, 8) ? 8 : 4;
   if (r.kvTile && r.kvTile != 16 * warps)
     return op.emitOpError() << "cannot take kv-tile=" << r.kvTile
                             << " with warps=" << warps

@@ -29,17 +29,6 @@ Value WgmmaChains::descriptor(Value offset, DescriptorLayout layout) {
   return arith::OrIOp::create(b, start, c(fixed));
 }
 
-/// An inline-asm statement with side effects returning a struct.
-static LLVM::InlineAsmOp inlineAsm(ImplicitLocOpBuilder &b, Type resultType,
-                                   ValueRange operands, StringRef text,
-                                   StringRef constraints) {
-  return LLVM::InlineAsmOp::create(
-      b, resultType, operands, text, constraints, /*has_side_effects=*/true,
-      /*is_align_stack=*/false, LLVM::tailcallkind::TailCallKind::None,
-      LLVM::AsmDialectAttr::get(b.getContext(), LLVM::AsmDialect::AD_ATT),
-      ArrayAttr());
-}
-
 /// A vector<2 x 16-bit> pair as the i32 register inline asm takes.
 static Value asI32(ImplicitLocOpBuilder &b, Value v) {
   if (!isa<VectorType>(v.getType()))
@@ -69,7 +58,7 @@ SmallVector<Value> WgmmaChains::fenceRegisters(ArrayRef<Value> values) {
   }
   auto st = LLVM::LLVMStructType::getLiteral(k.ctx, types);
   SmallVector<Value> out =
-      k.unpack(inlineAsm(b, st, regs, "", outs + ins).getResult(0));
+      k.unpack(k.inlineAsm(st, regs, "", outs + ins)->getResult(0));
   for (auto [n, v] : llvm::enumerate(values))
     if (isa<VectorType>(v.getType()))
       out[n] = vector::BitCastOp::create(
@@ -107,8 +96,8 @@ SmallVector<Value> WgmmaChains::registerA(ArrayRef<Value> acc,
   operands.push_back(descB);
   operands.push_back(arith::ConstantIntOp::create(b, b.getI32Type(), 1));
   return k.unpack(
-      inlineAsm(b, k.accumulatorType(n), operands, ptx, constraints)
-          .getResult(0));
+      k.inlineAsm(k.accumulatorType(n), operands, ptx, constraints)
+          ->getResult(0));
 }
 
 Value WgmmaChains::issueShared(ArrayRef<Value> descsA, ArrayRef<Value> descsB,

@@ -22,11 +22,23 @@
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 1
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
 // WGMMA: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// The previous tile's dQ reductions have read the dQ tile before the
+// barrier after which it is written again.
+// WGMMA: nvvm.cp.async.bulk.wait_group 0 {read}
 // WGMMA: nvvm.fence.proxy
 // WGMMA-NEXT: gpu.barrier
 // WGMMA: nvvm.wgmma.mma_async {{.*}}A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
-// CHECK: memref.atomic_rmw addf
+// SYNC: memref.atomic_rmw addf
+// On sm_90a dQ goes through shared memory, one bulk reduction per row
+// (64 f32 = 256 bytes), all complete before the kernel ends.
+// WGMMA: vector.store {{.*}} : memref<1x64x72xf32, #gpu.address_space<workgroup>>, vector<2xf32>
+// WGMMA: nvvm.fence.proxy
+// WGMMA-NEXT: gpu.barrier
+// WGMMA: cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [$0], [$1], 256;
+// WGMMA-NEXT: nvvm.cp.async.bulk.commit.group
+// WGMMA-NOT: memref.atomic_rmw
+// WGMMA: nvvm.cp.async.bulk.wait_group 0{{$}}
 // CHECK: gpu.func @grad_post
 // CHECK: arith.truncf {{.*}} : f32 to bf16
 // CHECK-NOT: func.func @grad

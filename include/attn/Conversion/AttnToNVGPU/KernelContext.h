@@ -20,8 +20,12 @@ namespace mlir::attn::kernel {
 /// NVVM address spaces of the kernels' memrefs.
 constexpr unsigned kGlobalSpace = 1;
 constexpr unsigned kSharedSpace = 3;
-/// Dynamic shared memory a CTA may use on sm_90 (227 KiB).
-constexpr int64_t kMaxSharedBytes = 232448;
+/// Dynamic shared memory a CTA's plan may use on sm_90: the 227 KiB
+/// opt-in limit counts static shared memory too, and the lowering declares
+/// a static byte (the dynamic-memory symbol) before the 1024-byte aligned
+/// dynamic region; a plan of the whole 227 KiB fails to launch
+/// (CUDA_ERROR_INVALID_VALUE, measured on the H200). So 1 KiB is kept free.
+constexpr int64_t kMaxSharedBytes = 232448 - 1024;
 
 /// The builder of one kernel body and the instructions its pieces share.
 class KernelContext {
@@ -47,6 +51,12 @@ public:
   Value rcp(Value x);
   /// `index * scale + offset` as an i64 (byte offsets of descriptors).
   Value bytes(Value index, int64_t scale, int64_t offset);
+  /// An inline-PTX statement with side effects (for the instructions MLIR
+  /// has no op for); `resultType` null for none.
+  Operation *inlineAsm(Type resultType, ValueRange operands, StringRef text,
+                       StringRef constraints);
+  /// The i64 address of the first element of a global or shared memref.
+  Value address(Value memref);
 
   /// scf.if without results; `body` builds the then-region.
   void ifThen(Value cond, function_ref<void()> body);
