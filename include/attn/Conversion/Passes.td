@@ -118,10 +118,13 @@ def AttnSelectKernelConfigPass
     - RBF key norms on the tensor cores (`key_norms = mma`) for bf16 wgmma
       kernels whose scores feed a shift-invariant softmax untouched by a
       score region, with no sink rows; else f32 norms in shared memory;
-    - attn.attention_grad (the backward kernels): mma.sync, 16 keys per warp
-      (`block_n = 16 * warps`), 8 warps where the dQ product splits the head
-      dim in two (Dqk a multiple of 32), else 4; 64-query steps
-      (`block_m`), 2 stages of the Q/dO ring, no pipelining.
+    - attn.attention_grad (the backward kernels): 16 keys per warp
+      (`block_n = 16 * warps`), 64-query steps (`block_m`), 2 stages of the
+      Q/dO ring, no pipelining; wgmma on sm_90a where the head dims are
+      multiples of 64, with two warpgroups (128 keys) where the plan fits in
+      shared memory, else one; otherwise mma.sync with 8 warps where the dQ
+      product splits the head dim in two (Dqk a multiple of 32) and the plan
+      fits, else 4.
 
     Ops the GPU kernels cannot take, forced options they cannot honour and
     plans that exceed shared memory are diagnostics on the op. Ops that
@@ -173,8 +176,9 @@ def AttnToNVGPUPass : Pass<"attn-to-nvgpu", "::mlir::ModuleOp"> {
     (delta = rowsum(dO * O) - dlse, gamma |q|^2, the sink logits' gradient),
     `<name>` (one CTA per KV tile, kv head and batch: P and dS recomputed per
     element, the score region's derivative from ScoreModVJP, dK and dV in
-    registers, dQ through shared memory into an f32 workspace by atomics;
-    one more CTA column for learned sink rows), `<name>_post` (dQ converted)
+    registers, dQ = dS.K into an f32 workspace: by per-element atomics with
+    mma.sync, by one bulk reduction per query row from a shared-memory
+    tile with wgmma; one more CTA column for learned sink rows), `<name>_post` (dQ converted)
     and `<name>_sinks` (the sink rows' gradients). Their entry of the launch
     description has `kind = "backward"` and lists its `results` in the op's
     order; results and workspaces filled by atomics are marked `zero`.

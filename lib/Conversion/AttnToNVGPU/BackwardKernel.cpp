@@ -5,7 +5,10 @@
 // row = lane/4 (+8), column = 2*(lane%4) (+1)) the kernel recomputes the
 // score, the weight p and dS from dP^T = V.dO^T, with the mask code only on
 // tiles that are not fully visible. Query tiles no query of which sees the
-// KV tile (by the structured masks) are never visited.
+// KV tile (by the structured masks) are never visited. The accumulators of
+// wgmma (m64nN per warpgroup) have the same per-warp layout as mma.sync's,
+// so the element code, the epilogue and the RBF sums are shared; only the
+// products and the way dQ reaches the workspace differ.
 //
 //===----------------------------------------------------------------------===//
 
@@ -65,8 +68,11 @@ struct BackwardPlan {
     }
     if (f.rbf)
       qNorm = &plan.add(SmemLayout::Rows, stages, blockM, 1, f32);
+    // One stage per warpgroup where the two split the keys of dQ = dS.K.
     if (mma == MmaKind::wgmma)
-      dQ = &plan.add(SmemLayout::Padded, 1, blockM, f.dqk, f32);
+      dQ = &plan.add(SmemLayout::Padded,
+                     blockN == 128 && f.dqk % 128 ? 2 : 1, blockM, f.dqk,
+                     f32);
   }
 };
 
@@ -741,51 +747,45 @@ void BackwardKernelBuilder::accumulateDQWgmma(SmallVector<Value> &inFlight,
 
 void BackwardKernelBuilder::reduceDQRows(ArrayRef<Value> acc, Value rowOfWarp,
                                          Value firstCol, int64_t dTiles) {
-  // Both warpgroups' parts land in one tile (summed in place where they
-  // split the keys), published to the async proxy; then thread r adds row
-  // r to the workspace. The previous tile's reductions finished reading
-  // the tile before the barrier after storeDS.
+  // The warpgroups' parts land in one tile (split columns) or one stage
+  // each (split keys), published to the async proxy; then thread
+  // part * blockM + r adds row r of its part to the workspace. The previous
+  // tile's reductions finished reading the tile before the barrier after
+  // storeDS.
   ScalarEmitter &e = kc->e;
-  const bool twoParts = config.getWarps() == 8 && f.dqk % 128 != 0;
+  const int64_t parts = plan.dQ->stages;
+  Value part = parts == 1 ? idx(0) : e.divI(warp, idx(4));
   auto rowOf = [&](int64_t half) {
     return e.addI(rowOfWarp, e.addI(idx(8 * half), g));
   };
   auto colOf = [&](int64_t dt) {
     return e.addI(firstCol, e.addI(idx(dt * 8), e.mulI(t4, idx(2))));
   };
-  auto store = [&](bool accumulate) {
+  auto store = [&]() {
     for (int64_t half = 0; half < 2; ++half)
       for (int64_t dt = 0; dt < dTiles; ++dt) {
         SmallVector<Value> at =
-            plan.dQ->index(*kc, idx(0), rowOf(half), colOf(dt));
+            plan.dQ->index(*kc, part, rowOf(half), colOf(dt));
         auto vt = VectorType::get({2}, kc->f32Type());
         Value v = vector::FromElementsOp::create(
             *b, vt,
             ValueRange{acc[dt * 4 + half * 2], acc[dt * 4 + half * 2 + 1]});
-        if (accumulate)
-          v = arith::AddFOp::create(
-              *b, v, vector::LoadOp::create(*b, vt, plan.dQ->view, at));
         vector::StoreOp::create(*b, v, plan.dQ->view, at);
       }
   };
-  if (twoParts) {
-    Value wg = e.divI(warp, idx(4));
-    Value first = e.cmpI(P::eq, wg, idx(0));
-    kc->ifThen(first, [&] { store(false); });
-    gpu::BarrierOp::create(*b);
-    kc->ifThen(e.cmpI(P::ne, wg, idx(0)), [&] { store(true); });
-  } else {
-    store(false);
-  }
+  store();
   publishCopies(*kc, /*asyncProxy=*/true);
-  Value r = kc->threadId();
-  const int64_t rowBytes = plan.dQ->rowElements() * 4;
+  Value tid = kc->threadId();
+  Value r = e.remI(tid, idx(blockM));
+  Value from = arith::AddIOp::create(
+      *b, plan.plan.address(),
+      arith::AddIOp::create(
+          *b, kc->bytes(e.divI(tid, idx(blockM)), plan.dQ->stageBytes(), 0),
+          kc->bytes(r, plan.dQ->rowElements() * 4, plan.dQ->offset)));
   kc->ifThen(
-      e.andI(e.cmpI(P::slt, r, idx(blockM)),
+      e.andI(e.cmpI(P::slt, tid, idx(blockM * parts)),
              e.cmpI(P::slt, e.addI(i0, r), info.qLen)),
       [&] {
-        Value from = arith::AddIOp::create(
-            *b, plan.plan.address(), kc->bytes(r, rowBytes, plan.dQ->offset));
         reduceAddBulkAsync(*kc, sig.lookup("dq_accum"),
                            e.mulI(e.addI(qRowBase, e.addI(i0, r)),
                                   idx(f.dqk)),

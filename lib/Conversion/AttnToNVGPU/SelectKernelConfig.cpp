@@ -352,6 +352,10 @@ attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
     return backwardSharedMemoryBytes(op, mma, 64, 16 * w, stages) <=
            kMaxSharedBytes;
   };
+  // Given warps that leave no room for the wgmma plan: mma.sync, unless
+  // wgmma was asked for (then the plan's size is the diagnostic).
+  if (wg && warps && r.mma != "wgmma" && !fits(MmaKind::wgmma, warps))
+    wg = false;
   if (wg && !warps) {
     warps = fits(MmaKind::wgmma, 8)                         ? 8
             : fits(MmaKind::wgmma, 4) || r.mma == "wgmma" ? 4

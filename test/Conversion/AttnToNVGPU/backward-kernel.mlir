@@ -30,9 +30,10 @@
 // WGMMA: nvvm.wgmma.mma_async {{.*}}A[<bf16>, <one>, <row>], B[<bf16>, <one>, <row>]
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
 // SYNC: memref.atomic_rmw addf
-// On sm_90a dQ goes through shared memory, one bulk reduction per row
+// On sm_90a dQ goes through shared memory (one tile per warpgroup: they
+// split the keys of dQ = dS.K at head dim 64), one bulk reduction per row
 // (64 f32 = 256 bytes), all complete before the kernel ends.
-// WGMMA: vector.store {{.*}} : memref<1x64x72xf32, #gpu.address_space<workgroup>>, vector<2xf32>
+// WGMMA: vector.store {{.*}} : memref<2x64x72xf32, #gpu.address_space<workgroup>>, vector<2xf32>
 // WGMMA: nvvm.fence.proxy
 // WGMMA-NEXT: gpu.barrier
 // WGMMA: cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [$0], [$1], 256;

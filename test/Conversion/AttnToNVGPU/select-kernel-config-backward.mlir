@@ -44,3 +44,22 @@ func.func @d80(%q: tensor<?x?x?x80xbf16>, %o: tensor<?x?x?x80xbf16>, %lse: tenso
       -> tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>
   return %dq, %dk, %dv : tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>
 }
+
+// -----
+
+// Head dim 256: no wgmma plan fits in shared memory (the f32 dQ tile alone
+// is 66 KiB), nor mma.sync's with 8 warps: mma.sync with 4.
+// CHECK-LABEL: func.func @causal_d256
+// CHECK: #attn.kernel_config<mma = sync, warps = 4, m_tiles = 1, block_m = 64, block_n = 64
+// W4: #attn.kernel_config<mma = sync, warps = 4, m_tiles = 1, block_m = 64, block_n = 64
+// SYNC: #attn.kernel_config<mma = sync, warps = 4, m_tiles = 1, block_m = 64, block_n = 64
+// WGMMA-DAG: error: 'attn.attention_grad' op needs 273408 bytes of shared memory in its backward kernel with kv-tile=64 and stages=2 (at most 231424): use fewer warps or stages
+func.func @causal_d256(%q: tensor<?x?x?x256xbf16>, %o: tensor<?x?x?x256xbf16>, %lse: tensor<?x?x?xf32>)
+    -> (tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
+      mask = [#attn.causal]
+      : tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>,
+        tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>
+      -> tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>
+  return %dq, %dk, %dv : tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>
+}

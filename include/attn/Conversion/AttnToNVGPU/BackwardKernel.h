@@ -8,11 +8,15 @@
 //    D of the softmax family), gamma |q|^2 for RBF scores, and the sink
 //    logits' gradient;
 // 2. main, one CTA per (KV tile, kv head, batch): K and V resident; the
-//    query tiles of every query head of the group stream through the copy
-//    ring; S^T = K.Q^T and dP^T = V.dO^T on the tensor cores, P and dS
-//    recomputed per element (the score region's derivative from
-//    ScoreModVJP), dV += P^T.dO and dK += dS^T.Q in registers, and
-//    dQ += dS.K through shared memory into an f32 workspace by atomics;
+//    query tiles of every query head of the group (with their lse, delta
+//    and gamma |q|^2) stream through the copy ring; S^T = K.Q^T and
+//    dP^T = V.dO^T on the tensor cores, P and dS recomputed per element
+//    (the score region's derivative from ScoreModVJP), dV += P^T.dO and
+//    dK += dS^T.Q in registers, and dQ += dS.K with dS through shared
+//    memory into an f32 workspace: mma.sync (sm_80) adds it by per-element
+//    atomics; wgmma (sm_90a, a warpgroup per 64 keys, P^T and dS^T as
+//    register A operands, K read MN-major for dQ) stages dQ in shared
+//    memory and adds each query row by one bulk reduction;
 // 3. postprocess: dQ from the workspace into q's element type (and the
 //    RBF row-sum term).
 //
@@ -51,8 +55,8 @@ struct BackwardFacts {
 std::optional<std::string> backwardUnsupportedReason(AttentionGradOp op);
 
 /// The dynamic shared memory of the main backward kernel: K, V, the Q and
-/// dO rings of `stages`, and the dS tile (padded for mma.sync, swizzled for
-/// wgmma).
+/// dO rings of `stages` with their per-query values, the dS tile (padded
+/// for mma.sync, swizzled for wgmma) and, for wgmma, the f32 dQ tile.
 int64_t backwardSharedMemoryBytes(AttentionGradOp op, MmaKind mma,
                                   int64_t blockM, int64_t blockN,
                                   int64_t stages);
