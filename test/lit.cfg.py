@@ -19,6 +19,14 @@ config.environment["FILECHECK_OPTS"] = "--enable-var-scope"
 config.substitutions.append(("%cuda_toolkit", config.cuda_toolkit_path))
 config.substitutions.append(
     ("%ptxas", os.path.join(config.cuda_toolkit_path, "bin", "ptxas")))
+# Tests that assemble PTX (ptxas, or --attn-to-nvvm writing a cubin) need
+# the CUDA toolkit: `REQUIRES: ptxas` reports them unsupported without it.
+if os.access(os.path.join(config.cuda_toolkit_path, "bin", "ptxas"), os.X_OK):
+    config.available_features.add("ptxas")
+else:
+    lit_config.note("no ptxas under " + config.cuda_toolkit_path +
+                    " (ATTN_CUDA_TOOLKIT_PATH): tests that assemble PTX are "
+                    "unsupported")
 
 llvm_config.with_system_env_vars_to_pass = ["HOME"]
 llvm_config.use_default_substitutions()

@@ -1,3 +1,4 @@
+// REQUIRES: ptxas
 // Every bad target option of attn-to-nvvm is refused while the pipeline is
 // built, before the NVPTX backend sees it (an empty chip used to crash it, a
 // PTX version below the chip's minimum was a fatal LLVM error): one error

@@ -1,3 +1,4 @@
+// REQUIRES: ptxas
 // RUN: rm -rf %t && mkdir -p %t/sync %t/sm80
 // RUN: attn-opt %s --attn-to-nvvm="chip=sm_90a bundle-dir=%t toolkit=%cuda_toolkit" | FileCheck %s
 // RUN: FileCheck %s --check-prefix=PTX < %t/attn.ptx

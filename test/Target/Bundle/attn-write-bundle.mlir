@@ -1,3 +1,4 @@
+// REQUIRES: ptxas
 // RUN: rm -rf %t && mkdir -p %t
 // RUN: attn-opt %s --attn-write-bundle="dir=%t name=k toolkit=%cuda_toolkit" | FileCheck %s
 // RUN: FileCheck %s --check-prefix=JSON < %t/k.json
