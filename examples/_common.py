@@ -45,6 +45,27 @@ if _DEVICE not in ("auto", "cpu", "cuda"):
     sys.exit(f"--device is auto, cpu or cuda, got {_DEVICE!r}")
 GPU = COMPILE_ONLY or _DEVICE == "cuda" or (_DEVICE == "auto" and
                                             _cuda_available())
+
+
+def _path_taken() -> str:
+    """Which path the examples take, and why (printed once)."""
+    if COMPILE_ONLY:
+        return "compiling the GPU bundles only (--compile-only)"
+    if GPU:
+        import torch
+        return (f"running on the GPU ({torch.cuda.get_device_name()}, "
+                f"bf16 kernel bundles)")
+    if _DEVICE == "cpu":
+        return "running on the CPU JIT (--device=cpu)"
+    try:
+        import torch  # noqa: F401
+        why = "torch sees no CUDA device"
+    except ImportError:
+        why = "torch is not installed"
+    return f"running on the CPU JIT (f32 through attn-run): {why}"
+
+
+print(f"[attn-mlir examples] {_path_taken()}", flush=True)
 #: Relative tolerance (of max |reference|): the GPU computes in bf16 with f32
 #: accumulation and rounds O to bf16; the CPU JIT computes in f32.
 TOL = 1e-2 if GPU else 1e-4

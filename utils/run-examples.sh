@@ -23,6 +23,17 @@ if ! "$PY" -c "import torch, matplotlib" 2>/dev/null; then
   echo "== installing python/requirements-examples.txt into .venv"
   "$ROOT/.venv/bin/pip" install -q -r "$ROOT/python/requirements-examples.txt"
 fi
+# With an NVIDIA GPU (nvidia-smi lists one) the examples run on it: the
+# bundle runtime also needs cuda-bindings (python/requirements-gpu.txt).
+if command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q "^GPU"; then
+  if ! "$PY" -c "import cuda.bindings.driver" 2>/dev/null; then
+    echo "== a GPU is present: installing python/requirements-gpu.txt into .venv"
+    "$ROOT/.venv/bin/pip" install -q -r "$ROOT/python/requirements-gpu.txt"
+  fi
+  echo "== GPU: $(nvidia-smi -L | head -1)"
+else
+  echo "== no NVIDIA GPU (nvidia-smi lists none): the examples run on the CPU JIT"
+fi
 export ATTN_OPT="${ATTN_OPT:-$BUILD/bin/attn-opt}"
 export ATTN_RUN="${ATTN_RUN:-$BUILD/bin/attn-run}"
 
