@@ -431,9 +431,15 @@ def test_capture_gradients_by_finite_differences(attn_run, name):
     the compiled forward: perturbing one capture element by h changes L by
     about h * d_captures[m]. f32 forward: the step is large enough that
     rounding (about 1e-7 |L| / h) stays far below the tolerance."""
-    case = Case(REGION_CASES[name].variant,
-                captures=REGION_CASES[name].captures, grad_lse=True,
-                shape=(1, 4, 2, 7, 9, 6, 5), q_scale=2.0)
+    check_capture_gradient_by_finite_differences(Case(
+        REGION_CASES[name].variant, captures=REGION_CASES[name].captures,
+        grad_lse=True, shape=(1, 4, 2, 7, 9, 6, 5), q_scale=2.0))
+
+
+def check_capture_gradient_by_finite_differences(case: Case) -> None:
+    """d_captures[0] of the compiled backward against central differences
+    of the compiled forward (see the test above); the differences must not
+    all vanish."""
     x, caps, sinks, dlse = _inputs(case)
     o, lse = compiler.attention(x["q"], x["k"], x["v"], variant=case.variant,
                                 captures=caps, return_lse=True)
@@ -449,6 +455,7 @@ def test_capture_gradients_by_finite_differences(attn_run, name):
         fd.flat[m] = (_compiled_loss(case, x, [plus], dlse) -
                       _compiled_loss(case, x, [minus], dlse)) / (2 * step)
     g = np.float64(got.d_captures[0])
+    assert np.abs(fd).max() > 1e-2, fd
     assert np.abs(g - fd).max() <= 2e-3 * max(np.abs(fd).max(), 1.0), (g, fd)
 
 

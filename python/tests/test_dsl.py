@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
@@ -20,6 +21,9 @@ import re
 import numpy as np
 import pytest
 from conftest import _tool
+from test_cpu_backward import Case as BackwardCase
+from test_cpu_backward import (check_capture_gradient_by_finite_differences,
+                               check_case)
 
 from attn_mlir import compiler, dsl
 from attn_mlir import reference as ref
@@ -381,6 +385,273 @@ def test_roundtrip_unnormalized_mean_and_rbf(attn_run):
 
 
 # ---------------------------------------------------------------------------
+# FlexAttention's gallery: shifts, clamp, exp2, number defaults (issue #15)
+# ---------------------------------------------------------------------------
+
+@dsl.mask
+def earlier_blocks(b, h, q_idx, kv_idx):
+    # Keys in strictly earlier blocks of 4: the first 4 queries see nothing.
+    return (kv_idx >> 2) < (q_idx >> 2)
+
+
+@dsl.variant(mask_mod=earlier_blocks)
+def shifts(score, b, h, q_idx, kv_idx, codes: dsl.i32):
+    """Shifts of negative values, reflected ones, traced amounts in range,
+    negative (h < 2) and past the width (h = 3: 90 and 75 bits; 70 for
+    every head), and of an i32 capture."""
+    d = kv_idx - q_idx                                  # < 0 under the mask
+    return (score + (d >> 1) * 0.25 + (1 << (h % 3)) * 0.1
+            + (kv_idx >> (h - 2)) * 0.01 + (d >> (h * 30)) * 0.5
+            + ((1 << (h * 25)) > 0) * 0.3
+            # amounts that only the compiler's folding makes constant 70
+            + (d >> (b * 0 + 70)) * 0.2 + ((kv_idx + 1) << (b * 0 + 70))
+            + ((codes[kv_idx] >> 3) & 7) * 0.05 + (codes[kv_idx] << 2) * 1e-3)
+
+
+def _shifts_by_hand(s, b, h, i, j, codes):
+    """``shifts`` in floor divisions, with numpy's out-of-range results
+    written out: ``x >> n`` is ``floor(x / 2**n)`` for 0 <= n < 64, the sign
+    (0 or -1) otherwise; ``x << n`` is ``x * 2**n``, 0 for n >= 64."""
+    d = (j - i).astype(np.float64)
+    n = 30.0 * h
+    fill = np.where(d < 0, -1.0, 0.0)
+    right = np.where(n < 64, np.floor(d / 2.0 ** np.minimum(n, 63)), fill)
+    m = h - 2.0
+    kv_right = np.where(m >= 0, np.floor(j / 2.0 ** np.maximum(m, 0)), 0.0)
+    c = codes.astype(np.float64)[j]
+    return (s + np.floor(d / 2) * 0.25 + 2.0 ** (h % 3) * 0.1
+            + kv_right * 0.01 + right * 0.5 + (25 * h < 64) * 0.3 + fill * 0.2
+            + np.mod(np.floor(c / 8), 8) * 0.05 + c * 4 * 1e-3)
+
+
+@dsl.variant(masks=[dsl.causal()])
+def decayed_softcap(score, b, h, q_idx, kv_idx, cap=20.0, w=3, half_life=8):
+    """attention-gym style: a score clamped to +-cap, decayed by
+    exp2((j - i) / half_life), plus a relative position clamped to +-w;
+    the parameters are constants (number defaults), not captures."""
+    rel = dsl.clamp(kv_idx - q_idx, -w, w)               # integers
+    return (dsl.clamp(score, -cap, cap)
+            * dsl.exp2((kv_idx - q_idx) / half_life) + 0.5 * rel
+            + 2 / (kv_idx + 1))
+
+
+def test_emit_shifts(attn_opt, tmp_path):
+    text = shifts.mlir()
+    filecheck(text, [
+        "^bb0(%score: f32, %b: index, %h: index, %q_idx: index, "
+        "%kv_idx: index, %codes: tensor<?xi32>):",
+        # the mask_mod is emitted after the score_mod; a constant amount is
+        # one op, on index
+        "%{{[0-9]+}} = arith.subi %kv_idx, %q_idx : index",
+        "%{{[0-9]+}} = arith.shrsi %{{[0-9]+}}, %{{[0-9]+}} : index",
+        # 1 << (h % 3): the amount is >= 0, one range test
+        "arith.cmpi slt, %{{[0-9]+}}, %{{[0-9]+}} : index",
+        "arith.shli %{{[0-9]+}}, %{{[0-9]+}} : index",
+        "NEXT: %{{[0-9]+}} = arith.constant 0 : index",
+        "NEXT: %{{[0-9]+}} = arith.select",
+        # kv_idx >> (h - 2): the amount may be < 0, two range tests
+        "arith.subi %h", "arith.cmpi slt", "arith.cmpi sge", "arith.andi",
+        "arith.constant 63 : index",
+        "NEXT: %{{[0-9]+}} = arith.select",
+        "NEXT: %{{[0-9]+}} = arith.shrsi %kv_idx, %{{[0-9]+}} : index",
+        # the i32 capture shifts in i32
+        "tensor.extract %codes[%kv_idx] : tensor<?xi32>",
+        "arith.shrsi %{{[0-9]+}}, %{{[0-9]+}} : i32",
+        "arith.shli %{{[0-9]+}}, %{{[0-9]+}} : i32",
+        "attn.yield {{%[0-9]+}} : f32",
+        "} mask_mod {",
+        "arith.shrsi %kv_idx, %{{[0-9]+}} : index",
+        "arith.shrsi %q_idx, %{{[0-9]+}} : index",
+        "arith.cmpi slt",
+    ])
+    assert "arith.shrui" not in text
+    verify(attn_opt, tmp_path, text)
+    # The numpy interpretation of the emitted MLIR (attn_mlir.regions)
+    # agrees with the Python function, out-of-range amounts included.
+    lib = parse_variant(text, "shifts")
+    rng = np.random.default_rng(11)
+    b, h, i, j = ref._index_grids(2, 4, 9, 11)
+    s = rng.standard_normal((2, 4, 9, 11))
+    codes = rng.integers(-1000, 1000, 11)
+    np.testing.assert_allclose(lib.score_mod_fn(s, b, h, i, j, codes),
+                               shifts.score_mod_fn(s, b, h, i, j, codes),
+                               rtol=1e-12)
+    np.testing.assert_allclose(shifts.score_mod_fn(s, b, h, i, j, codes),
+                               _shifts_by_hand(s, b, h, i, j, codes),
+                               rtol=1e-12)
+
+
+def test_emit_clamp_exp2_and_number_defaults(attn_opt, tmp_path):
+    text = decayed_softcap.mlir()
+    assert decayed_softcap.captures == []
+    filecheck(text, [
+        "attn.variant @decayed_softcap mask = [#attn.causal] score_mod {",
+        "NEXT: ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, "
+        "%kv_idx: index):",
+        "arith.constant -3 : index", "arith.maxsi", "arith.constant 3 : index",
+        "arith.minsi",
+        "arith.constant -20.0 : f32", "arith.maximumf %score",
+        "arith.constant 20.0 : f32", "arith.minimumf",
+        # an integer divisor becomes an f32 constant (the GPU kernel
+        # multiplies by its reciprocal)
+        "%{{[0-9]+}} = arith.constant 8.0 : f32",
+        "arith.sitofp",
+        "NEXT: %{{[0-9]+}} = arith.divf %{{[0-9]+}}, %{{[0-9]+}} : f32",
+        "NEXT: %{{[0-9]+}} = math.exp2 %{{[0-9]+}} : f32",
+    ])
+    assert "arith.constant 8 : index" not in text
+    verify(attn_opt, tmp_path, text)
+
+
+@pytest.mark.parametrize("lowering", ["flash", "loops"])
+def test_roundtrip_shifts(attn_run, lowering):
+    """Odd sizes, GQA, 4 query heads (every shift-amount case), the first
+    block of queries fully masked."""
+    q, k, v = inputs(Sq=37, Sk=37, seed=21)
+    codes = np.random.default_rng(22).integers(-1000, 1000, 37) \
+        .astype(np.int32)
+    got = compiler.attention(q, k, v, variant=shifts, captures=[codes],
+                             lowering=lowering)
+    close(got, shifts.reference(q, k, v, codes), tol=2e-5)
+    want = _numpy_attention(
+        q, k, v, lambda s, b, h, i, j: _shifts_by_hand(s, b, h, i, j, codes),
+        lambda b, h, i, j: np.floor(j / 4) < np.floor(i / 4))
+    close(got, want, tol=2e-5)
+    assert np.all(got[:, :, :4] == 0)                   # they see nothing
+
+
+@pytest.mark.parametrize("lowering", ["flash", "loops"])
+def test_roundtrip_clamp_exp2(attn_run, lowering):
+    """Scores up to about +-100 (q scaled by 8): the cap is reached."""
+    q, k, v = inputs(Sq=29, Sk=41, Hkv=1, seed=23)       # MQA, Sq != Sk
+    q *= 8.0
+    got = compiler.attention(q, k, v, variant=decayed_softcap,
+                             lowering=lowering)
+    close(got, decayed_softcap.reference(q, k, v), tol=2e-5)
+    want = _numpy_attention(
+        q, k, v, lambda s, b, h, i, j: np.clip(s, -20.0, 20.0)
+        * 2.0 ** ((j - i) / 8.0) + 0.5 * np.clip(j - i, -3, 3)
+        + 2.0 / (j + 1),
+        lambda b, h, i, j: j <= i)
+    close(got, want, tol=2e-5)
+    s = np.einsum("bhid,bhjd->bhij", q, np.repeat(k, 4, 1)) / 4.0
+    assert np.abs(s).max() > 40                          # the cap matters
+
+
+def test_clamp_and_exp2_eager():
+    x = np.linspace(-3, 3, 13)
+    np.testing.assert_array_equal(dsl.clamp(x, -1.0, 2.0),
+                                  np.clip(x, -1.0, 2.0))
+    np.testing.assert_array_equal(dsl.clamp(np.arange(-5, 6), -2, 3),
+                                  np.clip(np.arange(-5, 6), -2, 3))
+    assert dsl.clamp(5, 0, 3) == 3 and dsl.clamp(-1.5, 0.0, 3.0) == 0.0
+    np.testing.assert_allclose(dsl.exp2(x), 2.0 ** x, rtol=1e-15)
+
+
+def _window_closure(window):
+    @dsl.mask
+    def window_mask(b, h, q_idx, kv_idx):
+        return (q_idx - kv_idx <= window) & (kv_idx <= q_idx)
+    return window_mask
+
+
+def _window_default(b, h, q_idx, kv_idx, window=5, causal=True):
+    return (q_idx - kv_idx <= window) & ((kv_idx <= q_idx) | ~causal)
+
+
+def _window_keyword(b, h, q_idx, kv_idx, *, window):
+    return (q_idx - kv_idx <= window) & (kv_idx <= q_idx)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _window_closure(5),
+    lambda: dsl.mask(_window_default),
+    lambda: dsl.mask(functools.partial(_window_keyword, window=5)),
+], ids=["closure", "default", "partial"])
+def test_number_parameters_are_constants(attn_run, make):
+    """A closure variable, a positional default and a keyword of
+    functools.partial bound to numbers: constants of the region, no
+    captures; the compiled mask is a causal window of 5 keys back."""
+    var = make()
+    assert var.captures == []
+    text = var.mlir()
+    assert "arith.constant 5 : index" in text and "tensor<" not in text
+    q, k, v = inputs(Sq=31, Sk=31, seed=24)
+    got = compiler.attention(q, k, v, variant=var)
+    close(got, var.reference(q, k, v))
+    close(got, _numpy_attention(q, k, v, lambda s, *idx: s,
+                                lambda b, h, i, j: (j <= i) & (i - j <= 5)))
+
+
+def test_array_default_is_a_capture(attn_run):
+    """An array default declares a capture typed after it (f32, rank 2);
+    the number default next to it stays a constant."""
+    @dsl.variant
+    def table_bias(score, b, h, q_idx, kv_idx,
+                   table=np.zeros((4, 5), np.float32), gain=2.0):
+        return score + gain * table[h, kv_idx % 5]
+    assert [(c.name, c.elt, c.rank) for c in table_bias.captures] == [
+        ("table", "f32", 2)]
+    assert "%table: tensor<?x?xf32>" in table_bias.mlir()
+    q, k, v = inputs(Sq=19, Sk=23, seed=25)
+    table = np.random.default_rng(26).standard_normal((4, 5)) \
+        .astype(np.float32)
+    got = compiler.attention(q, k, v, variant=table_bias, captures=[table])
+    close(got, _numpy_attention(
+        q, k, v, lambda s, b, h, i, j: s + 2.0 * table[h, j % 5],
+        lambda b, h, i, j: np.ones_like(i + j, bool)))
+
+
+def test_default_errors():
+    def none_default(score, b, h, q_idx, kv_idx, w=None):
+        return score
+    with pytest.raises(dsl.DSLError, match="'w' defaults to NoneType") \
+            as info:
+        dsl.variant(none_default)
+    assert info.value.lineno == inspect.getsourcelines(none_default)[1]
+
+    def both(score, b, h, q_idx, kv_idx, w=3):
+        return score * w
+    with pytest.raises(dsl.DSLError, match="captures= declares it"):
+        dsl.variant(both, captures=["w"])
+
+    def keyword_only(score, b, h, q_idx, kv_idx, *, w):
+        return score * w
+    with pytest.raises(dsl.DSLError, match="without a default"):
+        dsl.variant(keyword_only)
+
+
+# Gradients: exp2, clamp, shifts and number defaults through the backward.
+
+@dsl.variant(masks=[dsl.causal()])
+def gallery_grad(score, b, h, q_idx, kv_idx, temp, cap=6.0, block=2):
+    dist = (q_idx >> block) - (kv_idx >> block)          # >= 0: causal
+    return (dsl.clamp(score * temp[h], -cap, cap) * dsl.exp2(-0.5 * dist)
+            + 0.1 * dsl.exp2(score / 4))
+
+
+def _temps(B, Hq, Sq, Sk, rng):
+    return [rng.uniform(0.5, 3.0, Hq).astype(np.float32)]
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 2, 11, 13, 6, 5),
+                                   (1, 2, 1, 37, 53, 24, 20)],
+                         ids=["small", "odd"])
+def test_gallery_gradients(attn_run, shape):
+    """Both CPU lowerings of the backward against
+    reference.attention_backward (float64); scores up to about +-20, so
+    the clamp at +-6 cuts some."""
+    check_case(BackwardCase(gallery_grad, captures=_temps, shape=shape,
+                            q_scale=3.0, grad_lse=True))
+
+
+def test_gallery_capture_gradient_by_finite_differences(attn_run):
+    check_capture_gradient_by_finite_differences(BackwardCase(
+        gallery_grad, captures=_temps, grad_lse=True,
+        shape=(1, 4, 2, 7, 9, 6, 5), q_scale=2.0))
+
+
+# ---------------------------------------------------------------------------
 # Errors point at the user's line
 # ---------------------------------------------------------------------------
 
@@ -475,7 +746,42 @@ def m_slice(b, h, q_idx, kv_idx, t):
     return t[1:] == 0  # <- error
 
 
+def s_shift_float(score, b, h, q_idx, kv_idx):
+    return score >> 1  # <- error
+
+
+def s_rshift_float(score, b, h, q_idx, kv_idx):
+    return 2.0 << kv_idx  # <- error
+
+
+def s_shift_bool(score, b, h, q_idx, kv_idx):
+    return score + ((q_idx > 1) << (kv_idx > 2))  # <- error
+
+
+def s_shift_range(score, b, h, q_idx, kv_idx):
+    return score + (kv_idx << 64)  # <- error
+
+
+def s_shift_negative(score, b, h, q_idx, kv_idx):
+    return score + (kv_idx >> -1)  # <- error
+
+
+def s_shift_i32(score, b, h, q_idx, kv_idx, c: dsl.i32):
+    return score + (c[h] << 32)  # <- error
+
+
+def s_shift_capture(score, b, h, q_idx, kv_idx, t):
+    return score + (t >> 1)  # <- error
+
+
 ERROR_CASES = [
+    (s_shift_float, "'>>' of a float value"),
+    (s_rshift_float, "'<<' of a float value"),
+    (s_shift_bool, "'<<' of booleans"),
+    (s_shift_range, "amount of index values must lie in 0..63"),
+    (s_shift_negative, "'>>' by -1"),
+    (s_shift_i32, "amount of i32 values must lie in 0..31"),
+    (s_shift_capture, "must be indexed"),
     (s_if, "no truth value"), (s_while, "no truth value"),
     (s_and, "no truth value"), (s_math, "cannot become a Python number"),
     (s_numpy, "numpy.tanh on a traced value"),
@@ -551,9 +857,29 @@ def test_spec_and_signature_errors():
     (alibi, [((4,), "f32")]),
     (everything, [((4, 3, 5), "f32"), ((2,), "i32")]),
     (docs_padded, [((2, 64), "i32"), ((2,), "i32")]),
-], ids=["alibi", "everything", "docs_padded"])
+    (shifts, [((64,), "i32")]),
+    (decayed_softcap, []),
+], ids=["alibi", "everything", "docs_padded", "shifts", "decayed_softcap"])
 def test_dsl_variant_compiles_for_gpu(attn_opt, tmp_path, var, captures):
     path = compiler.compile(var, head_dim=64, captures=captures,
                             cache=tmp_path)
     # sm_90a and head dim 64: the warpgroup (wgmma) kernel.
     assert "wgmma.mma_async.sync.aligned" in (path / "attn.ptx").read_text()
+
+
+def test_gallery_compiles_for_gpu_forward_and_backward(attn_opt, tmp_path):
+    """Shifts, clamp and math.exp2 in the GPU forward and backward kernels
+    (PTX only): the region's exp2 is libdevice-free ex2.approx.f32 (the
+    softmax's own is the .ftz form), the block distance shr.s64."""
+    path = compiler.compile(gallery_grad, head_dim=64,
+                            captures=[((4,), "f32")], cache=tmp_path,
+                            backward=True)
+    ptx = (path / "attn.ptx").read_text()
+    kernels = {part.split("(", 1)[0].strip(): part
+               for part in ptx.split(".entry ")[1:]}
+    assert set(kernels) >= {"gallery_grad_attention",
+                            "gallery_grad_attention_grad"}
+    for name in ("gallery_grad_attention", "gallery_grad_attention_grad"):
+        body = kernels[name]
+        assert "shr.s64" in body and "ex2.approx.f32" in body, name
+        assert "min.NaN.f32" in body and "max.NaN.f32" in body, name

@@ -25,12 +25,26 @@ optional Python functions for the score and mask regions::
   their element type is ``f32`` unless an annotation (``dsl.i32``,
   ``dsl.i64``, ``"i32"``, a full type ``"tensor<?x?xi32>"``) or the
   ``captures=`` argument (a list of names or a dict name -> type) says
-  otherwise. Their rank comes from how they are indexed.
+  otherwise. Their rank comes from how they are indexed. A parameter whose
+  default is a number (``w=3``, ``cap=30.0``, ``flag=True``; keyword-only
+  ones too, so ``functools.partial(fn, w=3)`` works) is no capture but a
+  constant of the region, as is a closure variable bound to a number; one
+  whose default is an array (numpy, torch) is a capture typed after it
+  (the data is still passed with the other captures).
 * Inside the functions: arithmetic (``+ - * / // % **`` with a constant
   exponent, unary ``-``, ``abs``), comparisons, ``&``, ``|``, ``^``, ``~``,
-  indexing of captured tensors with index expressions, and ``dsl.tanh``,
-  ``dsl.exp``, ``dsl.log``, ``dsl.sqrt``, ``dsl.abs``, ``dsl.minimum``,
-  ``dsl.maximum``, ``dsl.where``.
+  shifts ``<<`` and ``>>`` of integers, indexing of captured tensors with
+  index expressions, and ``dsl.tanh``, ``dsl.exp``, ``dsl.exp2``,
+  ``dsl.log``, ``dsl.sqrt``, ``dsl.abs``, ``dsl.minimum``, ``dsl.maximum``,
+  ``dsl.clamp``, ``dsl.where``.
+* Shifts: ``x << n`` is ``arith.shli``, ``x >> n`` ``arith.shrsi``
+  (Python's arithmetic shift, floor division by ``2**n``, for negative
+  values too; ``arith.shrui`` would agree only on values >= 0, so it is
+  never emitted). ``index`` is 64-bit on every path (CPU and GPU), so a
+  constant amount must lie in ``0..63`` (``0..31`` for ``i32``), else
+  ``DSLError``; a traced amount outside that range gives numpy's results
+  (``<<``: 0; ``>>``: 0, or -1 for a negative value) rather than
+  ``arith``'s poison. Shifting a float or a boolean raises ``DSLError``.
 
 The functions are *traced* when the variant is made: called once with
 symbolic values whose operators record an expression graph, which is emitted
@@ -57,7 +71,8 @@ from __future__ import annotations
 
 from ._errors import DSLError
 from ._expr import Expr
-from ._functions import abs, exp, log, maximum, minimum, sqrt, tanh, where
+from ._functions import (abs, clamp, exp, exp2, log, maximum, minimum, sqrt,
+                         tanh, where)
 from ._variants import (Variant, causal, chunked, document, mask,
                         neighborhood_1d, neighborhood_2d, prefix_lm,
                         sink_tokens, sliding_window, variant)
@@ -65,7 +80,8 @@ from ._variants import (Variant, causal, chunked, document, mask,
 __all__ = [
     "DSLError", "Variant", "variant", "mask", "Expr",
     "f32", "i32", "i64",
-    "tanh", "exp", "log", "sqrt", "abs", "minimum", "maximum", "where",
+    "tanh", "exp", "exp2", "log", "sqrt", "abs", "minimum", "maximum",
+    "clamp", "where",
     "causal", "prefix_lm", "document", "sliding_window", "chunked",
     "neighborhood_1d", "neighborhood_2d", "sink_tokens",
 ]

@@ -81,13 +81,14 @@ _UFUNC_OPS = {
     np.greater: operator.gt, np.greater_equal: operator.ge,
     np.equal: operator.eq, np.not_equal: operator.ne,
     np.bitwise_and: operator.and_, np.bitwise_or: operator.or_,
-    np.bitwise_xor: operator.xor, np.negative: operator.neg,
+    np.bitwise_xor: operator.xor, np.left_shift: operator.lshift,
+    np.right_shift: operator.rshift, np.negative: operator.neg,
     np.positive: operator.pos, np.invert: operator.invert,
 }
 
-_DSL_HINT = ("use the dsl functions (dsl.tanh, dsl.exp, dsl.log, dsl.sqrt, "
-             "dsl.abs, dsl.minimum, dsl.maximum, dsl.where), which dispatch "
-             "to numpy or torch on arrays")
+_DSL_HINT = ("use the dsl functions (dsl.tanh, dsl.exp, dsl.exp2, dsl.log, "
+             "dsl.sqrt, dsl.abs, dsl.minimum, dsl.maximum, dsl.clamp, "
+             "dsl.where), which dispatch to numpy or torch on arrays")
 
 
 class Expr:
@@ -176,6 +177,11 @@ class Expr:
         a, b, t = self._promote(other, swap)
         if t == "i1":
             raise _error("division of booleans")
+        if _is_literal(other):
+            # An f32 constant rather than a converted integer one: the GPU
+            # kernel multiplies by the reciprocal of a constant divisor.
+            lit = self.trace.const(other, "f32")
+            a, b = (lit, b) if swap else (a, lit)
         return self.trace.node("arith.divf", (_convert(a, "f32"),
                                               _convert(b, "f32")), "f32")
 
@@ -274,8 +280,8 @@ class Expr:
             return self.trace.node("math.absf", (self,), "f32")
         if self.type == "i1":
             raise _error("abs() of a boolean")
-        # select(x < 0, 0 - x, x) rather than math.absi, which the GPU
-        # pipeline does not lower.
+        # select(x < 0, 0 - x, x): _nonneg knows it (the GPU kernel turns
+        # math.absi into the same select).
         tr = self.trace
         neg = tr.node("arith.cmpi", (self, tr.const(0, self.type)), "i1",
                       "slt")
@@ -311,6 +317,45 @@ class Expr:
     def __ror__(self, o): return self._bit(o, "arith.ori", True)
     def __xor__(self, o): return self._bit(o, "arith.xori")
     def __rxor__(self, o): return self._bit(o, "arith.xori", True)
+
+    def _shift(self, other, op: str, swap=False):
+        """``<<`` / ``>>``: ``arith.shli`` / ``arith.shrsi`` (Python's ``>>``
+        is an arithmetic shift, floor division by a power of two, for every
+        value; for values >= 0 ``arith.shrui`` would give the same bits, so
+        the DSL always emits ``shrsi``). A constant amount must lie in
+        ``0 .. width - 1``; a traced one outside it gives numpy's results
+        (``<<``: 0, ``>>``: 0 or -1 by the sign), not ``arith``'s poison."""
+        sym = "<<" if op == "arith.shli" else ">>"
+        a, b, t = self._promote(other, swap)
+        if t == "f32":
+            raise _error(f"'{sym}' of a float value; shifts take integers "
+                         "(index, i32, i64)")
+        if t == "i1":
+            raise _error(f"'{sym}' of booleans; shifts take integers")
+        tr = self.trace
+        width = 32 if t == "i32" else 64        # index is 64-bit everywhere
+        if b.op == "arith.constant":
+            if not 0 <= b.attr < width:
+                raise _error(f"'{sym}' by {b.attr}: the shift amount of "
+                             f"{t} values must lie in 0..{width - 1}")
+            return tr.node(op, (a, b), t)
+        in_range = tr.node("arith.cmpi", (b, tr.const(width, t)), "i1",
+                           "slt")
+        if not _nonneg(b):
+            in_range = tr.node("arith.andi", (tr.node(
+                "arith.cmpi", (b, tr.const(0, t)), "i1", "sge"), in_range),
+                "i1")
+        if op == "arith.shrsi":
+            amount = tr.node("arith.select",
+                             (in_range, b, tr.const(width - 1, t)), t)
+            return tr.node(op, (a, amount), t)
+        return tr.node("arith.select", (in_range, tr.node(op, (a, b), t),
+                                        tr.const(0, t)), t)
+
+    def __lshift__(self, o): return self._shift(o, "arith.shli")
+    def __rlshift__(self, o): return self._shift(o, "arith.shli", True)
+    def __rshift__(self, o): return self._shift(o, "arith.shrsi")
+    def __rrshift__(self, o): return self._shift(o, "arith.shrsi", True)
 
     def __invert__(self):
         if self.type == "f32":
@@ -381,6 +426,8 @@ def _nonneg(e: Expr) -> bool:
         return e.attr >= 0
     if e.op == "arith.extui":
         return True
+    if e.op == "arith.shrsi":
+        return _nonneg(e.args[0])
     if e.op == "arith.maxsi":
         return any(_nonneg(a) for a in e.args)
     if e.op == "arith.select":
@@ -488,7 +535,8 @@ class _CaptureRef:
 for _name in ("add", "radd", "sub", "rsub", "mul", "rmul", "truediv",
               "rtruediv", "floordiv", "rfloordiv", "mod", "rmod", "pow",
               "rpow", "neg", "pos", "abs", "lt", "le", "gt", "ge", "eq", "ne",
-              "and", "rand", "or", "ror", "xor", "rxor", "invert", "bool",
+              "and", "rand", "or", "ror", "xor", "rxor", "lshift", "rlshift",
+              "rshift", "rrshift", "invert", "bool",
               "float", "int", "index", "len", "iter", "array"):
     setattr(_CaptureRef, f"__{_name}__", _CaptureRef._not_indexed)
 _CaptureRef.__hash__ = object.__hash__

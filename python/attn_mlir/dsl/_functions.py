@@ -42,6 +42,7 @@ def _unary(np_fn, torch_name: str, mlir_op: str, doc: str):
 
 tanh = _unary(np.tanh, "tanh", "math.tanh", "tanh(x) (math.tanh)")
 exp = _unary(np.exp, "exp", "math.exp", "e^x (math.exp)")
+exp2 = _unary(np.exp2, "exp2", "math.exp2", "2^x (math.exp2)")
 log = _unary(np.log, "log", "math.log", "natural logarithm (math.log)")
 sqrt = _unary(np.sqrt, "sqrt", "math.sqrt", "square root (math.sqrt)")
 
@@ -91,6 +92,14 @@ def maximum(a, b):
     """Elementwise maximum (arith.maximumf / arith.maxsi)."""
     return _minmax(a, b, "arith.maximumf", "arith.maxsi", np.maximum,
                    "maximum")
+
+
+def clamp(x, lo, hi):
+    """``x`` limited to ``[lo, hi]``: ``minimum(maximum(x, lo), hi)`` (so
+    ``hi`` wins where ``lo > hi``, as in numpy.clip and torch.clamp; floats:
+    arith.maximumf / arith.minimumf, NaN-propagating; integers:
+    arith.maxsi / arith.minsi)."""
+    return minimum(maximum(x, lo), hi)
 
 
 def where(cond, x, y):

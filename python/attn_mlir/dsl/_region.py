@@ -15,6 +15,7 @@ import numpy as np
 from .. import printer as _printer
 from ..parser import parse_tensor_type
 from ._errors import _def_location, _error
+from ._expr import _is_literal
 
 
 _ELT_ALIASES = {"f32": "f32", "float": "f32", "float32": "f32",
@@ -70,16 +71,59 @@ def _params(fn, fixed: int, what: str) -> List[inspect.Parameter]:
         raise _error(f"cannot read the signature of the {what}: {e}", loc)
     ps = list(sig.parameters.values())
     for p in ps:
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or (
+                p.kind == p.KEYWORD_ONLY and p.default is p.empty):
             raise _error(f"the {what} must take plain positional parameters "
-                         f"(not *args, **kwargs or keyword-only ones); got "
-                         f"'{p}'", loc)
-    if len(ps) < fixed:
+                         f"(not *args, **kwargs or keyword-only ones without "
+                         f"a default); got '{p}'", loc)
+    positional = [p for p in ps if p.kind != p.KEYWORD_ONLY]
+    if len(positional) < fixed:
         names = ("score, b, h, q_idx, kv_idx" if fixed == 5
                  else "b, h, q_idx, kv_idx")
         raise _error(f"the {what} takes ({names}, *captures): at least "
-                     f"{fixed} parameters, got {len(ps)}", loc)
+                     f"{fixed} parameters, got {len(positional)}", loc)
     return ps
+
+
+def _is_array(x) -> bool:
+    """A numpy array or a torch tensor (anything with a shape and a dtype
+    that is not a numpy scalar)."""
+    return hasattr(x, "shape") and hasattr(x, "dtype") and \
+        not isinstance(x, np.generic)
+
+
+def _extra_params(fn, fixed: int, what: str):
+    """The parameters of ``fn`` past the fixed ones, each with whether it is
+    a captured tensor: parameters without a default and those whose default
+    is an array (numpy / torch) are; those whose default is a number (int,
+    float, bool) are constants of the region, bound to their default."""
+    out = []
+    for p in _params(fn, fixed, what)[fixed:]:
+        d = p.default
+        if d is p.empty or _is_array(d):
+            out.append((p, True))
+        elif _is_literal(d):
+            out.append((p, False))
+        else:
+            raise _error(f"the {what}'s parameter '{p.name}' defaults to "
+                         f"{type(d).__name__} ({d!r:.40}); a default must be "
+                         "a number (a constant of the region) or an array "
+                         "(a captured tensor)", _def_location(fn))
+    return out
+
+
+def _call(fn, fixed_args, extras, values):
+    """``fn(*fixed_args, ...)`` with ``values[name]`` for each captured
+    parameter of ``extras`` (``_extra_params``) and the defaults of the
+    others (keyword-only parameters by name)."""
+    args, kwargs = list(fixed_args), {}
+    for p, is_capture in extras:
+        if p.kind == p.KEYWORD_ONLY:
+            if is_capture:
+                kwargs[p.name] = values[p.name]
+        else:
+            args.append(values[p.name] if is_capture else p.default)
+    return fn(*args, **kwargs)
 
 
 _SSA_OK = re.compile(r"[^A-Za-z0-9_$.]")

@@ -12,11 +12,12 @@ import numpy as np
 
 from .. import printer as _printer
 from .. import reference as _ref
-from .._variant import Capture, VariantBase
+from .._variant import Capture, VariantBase, element_type_of
 from ._errors import _def_location, _error, _user_location
 from ._expr import Expr, _CaptureRef, _convert, _is_literal, _Trace
-from ._region import (_MASK_PARAMS, _SCORE_PARAMS, _annotation, _params,
-                      _parse_capture_type, _Region, _ssa_names)
+from ._region import (_MASK_PARAMS, _SCORE_PARAMS, _annotation, _call,
+                      _extra_params, _params, _parse_capture_type, _Region,
+                      _ssa_names)
 
 
 # ---------------------------------------------------------------------------
@@ -132,7 +133,15 @@ class Variant(VariantBase):
         for fn, fixed, what in fns:
             if fn is None:
                 continue
-            for p in _params(fn, fixed, what)[fixed:]:
+            for p, is_capture in _extra_params(fn, fixed, what):
+                if not is_capture:
+                    if p.name in decl and explicit:
+                        raise _error(
+                            f"'{p.name}' defaults to the number "
+                            f"{p.default!r}, a constant of the {what}, but "
+                            "captures= declares it a captured tensor",
+                            _def_location(fn))
+                    continue
                 if p.name not in decl:
                     if explicit:
                         raise _error(
@@ -141,6 +150,11 @@ class Variant(VariantBase):
                             _def_location(fn))
                     decl[p.name] = Capture(p.name, "", None)
                 c = decl[p.name]
+                if p.default is not p.empty and not c.elt:
+                    # An array default gives the type (the data is still
+                    # passed with the other captures).
+                    c.elt = element_type_of(p.default)
+                    c.rank = len(p.default.shape)
                 if p.annotation is not inspect.Parameter.empty:
                     elt, rank = _parse_capture_type(
                         _annotation(fn, p.annotation), _def_location(fn))
@@ -187,6 +201,7 @@ class Variant(VariantBase):
     def _trace(self, fn, kind: str) -> _Region:
         fixed = _SCORE_PARAMS if kind == "score_mod" else _MASK_PARAMS
         params = _params(fn, fixed, kind)
+        extras = _extra_params(fn, fixed, kind)
         for c in self.captures:
             c.elt = c.elt or "f32"
         tr = _Trace()
@@ -198,8 +213,7 @@ class Variant(VariantBase):
         args = [tr.node("arg", (), t, n, loc)
                 for n, t in zip(names[:fixed], fixed_types)]
         refs = {c.name: _CaptureRef(tr, c, self.name) for c in self.captures}
-        call_args = args + [refs[p.name] for p in params[fixed:]]
-        result = fn(*call_args)
+        result = _call(fn, args, extras, refs)
         rloc = result.loc if isinstance(result, Expr) else loc
         if isinstance(result, _CaptureRef):
             result._not_indexed()
@@ -252,13 +266,12 @@ class Variant(VariantBase):
         """``fn`` adapted to receive every capture (reference convention)."""
         if fn is None:
             return None
-        names = [p.name for p in _params(fn, fixed, "region")[fixed:]]
-        order = [next(n for n, c in enumerate(self.captures) if c.name == x)
-                 for x in names]
+        extras = _extra_params(fn, fixed, "region")
+        names = [c.name for c in self.captures]
 
         def call(*args):
-            fixed_args, caps = args[:fixed], args[fixed:]
-            return fn(*fixed_args, *[caps[k] for k in order])
+            return _call(fn, args[:fixed], extras,
+                         dict(zip(names, args[fixed:])))
         return call
 
     @property

@@ -228,3 +228,52 @@ func.func @scaled(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>,
 // CHECK:         %[[Q:.+]] = arith.divf %[[GR]], %[[X]]
 // CHECK:         %[[DX:.+]] = arith.negf %[[Q]]
 // CHECK:         return %[[DS]], %[[DX]], %[[C0]]
+
+// -----
+
+// exp2 and clamp, with a block distance from shifts (FlexAttention-style):
+// r = exp2(clamp(s, -8, 8)) * exp2(-((i >> 2) - (j >> 2)) / 4). The shifts
+// and the second exp2 depend on neither s nor a capture: no adjoint code.
+// ds = g * w * ln2 * exp2(c) where -8 <= s <= 8, else 0.
+attn.variant @exp2_clamp score_mod {
+^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+  %lo = arith.constant -8.0 : f32
+  %hi = arith.constant 8.0 : f32
+  %c0 = arith.maximumf %s, %lo : f32
+  %c = arith.minimumf %c0, %hi : f32
+  %p = math.exp2 %c : f32
+  %two = arith.constant 2 : index
+  %bi = arith.shrsi %i, %two : index
+  %bj = arith.shrsi %j, %two : index
+  %d = arith.subi %bi, %bj : index
+  %d64 = arith.index_cast %d : index to i64
+  %df = arith.sitofp %d64 : i64 to f32
+  %k = arith.constant -0.25 : f32
+  %e = arith.mulf %df, %k : f32
+  %w = math.exp2 %e : f32
+  %r = arith.mulf %p, %w : f32
+  attn.yield %r : f32
+}
+
+// CHECK-LABEL: func.func @exp2_clamp_score_mod_vjp(
+// CHECK-SAME:      %[[S:[^:]+]]: f32, %{{[^:]+}}: index, %{{[^:]+}}: index, %[[I:[^:]+]]: index, %[[J:[^:]+]]: index, %[[G:[^:]+]]: f32) -> f32
+// CHECK:         %[[LO:.+]] = arith.constant -8.000000e+00 : f32
+// CHECK:         %[[HI:.+]] = arith.constant 8.000000e+00 : f32
+// CHECK:         %[[C0:.+]] = arith.maximumf %[[S]], %[[LO]]
+// CHECK:         %[[C:.+]] = arith.minimumf %[[C0]], %[[HI]]
+// CHECK:         %[[P:.+]] = math.exp2 %[[C]]
+// CHECK:         arith.shrsi %[[I]]
+// CHECK:         arith.shrsi %[[J]]
+// CHECK:         %[[W:.+]] = math.exp2
+// CHECK:         arith.mulf %[[P]], %[[W]]
+// CHECK:         %[[GP:.+]] = arith.mulf %[[G]], %[[W]] : f32
+// CHECK:         %[[LN2:.+]] = arith.constant 0.693147182 : f32
+// CHECK:         %[[DP:.+]] = arith.mulf %[[P]], %[[LN2]] : f32
+// CHECK:         %[[GC:.+]] = arith.mulf %[[GP]], %[[DP]] : f32
+// CHECK:         %[[INHI:.+]] = arith.cmpf ole, %[[C0]], %[[HI]] : f32
+// CHECK:         %[[Z:.+]] = arith.constant 0.000000e+00 : f32
+// CHECK:         %[[GC0:.+]] = arith.select %[[INHI]], %[[GC]], %[[Z]] : f32
+// CHECK:         %[[INLO:.+]] = arith.cmpf oge, %[[S]], %[[LO]] : f32
+// CHECK:         %[[DS:.+]] = arith.select %[[INLO]], %[[GC0]], %{{.+}} : f32
+// CHECK-NOT:     math.exp2
+// CHECK:         return %[[DS]] : f32
