@@ -22,4 +22,7 @@ Modules (import them explicitly):
 * ``attn_mlir.runtime``: load bundles and run their launch lists on torch
   CUDA tensors.
 * ``attn_mlir.regions``: numpy evaluation of region bodies.
+
+``python -m attn_mlir`` (``__main__``) is the command line: ``list``,
+``compile`` and ``run`` of a library variant or a variant file.
 """

@@ -32,8 +32,10 @@ Every attn-opt / attn-run call has a timeout (``timeout=`` seconds, else
 killed and ``ToolTimeout`` (a ``CompileError`` and a ``TimeoutError``) is
 raised.
 
-Tools are found through ``$ATTN_OPT`` / ``$ATTN_RUN``, then ``PATH``, then
-``$ATTN_BUILD_DIR/bin``, then ``<repo>/build/bin``.
+Tools are found through ``$ATTN_OPT`` / ``$ATTN_RUN``, then the package's
+own ``bin/`` folder (``PACKAGE_BIN``: where ``pip install`` puts the tools it
+builds), then ``PATH``, then ``$ATTN_BUILD_DIR/bin``, then
+``<repo>/build/bin`` (in a checkout).
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ __all__ = ["CompileError", "ToolTimeout", "find_tool", "cache_dir",
            "KERNEL_OPTIONS", "DEFAULT_TIMEOUT_S"]
 
 REPO = Path(__file__).resolve().parents[2]
+#: Where ``pip install`` puts attn-opt and attn-run (pyproject.toml, the
+#: CMake component ``attn-tools``); absent in a checkout.
+PACKAGE_BIN = Path(__file__).resolve().parent / "bin"
 
 _TORCH_DTYPES = {"bf16": "bfloat16", "f16": "float16", "f32": "float32",
                  "i32": "int32", "i64": "int64"}
@@ -85,34 +90,51 @@ class CompileError(RuntimeError):
             self.diagnostics.strip() else str(self)
 
 
-def find_tool(name: str, env: Optional[str] = None) -> Optional[str]:
-    """``$ENV``, else ``name`` on ``PATH``, else ``$ATTN_BUILD_DIR/bin/name``,
-    else ``<repo>/build/bin/name``; None if none exists."""
-    env = env or name.upper().replace("-", "_")
-    given = os.environ.get(env)
-    if given:
-        return given
-    on_path = shutil.which(name)
-    if on_path:
-        return on_path
+def _tool_places(name: str, env: str) -> list:
+    """Where ``find_tool`` looks, in order: (label, path or None)."""
     build = os.environ.get("ATTN_BUILD_DIR")
-    for d in ([Path(build)] if build else []) + [REPO / "build"]:
-        built = d / "bin" / name
-        if built.is_file() and os.access(built, os.X_OK):
-            return str(built)
+    places = [(f"${env}", os.environ.get(env) or None),
+              ("the package", str(PACKAGE_BIN / name)),
+              ("PATH", shutil.which(name)),
+              ("$ATTN_BUILD_DIR",
+               str(Path(build) / "bin" / name) if build else None)]
+    if (REPO / "python" / "attn_mlir").resolve() == PACKAGE_BIN.parent:
+        places.append(("the checkout", str(REPO / "build" / "bin" / name)))
+    return places
+
+
+def _executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def find_tool(name: str, env: Optional[str] = None) -> Optional[str]:
+    """``$ENV`` (default: ``name`` in capitals, ``-`` as ``_``) as it is
+    given, else the first executable of ``PACKAGE_BIN/name`` (an installed
+    package), ``name`` on ``PATH``, ``$ATTN_BUILD_DIR/bin/name`` and, in a
+    checkout, ``<repo>/build/bin/name``; None if there is none."""
+    env = env or name.upper().replace("-", "_")
+    for n, (_, path) in enumerate(_tool_places(name, env)):
+        if path and (n == 0 or _executable(path)):
+            return path
     return None
 
 
 def _require_tool(name: str) -> str:
-    tool = find_tool(name)
     env = name.upper().replace("-", "_")
+    tool = find_tool(name, env)
     if tool is not None and not os.path.isfile(tool):
         raise CompileError(f"${env} names {tool}, which does not exist")
     if tool is None:
+        tried = ", ".join(label if label == "PATH" else path or
+                          f"{label} (unset)"
+                          for label, path in _tool_places(name, env))
         raise CompileError(
-            f"{name} not found: set ${name.upper().replace('-', '_')}, put "
-            f"it on PATH or build it into {REPO / 'build' / 'bin'} "
-            "(utils/setup.sh)")
+            f"{name} not found (tried {tried}). Get it with `pip install "
+            f"<attn-mlir checkout>`, which builds attn-opt and attn-run into "
+            f"the package against LLVM/MLIR 22 (Debian: apt-get install "
+            f"llvm-22-dev libmlir-22-dev mlir-22-tools; another MLIR: "
+            f"MLIR_DIR=<its lib/cmake/mlir>), or build a checkout with "
+            f"utils/setup.sh, or set ${env} to the tool")
     return tool
 
 
@@ -402,9 +424,11 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
             options: Optional[dict] = None,
             cache: Optional[os.PathLike] = None, force: bool = False,
             timeout: Optional[float] = None, backward: bool = False,
-            grad_lse: bool = False) -> Path:
+            grad_lse: bool = False,
+            out: Optional[os.PathLike] = None) -> Path:
     """Compiles ``variant`` into a kernel bundle for the GPU; returns its
-    folder (``attn.cubin``, ``attn.ptx``, ``attn.json``, ``module.mlir``).
+    folder (``attn.cubin``, ``attn.ptx``, ``attn.json``, ``module.mlir``):
+    ``out`` if given (always compiled), else its entry of the bundle cache.
 
     ``options``: kernel options of ``--attn-to-nvvm`` (``KERNEL_OPTIONS``),
     e.g. ``{"mma": "wgmma", "kv_tile": 64, "warps": 8, "stages": 3,
@@ -425,8 +449,9 @@ def compile(variant, *, head_dim: int, head_dim_v: Optional[int] = None,
                       grad_lse=grad_lse)
     what = (f"variant '{resolve_variant(variant).name}' ({dtype}, head dims "
             f"{head_dim}/{head_dim_v or head_dim})")
-    return compile_module(text, chip=chip, options=options, cache=cache,
-                          force=force, timeout=timeout, what=what)
+    return compile_module(text, chip=chip, options=options, out=out,
+                          cache=cache, force=force, timeout=timeout,
+                          what=what)
 
 
 _LOADED = {}

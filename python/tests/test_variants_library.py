@@ -146,29 +146,8 @@ def sizes_for(v, Hkv=2):
 
 
 def make_inputs(v, B, Hq, Hkv, S, D, Dv, seed=0):
-    rng = np.random.default_rng(seed)
-    q = rng.standard_normal((B, Hq, S, D)).astype(np.float32)
-    k = rng.standard_normal((B, Hkv, S, D)).astype(np.float32)
-    val = rng.standard_normal((B, Hkv, S, Dv)).astype(np.float32)
-    dims = {"B": B, "Hq": Hq, "Hkv": Hkv, "Sq": S, "Sk": S, "D": D,
-            "Ns": 3}
-    caps = []
-    for c in v.captures:
-        shape = [dims[x.strip()] for x in c.shape.strip("[]").split(",")]
-        if c.elt == "f32":
-            caps.append(rng.uniform(0.05, 1.0, size=shape).astype(np.float32))
-        else:  # segment ids: sorted along the sequence
-            caps.append(np.sort(rng.integers(0, 4, size=shape), axis=-1)
-                        .astype(np.int32))
-    extra = {}
-    if v.sink_logits:
-        extra["sink_logits"] = rng.standard_normal(Hq).astype(np.float32)
-    if v.sink_rows:
-        extra["sink_key"] = rng.standard_normal((Hkv, 3, D)).astype(
-            np.float32)
-        extra["sink_value"] = rng.standard_normal((Hkv, 3, Dv)).astype(
-            np.float32)
-    return q, k, val, caps, extra
+    """Random seeded operands (``variants.random_operands``)."""
+    return variants.random_operands(v, B, Hq, Hkv, S, D, Dv, seed=seed)
 
 
 def instantiated_module(v, q, k, val, caps, extra, return_lse):

@@ -33,13 +33,16 @@ import functools
 from pathlib import Path
 from typing import List, Optional
 
+import numpy as np
+
 from .. import parser as _parser
 from .._variant import Capture, VariantBase
 from ..parser import parse_tensor_type
 from ..regions import parse_block
 
 __all__ = ["LIBRARY_DIR", "ALIASES", "LibraryError", "LibraryVariant",
-           "names", "path", "load", "load_all", "parse_variant"]
+           "names", "path", "load", "load_all", "parse_variant",
+           "gpu_capture_shapes", "random_operands"]
 
 LIBRARY_DIR = Path(__file__).resolve().parent
 
@@ -92,6 +95,58 @@ def _load(name: str) -> "LibraryVariant":
 
 def load_all() -> List["LibraryVariant"]:
     return [load(n) for n in names()]
+
+
+def gpu_capture_shapes(v: VariantBase) -> list:
+    """The ``captures`` of ``compiler.compile`` for variant ``v`` when no
+    tensors are at hand: per capture a ``(shape, element type)`` whose first
+    size the bundle takes as dynamic (document segment ids: every size), the
+    others placeholders of 16."""
+    return [((4,) if c.rank == 1 else (2,) + (16,) * (c.rank - 1), c.elt)
+            for c in v.captures]
+
+
+def random_operands(v: VariantBase, B: int, Hq: int, Hkv: int, S: int,
+                    D: int, Dv: int, seed: int = 0, sink_rows: int = 3):
+    """Random operands of variant ``v``: ``(q, k, v, captures, sinks)``.
+
+    q ``[B, Hq, S, D]``, k ``[B, Hkv, S, D]``, v ``[B, Hkv, S, Dv]``
+    (standard normal, float32); the captures sized by the shapes of their
+    ``@capture`` lines (``[Hq]``, ``[B, Sk]``, ...): floats uniform in [0.05,
+    1), integers sorted ids in [0, 4) along the last axis (document
+    segments); ``sinks``: the keyword operands the variant takes
+    (``sink_logits [Hq]``, ``sink_key [Hkv, sink_rows, D]`` and
+    ``sink_value [Hkv, sink_rows, Dv]``, standard normal). ``ValueError``
+    for a capture whose shape is not made of these sizes."""
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((B, Hq, S, D)).astype(np.float32)
+    k = rng.standard_normal((B, Hkv, S, D)).astype(np.float32)
+    val = rng.standard_normal((B, Hkv, S, Dv)).astype(np.float32)
+    dims = {"B": B, "Hq": Hq, "Hkv": Hkv, "Sq": S, "Sk": S, "D": D,
+            "Dv": Dv, "Ns": sink_rows}
+    caps = []
+    for c in v.captures:
+        names = [x.strip() for x in c.shape.strip().strip("[]").split(",")]
+        if not all(n in dims for n in names):
+            raise ValueError(
+                f"capture '{c.name}' of variant '{v.name}' has no shape made "
+                f"of {', '.join(dims)} (e.g. '@capture {c.name} ... [Hq]' "
+                "in the file's header)")
+        shape = [dims[n] for n in names]
+        if c.elt.startswith("f"):
+            caps.append(rng.uniform(0.05, 1.0, size=shape).astype(np.float32))
+        else:
+            caps.append(np.sort(rng.integers(0, 4, size=shape), axis=-1)
+                        .astype(np.int32))
+    sinks = {}
+    if v.sink_logits:
+        sinks["sink_logits"] = rng.standard_normal(Hq).astype(np.float32)
+    if v.sink_rows:
+        sinks["sink_key"] = rng.standard_normal(
+            (Hkv, sink_rows, D)).astype(np.float32)
+        sinks["sink_value"] = rng.standard_normal(
+            (Hkv, sink_rows, Dv)).astype(np.float32)
+    return q, k, val, caps, sinks
 
 
 # ---------------------------------------------------------------------------

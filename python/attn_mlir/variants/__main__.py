@@ -20,17 +20,16 @@ import os
 import sys
 
 from .. import compiler
-from . import load, load_all, names, path
+from . import gpu_capture_shapes, load, load_all, names, path
 
 _REFUSAL = "cannot be compiled for the GPU yet"
 
 
 def _compile(v, args):
-    caps = [((4,) if c.rank == 1 else (2,) + (16,) * (c.rank - 1), c.elt)
-            for c in v.captures]
     try:
         return v, compiler.compile(
-            v, head_dim=args.head_dim, dtype=args.dtype, captures=caps,
+            v, head_dim=args.head_dim, dtype=args.dtype,
+            captures=gpu_capture_shapes(v),
             sink_logits=bool(v.sink_logits), sink_rows=bool(v.sink_rows),
             chip=args.chip, cache=args.out), None
     except compiler.CompileError as e:
