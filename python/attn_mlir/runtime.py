@@ -493,6 +493,19 @@ class Kernel:
                     or not c.is_cuda or not c.is_contiguous()):
                 raise BundleError(f"{self.name}: capture {i} must be a "
                                   f"contiguous CUDA tensor of torch.{want}")
+            # The kernel indexes the capture with the static sizes it was
+            # compiled for (-1: any); another shape would be read wrong.
+            shape = self.params[f"capture{i}"].get("shape")
+            if shape is not None and (
+                    len(shape) != len(c.shape) or
+                    any(s not in (-1, g) for s, g in zip(shape, c.shape))):
+                want_shape = ", ".join("?" if s < 0 else str(s)
+                                       for s in shape)
+                raise BundleError(
+                    f"{self.name}: capture {i} has shape "
+                    f"{list(c.shape)}; the kernel was compiled for "
+                    f"[{want_shape}] (? any size): compile it for these "
+                    f"captures")
 
     def _output(self, name, given, shape, dtype, device):
         """``given`` checked against ``shape``/``dtype``, or a new tensor:

@@ -476,6 +476,31 @@ def test_mismatches_are_refused_before_launch(tmp_path, driver, case, message):
     assert driver.launches == []
 
 
+@pytest.mark.parametrize("shape,refused", [
+    ((8, 16), False), ((3, 16), False), ((8, 8), True), ((128,), True),
+    ((8, 16, 1), True)])
+def test_capture_shape_against_the_compiled_one(tmp_path, driver, shape,
+                                                refused):
+    # The kernel indexes a capture row-major with the static sizes it was
+    # compiled for: [?, 16] takes any number of rows of 16, nothing else.
+    entry = v2_entry()
+    entry["params"][-1] = dict(_buf("capture0", "f32"), shape=[-1, 16])
+    kernel = load_fake(tmp_path, [entry]).kernel()
+    kernel.backend = FakeBackend()
+    x = inputs()
+    x["captures"] = [FakeTensor(shape, "float32")]
+    if refused:
+        with pytest.raises(BundleError, match=(
+                r"capture 0 has shape \[.*\]; the kernel was compiled for "
+                r"\[\?, 16\] \(\? any size\)")):
+            kernel.run(**x)
+        assert driver.launches == []
+    else:
+        kernel.run(**x)
+        assert [ln["fn"] for ln in driver.launches] == ["fn:f_key_norms",
+                                                        "fn:f"]
+
+
 def test_kernel_selection(tmp_path, driver):
     bundle = load_fake(tmp_path, [v2_entry(), v2_entry(name="g")])
     with pytest.raises(BundleError, match="holds \\['f', 'g'\\]; name one"):

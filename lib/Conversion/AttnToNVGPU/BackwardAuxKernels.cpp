@@ -276,8 +276,8 @@ static void describeBuffers(AttentionGradOp op, const BackwardFacts &f,
     param("sink_value", f.elt);
   }
   for (auto [i, c] : llvm::enumerate(op.getCaptures()))
-    param("capture" + std::to_string(i),
-          cast<RankedTensorType>(c.getType()).getElementType());
+    params.push_back(describeCapture(ctx, "capture" + std::to_string(i),
+                                     cast<RankedTensorType>(c.getType())));
   result("dq", f.elt, "q", false);
   result("dk", f.elt, "k", false);
   result("dv", f.elt, "v", false);

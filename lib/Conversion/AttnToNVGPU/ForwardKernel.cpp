@@ -797,8 +797,9 @@ DictionaryAttr ForwardKernelBuilder::describe() {
   for (StringRef n : {"sink_logits", "sink_key", "sink_value"})
     if (sig.lookup(n))
       param(n);
-  for (size_t i = 0; i < op.getCaptures().size(); ++i)
-    param("capture" + std::to_string(i));
+  for (auto [i, c] : llvm::enumerate(op.getCaptures()))
+    params.push_back(describeCapture(ctx, "capture" + std::to_string(i),
+                                     cast<RankedTensorType>(c.getType())));
   const int64_t blockN = config.getBlockN();
   if (f.rbf) {
     // The prologue fills the key norms before the main kernel runs.

@@ -74,6 +74,18 @@ DictionaryAttr kernel::describeBuffer(MLIRContext *ctx, StringRef name,
   return b.getDictionaryAttr(d);
 }
 
+DictionaryAttr kernel::describeCapture(MLIRContext *ctx, StringRef name,
+                                       RankedTensorType type) {
+  Builder b(ctx);
+  SmallVector<NamedAttribute> d(
+      describeBuffer(ctx, name, type.getElementType()).getValue());
+  SmallVector<int64_t> shape;
+  for (int64_t s : type.getShape())
+    shape.push_back(ShapedType::isDynamic(s) ? -1 : s);
+  d.push_back(b.getNamedAttr("shape", b.getI64ArrayAttr(shape)));
+  return b.getDictionaryAttr(d);
+}
+
 DictionaryAttr kernel::describeLaunch(MLIRContext *ctx, StringRef kernelName,
                                       ArrayRef<std::string> grid,
                                       int64_t blockThreads,

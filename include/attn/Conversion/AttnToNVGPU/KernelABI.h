@@ -73,6 +73,11 @@ KernelBody openKernel(gpu::GPUModuleOp gpuModule, Location loc,
 /// a workspace the number of `elements` as an expression of the sizes.
 DictionaryAttr describeBuffer(MLIRContext *ctx, StringRef name,
                               Type elementType, StringRef elements = "");
+/// A captured tensor: describeBuffer's fields and its `shape` (-1 for a
+/// dynamic size). The kernel computes its row-major offsets from the static
+/// sizes, so the runtime refuses a tensor of other sizes.
+DictionaryAttr describeCapture(MLIRContext *ctx, StringRef name,
+                               RankedTensorType type);
 
 /// One launch of the ordered list: kernel, grid (three expressions of the
 /// sizes), block, dynamic shared memory, and the argument names in order.
