@@ -37,6 +37,13 @@ namespace {
 
 const double kLog2e = 1.0 / std::log(2.0);
 
+/// wgmma with two warpgroups (128 keys): they split dQ = dS.K by keys (each
+/// its own 64, with a dQ tile of its own) where the head dim is not an even
+/// number of 64-column panels, else by columns.
+bool dqSplitsKeys(int64_t blockN, int64_t dqk) {
+  return blockN == 128 && dqk % 128 != 0;
+}
+
 /// The tiles of the main kernel: K and V of the CTA's keys, the query-side
 /// rings (Q, dO), and dS for the dQ product; rows padded for ldmatrix
 /// (mma.sync), or in wgmma's 128-byte swizzle.
@@ -70,9 +77,8 @@ struct BackwardPlan {
       qNorm = &plan.add(SmemLayout::Rows, stages, blockM, 1, f32);
     // One stage per warpgroup where the two split the keys of dQ = dS.K.
     if (mma == MmaKind::wgmma)
-      dQ = &plan.add(SmemLayout::Padded,
-                     blockN == 128 && f.dqk % 128 ? 2 : 1, blockM, f.dqk,
-                     f32);
+      dQ = &plan.add(SmemLayout::Padded, dqSplitsKeys(blockN, f.dqk) ? 2 : 1,
+                     blockM, f.dqk, f32);
   }
 };
 
@@ -126,6 +132,9 @@ private:
   /// The value of `tile` (per query of the ring's current stage) for this
   /// thread's column `col`, loaded once per element branch.
   Value column(const SmemTile *tile, int64_t col);
+  /// The query of the tile in this thread's column `col`:
+  /// 8 (col / 2) + 2 (lane % 4) + col % 2 (the m16n8 C layout).
+  Value localQuery(int64_t col);
   TileGrads elements(ArrayRef<Value> s, ArrayRef<Value> dp, Mode mode);
   void element(TileGrads &out, Value acc, Value dp, int64_t r, int64_t col,
                Mode mode);
@@ -434,16 +443,16 @@ void BackwardKernelBuilder::computeKeyNorms() {
 // One query tile
 //===----------------------------------------------------------------------===//
 
+Value BackwardKernelBuilder::localQuery(int64_t col) {
+  return kc->e.addI(idx((col / 2) * 8 + col % 2), kc->e.mulI(t4, idx(2)));
+}
+
 Value BackwardKernelBuilder::column(const SmemTile *tile, int64_t col) {
-  // Column col of the thread is query 8 (col / 2) + 2 (lane % 4) + col % 2
-  // of the tile.
   Value &v = columnCache[{tile, col}];
-  if (!v) {
-    Value local =
-        kc->e.addI(idx((col / 2) * 8 + col % 2), kc->e.mulI(t4, idx(2)));
+  if (!v)
     v = memref::LoadOp::create(
-        *b, tile->view, tile->index(*kc, stageOfStep, local, Value()));
-  }
+        *b, tile->view,
+        tile->index(*kc, stageOfStep, localQuery(col), Value()));
   return v;
 }
 
@@ -624,7 +633,7 @@ void BackwardKernelBuilder::storeDS(ArrayRef<Value> ds) {
   // the thread goes to dS[column][key row].
   for (int64_t nt = 0; nt < nTiles; ++nt)
     for (int64_t k = 0; k < 4; ++k) {
-      Value localQ = kc->e.addI(idx(nt * 8 + k % 2), kc->e.mulI(t4, idx(2)));
+      Value localQ = localQuery(2 * nt + k % 2);
       Value x = arith::TruncFOp::create(*b, f.elt, ds[nt * 4 + k]);
       memref::StoreOp::create(
           *b, x, plan.dS->view,
@@ -712,8 +721,8 @@ void BackwardKernelBuilder::accumulateDQWgmma(SmallVector<Value> &inFlight,
   // row group wg of K each), both adding to the workspace.
   ScalarEmitter &e = kc->e;
   Value wg = e.divI(warp, idx(4));
-  const bool two = config.getWarps() == 8;
-  const bool splitCols = two && f.dqk % 128 == 0;
+  const bool two = blockN == 128;
+  const bool splitCols = two && !dqSplitsKeys(blockN, f.dqk);
   const int64_t cols = splitCols ? f.dqk / 2 : f.dqk;
   const int64_t kSteps = splitCols ? blockN / 16 : 4;
   Value zero = idx(0);
@@ -820,8 +829,7 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
   qRowBase = e.mulI(e.addI(e.mulI(bIdx, info.qHeads), h), info.qLen);
   colQuery.clear();
   for (int64_t col = 0; col < 2 * nTiles; ++col)
-    colQuery.push_back(e.addI(i0, e.addI(idx((col / 2) * 8 + col % 2),
-                                         e.mulI(t4, idx(2)))));
+    colQuery.push_back(e.addI(i0, localQuery(col)));
   stageOfStep = stage;
 
   auto fromSmem = [&](const SmemTile &tile) {

@@ -118,8 +118,12 @@ kernel::backwardUnsupportedReason(AttentionGradOp op) {
 }
 
 std::optional<std::string> kernel::wgmmaUnsupportedReason(AttentionOp op) {
-  int64_t dqk = op.getQuery().getType().getDimSize(3);
-  int64_t dv = op.getValue().getType().getDimSize(3);
+  return wgmmaUnsupportedReason(op.getQuery().getType().getDimSize(3),
+                                op.getValue().getType().getDimSize(3));
+}
+
+std::optional<std::string> kernel::wgmmaUnsupportedReason(int64_t dqk,
+                                                          int64_t dv) {
   if (dqk % 64 || dv % 64)
     return "head dims " + std::to_string(dqk) + " and " + std::to_string(dv) +
            " (the swizzled wgmma tiles take multiples of 64)";

@@ -58,6 +58,14 @@ attn::validateKernelConfigRequest(const KernelConfigRequest &r) {
   return std::nullopt;
 }
 
+/// Why `warps` (0: not given) keeps a kernel from wgmma, or nullopt.
+static std::optional<std::string> wgmmaWarpsRefusal(int64_t warps) {
+  if (warps != 0 && warps != 4 && warps != 8)
+    return "warps=" + std::to_string(warps) +
+           " (wgmma needs whole warpgroups: 4 or 8)";
+  return std::nullopt;
+}
+
 /// Why the options keep `op` from wgmma, or nullopt.
 static std::optional<std::string>
 wgmmaRefusal(AttentionOp op, const KernelConfigRequest &r) {
@@ -65,9 +73,8 @@ wgmmaRefusal(AttentionOp op, const KernelConfigRequest &r) {
     return why;
   if (r.mTiles == 2)
     return std::string("m-tiles=2 (a wgmma warp owns one 16-row m-tile)");
-  if (r.warps != 0 && r.warps != 4 && r.warps != 8)
-    return "warps=" + std::to_string(r.warps) +
-           " (wgmma needs whole warpgroups: 4 or 8)";
+  if (std::optional<std::string> why = wgmmaWarpsRefusal(r.warps))
+    return why;
   if (r.stages == 2 && r.pipeline == "on")
     return std::string("stages=2 with pipeline (the pipelined wgmma loop "
                        "prefetches two tiles ahead: 3 or 4)");
@@ -297,15 +304,11 @@ static LogicalResult checkBackwardSharedMemory(AttentionGradOp op,
 /// warps, or nullopt.
 static std::optional<std::string>
 backwardWgmmaRefusal(AttentionGradOp op, int64_t warps) {
-  int64_t dqk = cast<RankedTensorType>(op.getQuery().getType()).getDimSize(3);
-  int64_t dv = cast<RankedTensorType>(op.getValue().getType()).getDimSize(3);
-  if (dqk % 64 || dv % 64)
-    return "head dims " + std::to_string(dqk) + " and " + std::to_string(dv) +
-           " (the swizzled wgmma tiles take multiples of 64)";
-  if (warps != 0 && warps != 4 && warps != 8)
-    return "warps=" + std::to_string(warps) +
-           " (wgmma needs whole warpgroups: 4 or 8)";
-  return std::nullopt;
+  if (std::optional<std::string> why = wgmmaUnsupportedReason(
+          cast<RankedTensorType>(op.getQuery().getType()).getDimSize(3),
+          cast<RankedTensorType>(op.getValue().getType()).getDimSize(3)))
+    return why;
+  return wgmmaWarpsRefusal(warps);
 }
 
 /// The backward kernel's tile of `warps`: 16 keys per warp, 64 queries.

@@ -26,6 +26,9 @@ std::optional<std::string> forwardUnsupportedReason(AttentionOp op);
 /// Why the wgmma kernel cannot take `op` (which the mma.sync kernel
 /// takes), or nullopt.
 std::optional<std::string> wgmmaUnsupportedReason(AttentionOp op);
+/// The same for head dims `dqk` / `dv` (the swizzled tiles' constraint, for
+/// the forward and the backward kernels).
+std::optional<std::string> wgmmaUnsupportedReason(int64_t dqk, int64_t dv);
 
 /// Where the forward kernel of `op` gets RBF key norms with `mma`.
 KeyNormPath forwardKeyNormPath(AttentionOp op, MmaKind mma);
