@@ -90,17 +90,17 @@ class CompileError(RuntimeError):
             self.diagnostics.strip() else str(self)
 
 
-def _tool_places(name: str, env: str) -> list:
-    """Where ``find_tool`` looks, in order: (label, path or None)."""
+def _tool_places(name: str, env: str):
+    """Where ``find_tool`` looks, in order: (label, path or None), each
+    worked out only when asked for (``find_tool`` runs on every compile
+    call: the PATH search comes after the environment and the package)."""
+    yield f"${env}", os.environ.get(env) or None
+    yield "the package", str(PACKAGE_BIN / name)
+    yield "PATH", shutil.which(name)
     build = os.environ.get("ATTN_BUILD_DIR")
-    places = [(f"${env}", os.environ.get(env) or None),
-              ("the package", str(PACKAGE_BIN / name)),
-              ("PATH", shutil.which(name)),
-              ("$ATTN_BUILD_DIR",
-               str(Path(build) / "bin" / name) if build else None)]
+    yield "$ATTN_BUILD_DIR", str(Path(build) / "bin" / name) if build else None
     if (REPO / "python" / "attn_mlir").resolve() == PACKAGE_BIN.parent:
-        places.append(("the checkout", str(REPO / "build" / "bin" / name)))
-    return places
+        yield "the checkout", str(REPO / "build" / "bin" / name)
 
 
 def _executable(path: str) -> bool:
