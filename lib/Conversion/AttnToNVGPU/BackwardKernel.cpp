@@ -21,6 +21,7 @@
 #include "attn/Conversion/AttnToNVGPU/RegionPeepholes.h"
 #include "attn/Conversion/AttnToNVGPU/Schedule.h"
 #include "attn/Conversion/AttnToNVGPU/Wgmma.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "llvm/Support/ScopedPrinter.h"
@@ -151,6 +152,12 @@ private:
                         SmallVector<Value> &inFlight);
   /// wgmma: acc += A.B with A the packed accumulators `a` (key rows) and B
   /// the query tile `t` of `stage`, read MN-major.
+  /// The packed A fragments of the accumulators `a` (key rows), one group
+  /// of 4 per 16-query k-step.
+  SmallVector<Value> packKeyRows(ArrayRef<Value> a);
+  /// wgmma: dS (queries x keys) from its packed fragments by stmatrix.trans,
+  /// one x4 per k-step (the same rounded values the dK chain reads).
+  void storeDSMatrices(ArrayRef<Value> packed);
   SmallVector<Value> issueKeySide(ArrayRef<Value> acc, ArrayRef<Value> a,
                                   const SmemTile &t, Value stage,
                                   SmallVector<Value> &inFlight);
@@ -698,17 +705,55 @@ Value BackwardKernelBuilder::issueTransposed(const SmemTile &rows,
   return chains->issueShared(descsA, descsB, blockM, inFlight);
 }
 
+SmallVector<Value> BackwardKernelBuilder::packKeyRows(ArrayRef<Value> a) {
+  SmallVector<Value> packed;
+  for (int64_t kk = 0; kk < blockM / 16; ++kk)
+    packed.append(packAccumulatorsAsA(*kc, a, nTiles, 0, kk));
+  return packed;
+}
+
+void BackwardKernelBuilder::storeDSMatrices(ArrayRef<Value> packed) {
+  // Register j of k-step kk holds the 8x8 block (keys warpRow0 + 8 (j % 2),
+  // queries 8 (2 kk + j / 2)) in the m16n8 C layout; stored transposed,
+  // row c of block j is query 8 (2 kk + j / 2) + c of dS, its 8 keys one
+  // 16-byte chunk of the swizzled tile, addressed by lane 8 j + c.
+  ScalarEmitter &e = kc->e;
+  Value j = e.divI(lane, idx(8)), c = e.remI(lane, idx(8));
+  Value key = e.addI(warpRow0, e.mulI(e.remI(j, idx(2)), idx(8)));
+  auto ptrType = LLVM::LLVMPointerType::get(kc->ctx, kSharedSpace);
+  Type i32 = b->getI32Type();
+  for (int64_t kk = 0; kk < blockM / 16; ++kk) {
+    Value query = e.addI(e.mulI(e.addI(idx(2 * kk), e.divI(j, idx(2))),
+                                idx(8)),
+                         c);
+    Value at = arith::AddIOp::create(
+        *b, plan.plan.address(), plan.dS->byteOffset(*kc, query, key));
+    SmallVector<Value> regs;
+    for (Value r : packed.slice(4 * kk, 4))
+      regs.push_back(isa<VectorType>(r.getType())
+                         ? vector::ExtractOp::create(
+                               *b,
+                               vector::BitCastOp::create(
+                                   *b, VectorType::get({1}, i32), r),
+                               ArrayRef<int64_t>{0})
+                               .getResult()
+                         : r);
+    NVVM::StMatrixOp::create(
+        *b, LLVM::IntToPtrOp::create(*b, ptrType, at), regs,
+        NVVM::MMALayout::col, NVVM::LdStMatrixShapeAttr::get(kc->ctx, 8, 8),
+        NVVM::LdStMatrixEltType::B16);
+  }
+}
+
 SmallVector<Value> BackwardKernelBuilder::issueKeySide(
     ArrayRef<Value> acc, ArrayRef<Value> a, const SmemTile &t, Value stage,
     SmallVector<Value> &inFlight) {
-  SmallVector<Value> descs, packed, in;
-  for (int64_t kk = 0; kk < blockM / 16; ++kk) {
+  SmallVector<Value> descs, in;
+  for (int64_t kk = 0; kk < blockM / 16; ++kk)
     descs.push_back(chains->descriptor(t.rowStepOfStage(*kc, stage, kk),
                                        t.mnMajorLayout()));
-    packed.append(packAccumulatorsAsA(*kc, a, nTiles, 0, kk));
-  }
   SmallVector<Value> out =
-      chains->issueRegisterA(acc, packed, descs, /*transposeB=*/true, in);
+      chains->issueRegisterA(acc, a, descs, /*transposeB=*/true, in);
   inFlight.append(in);
   return out;
 }
@@ -868,12 +913,13 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
   const int64_t nK = f.dqk / 2, nV = f.dv / 2; // 4 * (d / 8)
   SmallVector<Value> dK(cur.begin(), cur.begin() + nK);
   SmallVector<Value> dV(cur.begin() + nK, cur.begin() + nK + nV);
-  SmallVector<Value> inFlight;
+  SmallVector<Value> inFlight, packedDS;
   if (wgmma) {
     // The key-side chains run while dS goes to shared memory; they retire
     // with the dQ chain.
-    dV = issueKeySide(dV, p, *plan.dO, stage, inFlight);
-    dK = issueKeySide(dK, ds, *plan.q, stage, inFlight);
+    packedDS = packKeyRows(ds);
+    dV = issueKeySide(dV, packKeyRows(p), *plan.dO, stage, inFlight);
+    dK = issueKeySide(dK, packedDS, *plan.q, stage, inFlight);
   } else {
     mma->accumulatePV(dV, p, *plan.dO, stage, 1, nTiles, f.dv / 8);
     mma->accumulatePV(dK, ds, *plan.q, stage, 1, nTiles, f.dqk / 8);
@@ -890,9 +936,12 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
     }
     addRowSums(ds);
   }
-  storeDS(ds);
-  if (wgmma)
+  if (wgmma) {
+    storeDSMatrices(packedDS);
     waitBulk(*kc, 0, /*readOnly=*/true);
+  } else {
+    storeDS(ds);
+  }
   // dS is written through the generic proxy; wgmma reads it through the
   // async proxy.
   publishCopies(*kc, wgmma);

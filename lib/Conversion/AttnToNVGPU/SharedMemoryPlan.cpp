@@ -81,6 +81,22 @@ SmallVector<Value> SmemTile::index(KernelContext &k, Value stage, Value row,
   llvm_unreachable("unknown layout");
 }
 
+Value SmemTile::byteOffset(KernelContext &k, Value row, Value col) const {
+  assert(layout == SmemLayout::Swizzle128 && stages == 1 &&
+         "a one-stage swizzled tile");
+  ScalarEmitter &e = k.e;
+  Value panel = e.divI(col, k.idx(kPanelCols));
+  Value chunk = arith::XOrIOp::create(
+      k.b, e.divI(e.remI(col, k.idx(kPanelCols)), k.idx(8)),
+      e.remI(row, k.idx(8)));
+  Value at = e.addI(
+      e.addI(e.mulI(panel, k.idx(rows * kRowBytes)),
+             e.mulI(row, k.idx(kRowBytes))),
+      e.addI(e.mulI(chunk, k.idx(16)),
+             e.mulI(e.remI(col, k.idx(8)), k.idx(elementBytes()))));
+  return k.bytes(at, 1, offset);
+}
+
 SmallVector<Value> SmemTile::offsetRows(KernelContext &k,
                                         ArrayRef<Value> indices,
                                         int64_t rows) const {

@@ -22,6 +22,9 @@
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 1
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
 // WGMMA: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// dS to shared memory transposed, from the registers the dK chain reads:
+// one stmatrix.x4.trans per 16-query k-step.
+// WGMMA-COUNT-4: nvvm.stmatrix {{.*}}layout = #nvvm.mma_layout<col>, shape = #nvvm.ld_st_matrix_shape<m = 8, n = 8>} : !llvm.ptr<3>, i32, i32, i32, i32
 // The previous tile's dQ reductions have read the dQ tile before the
 // barrier after which it is written again.
 // WGMMA: nvvm.cp.async.bulk.wait_group 0 {read}

@@ -58,6 +58,10 @@ struct SmemTile {
   /// Indices into `view` of element (row, col) of `stage`.
   SmallVector<Value> index(KernelContext &k, Value stage, Value row,
                            Value col) const;
+  /// Swizzle128, one stage: the i64 byte offset of element (row, col),
+  /// `col` a multiple of 8 (the start of a 16-byte chunk) for stmatrix and
+  /// similar chunk-wise accesses.
+  Value byteOffset(KernelContext &k, Value row, Value col) const;
   /// The indices `rows` rows below `indices` (from index(), same stage and
   /// column; a multiple of 8 rows for Swizzle128, whose swizzle repeats
   /// every 8 rows): the row index plus a constant.
