@@ -28,7 +28,7 @@ def main():
     names = set(sys.argv[2].split(","))
     S = int(sys.argv[3]) if len(sys.argv) > 3 else 4096
     for case in CASES:
-        if case.name not in names:
+        if case.name not in names or not case.bench:
             continue
         D = case.d
         H, B = 2048 // D, 16384 // S
