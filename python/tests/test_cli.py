@@ -70,10 +70,12 @@ def test_list_names_every_library_variant():
 
 
 @pytest.mark.parametrize("args, words", [
-    ((), ["list", "compile", "run"]),
+    ((), ["list", "compile", "run", "bench"]),
     (("compile",), ["--head-dim", "--dtype", "--backward", "--out",
                     "--options", "kv-tile"]),
     (("run",), ["--shape", "B,H,S,D", "--device", "float64 reference"]),
+    (("bench",), ["--shape", "--backward", "--repeats", "--options",
+                  "torch SDPA", "CPU path", "TFLOP/s"]),
 ])
 def test_help(args, words):
     r = cli(*args, "--help")
@@ -191,16 +193,161 @@ def test_compiler_errors_exit_1():
     assert "Traceback" not in r.stderr
 
 
-def test_device_cuda_without_torch_or_gpu():
-    try:
-        import torch
-        if torch.cuda.is_available():
-            pytest.skip("torch sees a CUDA device")
-    except ImportError:
-        pass
-    r = cli("run", "causal", "--shape", "1,2,37,64", "--device", "cuda")
+def _skip_with_a_gpu():
+    from attn_mlir.__main__ import gpu_unavailable
+    if gpu_unavailable() is None:
+        pytest.skip("this machine can run the GPU path")
+
+
+@pytest.mark.parametrize("command, device", [("run", "cuda"), ("run", "gpu"),
+                                             ("bench", "cuda"),
+                                             ("bench", "gpu")])
+def test_device_gpu_without_one(command, device):
+    _skip_with_a_gpu()
+    r = cli(command, "causal", "--shape", "1,2,37,64", "--device", device)
     assert r.returncode == 2
-    assert "torch with a CUDA device is not available" in r.stderr
+    assert f"--device {device}: no usable GPU (" in r.stderr
+    assert "pip install 'attn-mlir[gpu]'" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# bench (the CPU path here; the GPU path needs a GPU)
+# ---------------------------------------------------------------------------
+
+BENCH_CHECK = re.compile(r"check O: max \|O - O_ref\| / max \|O_ref\| (\S+) ")
+BENCH_GRADS = re.compile(r"check gradients: \|\|g - g_ref\|\| / \|\|g_ref\|\| "
+                         r"(.*) against")
+BENCH_TIME = re.compile(r"^(forward|backward): (\S+) ms median of (\d+) calls "
+                        r"\(min (\S+) ms\), (\S+) GFLOP/s$", re.M)
+
+
+def _bench_times(r) -> dict:
+    assert r.returncode == 0, r.stderr
+    return {m.group(1): (float(m.group(2)), int(m.group(3)),
+                         float(m.group(4)), float(m.group(5)))
+            for m in BENCH_TIME.finditer(r.stdout)}
+
+
+def test_bench_cpu_forward_and_backward():
+    needs_tool("attn-run")
+    B, H, S, D = 1, 2, 37, 32
+    r = cli("bench", "causal", "--shape", f"{B},{H},{S},{D}", "--backward",
+            "--repeats", "3")
+    assert r.stdout.startswith(f"causal: B={B} H={H} S={S} D={D}, f32, on "
+                               "the CPU path, not the GPU (")
+    assert 0 < float(BENCH_CHECK.search(r.stdout).group(1)) < 1e-4
+    grads = dict(item.split() for item in
+                 BENCH_GRADS.search(r.stdout).group(1).split(", "))
+    assert set(grads) == {"dq", "dk", "dv"}
+    assert all(0 < float(e) < 1e-4 for e in grads.values()), grads
+    times = _bench_times(r)
+    assert set(times) == {"forward", "backward"}
+    # The GFLOP/s printed are the causal count over the median.
+    fwd_flops = 4 * B * H * S * S * D / 2
+    for name, flops in (("forward", fwd_flops), ("backward",
+                                                 2.5 * fwd_flops)):
+        median, calls, least, gflops = times[name]
+        assert calls == 3 and 0 < least <= median
+        assert gflops == pytest.approx(flops / (median * 1e-3) / 1e9,
+                                       rel=0.02, abs=0.006)
+    assert "halved for the causal mask" in r.stdout
+
+
+@pytest.mark.parametrize("name, extra, grads", [
+    ("gpt_oss_sinks", ("--dtype", "f16"), {"dq", "dk", "dv",
+                                           "d_sink_logits"}),
+    ("alibi", ("--lowering", "loops"), {"dq", "dk", "dv", "d_slopes"}),
+])
+def test_bench_cpu_operands(name, extra, grads):
+    """Sinks and captures get their gradients checked too."""
+    needs_tool("attn-run")
+    r = cli("bench", name, "--shape", "2,2,23,16", "--device", "cpu",
+            "--backward", "--repeats", "1", "--seed", "3", *extra)
+    times = _bench_times(r)
+    assert set(times) == {"forward", "backward"}
+    assert "--device cpu" in r.stdout.splitlines()[0]
+    got = dict(item.split() for item in
+               BENCH_GRADS.search(r.stdout).group(1).split(", "))
+    assert set(got) == grads
+    tol = 1e-2 if "f16" in extra else 1e-4
+    assert all(0 < float(e) < tol for e in got.values()), got
+
+
+def test_bench_a_variant_file(tmp_path):
+    needs_tool("attn-run")
+    f = tmp_path / "mine.mlir"
+    f.write_text(variants.path("sliding_window").read_text().replace(
+        "@sliding_window", "@my_window"))
+    r = cli("bench", f, "--shape", "1,1,45,16", "--repeats", "2")
+    assert r.stdout.startswith("my_window: B=1 H=1 S=45 D=16")
+    assert set(_bench_times(r)) == {"forward"}
+
+
+def test_bench_does_not_time_a_failed_check():
+    needs_tool("attn-run")
+    r = cli("bench", "softmax", "--shape", "1,2,29,16", "--device", "cpu",
+            "--tol", "1e-12")
+    assert r.returncode == 1
+    assert "O above the tolerance; not timed" in r.stderr
+    assert float(BENCH_CHECK.search(r.stdout).group(1)) > 1e-12
+    assert not BENCH_TIME.search(r.stdout)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("bench", "missing.mlir", "--shape", "1,2,3,4"),
+     "no variant file missing.mlir"),
+    (("bench", "causal", "--shape", "1,2,3"), "--shape is B,H,S,D"),
+    (("bench", "causal", "--shape", "1,-2,3,4"), "--shape is B,H,S,D"),
+    (("bench", "causal"), "the following arguments are required: --shape"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--repeats", "0"),
+     "--repeats is a positive integer, got 0"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--device", "cpu",
+      "--dtype", "bf16"), "`bench` on the CPU takes f32 or f16"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--device", "cpu",
+      "--options", "kv-tile=64"),
+     "--options are kernel options of the GPU; this bench runs on the CPU "
+     "path (--device cpu)"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--options", "bogus=1"),
+     "unknown kernel option 'bogus'"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--device", "tpu"),
+     "invalid choice: 'tpu'"),
+])
+def test_bench_usage_errors_exit_2(args, message):
+    r = cli(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert message in r.stderr
+    assert "usage: python -m attn_mlir bench" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_bench_a_file_that_is_no_variant(tmp_path):
+    f = tmp_path / "bad.mlir"
+    f.write_bytes(b"\xff\xfe not text")
+    r = cli("bench", f, "--shape", "1,1,8,16")
+    assert r.returncode == 2
+    assert f"{f} is not a variant file" in r.stderr
+
+
+def test_flop_count():
+    """bench/'s convention: 4*B*H*S*S*D, halved under a causal mask,
+    2.5x for the backward; Q K^T and P V counted apart when Dv != D."""
+    from attn_mlir.timing import attention_flops
+    assert attention_flops(2, 3, 5, 5, 16) == 4 * 2 * 3 * 5 * 5 * 16
+    assert attention_flops(2, 3, 5, 5, 16, causal=True) == \
+        2 * 3 * 5 * 5 * 16 * 2
+    assert attention_flops(1, 1, 4, 6, 8, Dv=2) == \
+        2 * 4 * 6 * 8 + 2 * 4 * 6 * 2
+    assert attention_flops(1, 2, 8, 8, 4, causal=True, backward=True) == \
+        2.5 * 4 * 2 * 8 * 8 * 4 / 2
+
+
+def test_which_variants_sdpa_computes():
+    """bench says SDPA computes the same function only for these two."""
+    from attn_mlir.__main__ import _causal, _is_plain_sdpa
+    same = {v.name for v in variants.load_all() if _is_plain_sdpa(v)}
+    assert same == {"softmax", "causal"}
+    assert _causal(variants.load("sliding_window"))
+    assert not _causal(variants.load("softmax"))
 
 
 # ---------------------------------------------------------------------------
