@@ -37,11 +37,10 @@ def needs_tool(name):
 
 
 def needs_ptxas():
-    """attn-opt's default toolkit (/usr/local/cuda), else ptxas on PATH."""
-    if not (Path("/usr/local/cuda/bin/ptxas").is_file() or
-            shutil.which("ptxas")):
-        pytest.skip("no CUDA toolkit: ptxas is neither in /usr/local/cuda/bin "
-                    "nor on PATH, so no cubin can be assembled")
+    """A CUDA toolkit where compiler.find_cuda_toolkit looks."""
+    if compiler.find_cuda_toolkit() is None:
+        pytest.skip("no CUDA toolkit, so no cubin can be assembled: "
+                    + compiler.missing_toolkit_message())
 
 
 RUN_ERROR = re.compile(r"max relative error (\S+) \(")
