@@ -34,7 +34,8 @@ raised.
 
 Tools are found through ``$ATTN_OPT`` / ``$ATTN_RUN``, then the package's
 own ``bin/`` folder (``PACKAGE_BIN``: where ``pip install`` puts the tools it
-builds), then ``PATH``, then ``$ATTN_BUILD_DIR/bin``, then
+builds), then, under ``pip install -e``, the ``bin/`` of the editable
+install (``editable_bin``), then ``PATH``, then ``$ATTN_BUILD_DIR/bin``, then
 ``<repo>/build/bin`` (in a checkout).
 
 The CUDA toolkit whose ptxas and libdevice turn the kernels into cubins
@@ -52,6 +53,7 @@ use bundles compiled elsewhere); ``compiler.json`` records it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -104,12 +106,35 @@ class CompileError(RuntimeError):
             self.diagnostics.strip() else str(self)
 
 
+@functools.lru_cache(maxsize=None)
+def editable_bin() -> Optional[Path]:
+    """Where ``pip install -e <this checkout>`` put the tools it built:
+    ``<site-packages>/attn_mlir/bin``, while the package itself runs from
+    the checkout (scikit-build-core's editable mode redirects the imports to
+    ``python/``, not the installed programs); None unless this checkout is
+    installed so (the distribution's ``direct_url.json``, PEP 610)."""
+    from importlib import metadata
+    from urllib.parse import unquote, urlparse
+    try:
+        dist = metadata.distribution("attn-mlir")
+        info = json.loads(dist.read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError, OSError):
+        return None
+    url = urlparse(info.get("url", ""))
+    if not info.get("dir_info", {}).get("editable") or url.scheme != "file" \
+            or Path(unquote(url.path)).resolve() != REPO.resolve():
+        return None
+    return Path(os.path.abspath(str(dist.locate_file("attn_mlir/bin"))))
+
+
 def _tool_places(name: str, env: str):
     """Where ``find_tool`` looks, in order: (label, path or None), each
     worked out only when asked for (``find_tool`` runs on every compile
     call: the PATH search comes after the environment and the package)."""
     yield f"${env}", os.environ.get(env) or None
     yield "the package", str(PACKAGE_BIN / name)
+    if editable_bin() is not None:
+        yield "the editable install", str(editable_bin() / name)
     yield "PATH", shutil.which(name)
     build = os.environ.get("ATTN_BUILD_DIR")
     yield "$ATTN_BUILD_DIR", str(Path(build) / "bin" / name) if build else None
@@ -124,7 +149,8 @@ def _executable(path: str) -> bool:
 def find_tool(name: str, env: Optional[str] = None) -> Optional[str]:
     """``$ENV`` (default: ``name`` in capitals, ``-`` as ``_``) as it is
     given, else the first executable of ``PACKAGE_BIN/name`` (an installed
-    package), ``name`` on ``PATH``, ``$ATTN_BUILD_DIR/bin/name`` and, in a
+    package), ``editable_bin()/name`` (an editable one), ``name`` on
+    ``PATH``, ``$ATTN_BUILD_DIR/bin/name`` and, in a
     checkout, ``<repo>/build/bin/name``; None if there is none."""
     env = env or name.upper().replace("-", "_")
     for n, (_, path) in enumerate(_tool_places(name, env)):

@@ -155,19 +155,41 @@ def test_run_from_outside_the_repo(tmp_path):
      "unknown kernel option 'bogus'"),
     (("compile", "causal", "--options", "kv-tile"), "is not NAME=VALUE"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
+    (("bench", "missing.mlir", "--shape", "1,2,3,4"),
+     "no variant file missing.mlir"),
+    (("bench", "causal", "--shape", "1,2,3"), "--shape is B,H,S,D"),
+    (("bench", "causal", "--shape", "1,-2,3,4"), "--shape is B,H,S,D"),
+    (("bench", "causal"), "the following arguments are required: --shape"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--repeats", "0"),
+     "--repeats is a positive integer, got 0"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--device", "cpu",
+      "--dtype", "bf16"), "`bench` on the CPU takes f32 or f16"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--device", "cpu",
+      "--options", "kv-tile=64"),
+     "--options are kernel options of the GPU; this bench runs on the CPU "
+     "path (--device cpu)"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--options", "bogus=1"),
+     "unknown kernel option 'bogus'"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--device", "tpu"),
+     "invalid choice: 'tpu'"),
 ])
 def test_usage_errors_exit_2(args, message):
     r = cli(*args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert message in r.stderr
-    assert "usage: python -m attn_mlir" in r.stderr
+    command = args[0] if args[0] != "frobnicate" else ""
+    assert f"usage: python -m attn_mlir {command}".strip() in r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_a_file_that_is_no_variant(tmp_path):
+@pytest.mark.parametrize("args, content", [
+    (("compile",), b"func.func @f() { return }\n"),
+    (("bench", "--shape", "1,1,8,16"), b"\xff\xfe not text"),
+])
+def test_a_file_that_is_no_variant(tmp_path, args, content):
     f = tmp_path / "bad.mlir"
-    f.write_text("func.func @f() { return }\n")
-    r = cli("compile", f)
+    f.write_bytes(content)
+    r = cli(args[0], f, *args[1:])
     assert r.returncode == 2
     assert f"{f} is not a variant file" in r.stderr
 
@@ -292,41 +314,6 @@ def test_bench_does_not_time_a_failed_check():
     assert not BENCH_TIME.search(r.stdout)
 
 
-@pytest.mark.parametrize("args, message", [
-    (("bench", "missing.mlir", "--shape", "1,2,3,4"),
-     "no variant file missing.mlir"),
-    (("bench", "causal", "--shape", "1,2,3"), "--shape is B,H,S,D"),
-    (("bench", "causal", "--shape", "1,-2,3,4"), "--shape is B,H,S,D"),
-    (("bench", "causal"), "the following arguments are required: --shape"),
-    (("bench", "causal", "--shape", "1,2,3,4", "--repeats", "0"),
-     "--repeats is a positive integer, got 0"),
-    (("bench", "causal", "--shape", "1,2,3,4", "--device", "cpu",
-      "--dtype", "bf16"), "`bench` on the CPU takes f32 or f16"),
-    (("bench", "causal", "--shape", "1,2,3,4", "--device", "cpu",
-      "--options", "kv-tile=64"),
-     "--options are kernel options of the GPU; this bench runs on the CPU "
-     "path (--device cpu)"),
-    (("bench", "causal", "--shape", "1,2,3,4", "--options", "bogus=1"),
-     "unknown kernel option 'bogus'"),
-    (("bench", "causal", "--shape", "1,2,3,4", "--device", "tpu"),
-     "invalid choice: 'tpu'"),
-])
-def test_bench_usage_errors_exit_2(args, message):
-    r = cli(*args)
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    assert message in r.stderr
-    assert "usage: python -m attn_mlir bench" in r.stderr
-    assert "Traceback" not in r.stderr
-
-
-def test_bench_a_file_that_is_no_variant(tmp_path):
-    f = tmp_path / "bad.mlir"
-    f.write_bytes(b"\xff\xfe not text")
-    r = cli("bench", f, "--shape", "1,1,8,16")
-    assert r.returncode == 2
-    assert f"{f} is not a variant file" in r.stderr
-
-
 def test_flop_count():
     """bench/'s convention: 4*B*H*S*S*D, halved under a causal mask,
     2.5x for the backward; Q K^T and P V counted apart when Dv != D."""
@@ -429,10 +416,10 @@ FIND = ("from attn_mlir import compiler\n"
         "print(compiler.find_tool('attn-opt'))\n")
 
 
-def _find(site: Path, env: dict) -> str:
+def _find(site: Path, env: dict, pythonpath: str = None) -> str:
     e = {k: v for k, v in os.environ.items()
          if k not in ("ATTN_OPT", "ATTN_BUILD_DIR")}
-    e.update(env, PYTHONPATH=str(site))
+    e.update(env, PYTHONPATH=pythonpath or str(site))
     r = subprocess.run([sys.executable, "-c", FIND], capture_output=True,
                        text=True, env=e, cwd=site, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -459,6 +446,33 @@ def test_find_tool_order_of_an_installed_package(tmp_path):
     assert _find(site, env) == str(build)
     del env["ATTN_BUILD_DIR"]
     assert _find(site, env) == "None"
+
+
+def _editable_install(site: Path, url: str) -> Path:
+    """What `pip install -e <checkout>` leaves in site-packages, as far as
+    find_tool reads it: the distribution's metadata with its PEP 610
+    direct_url.json, and the tools in attn_mlir/bin (the package itself is
+    imported from the checkout)."""
+    dist = site / "attn_mlir-0.1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: attn-mlir\n"
+                                   "Version: 0.1.0\n")
+    (dist / "direct_url.json").write_text(json.dumps(
+        {"dir_info": {"editable": True}, "url": url}))
+    return _fake_tool(site / "attn_mlir" / "bin" / "attn-opt")
+
+
+@pytest.mark.parametrize("url, found", [
+    (REPO.as_uri(), True),                       # this checkout
+    ((REPO / "elsewhere").as_uri(), False),      # another checkout's
+])
+def test_find_tool_of_an_editable_install(tmp_path, url, found):
+    site = tmp_path / "site"
+    tool = _editable_install(site, url)
+    on_path = _fake_tool(tmp_path / "path" / "attn-opt")
+    got = _find(site, {"PATH": f"{on_path.parent}:/usr/bin:/bin"},
+                pythonpath=f"{PYTHON_DIR}:{site}")
+    assert got == str(tool if found else on_path)
 
 
 def test_find_tool_in_the_checkout(tmp_path, monkeypatch):
