@@ -332,11 +332,11 @@ def _bench_cpu(v, args, shape, dtype: str, why: str) -> int:
                 GRAD_TOLERANCE[dtype] if args.tol is None else args.tol):
             return 1
         steps.append(("backward", backward, True))
-    for name, fn, bwd in steps:
+    for name, fn, is_grad in steps:
         times = timing.wall_clock_s(fn, args.repeats)
         med = float(np.median(times))
         fl = timing.attention_flops(B, H, S, S, D, causal=_causal(v),
-                                    backward=bwd)
+                                    backward=is_grad)
         print(f"{name}: {med * 1e3:.2f} ms median of {args.repeats} calls "
               f"(min {min(times) * 1e3:.2f} ms), {fl / med / 1e9:.2f} "
               "GFLOP/s")
@@ -389,8 +389,8 @@ def _bench_gpu(v, args, shape, dtype: str, options: dict) -> int:
                                    f"{v.name}_attention_grad")
         o2, lse2 = fwd2.run(tq, tk, tv, **extra)
         lse2 = lse2 if "lse" in bwd.params else None
-        do = torch.randn(o2.shape, device="cuda", generator=torch.Generator(
-            "cuda").manual_seed(args.seed + 1)).to(o2.dtype)
+        do = torch.randn(o2.shape, device=o2.device, generator=torch.Generator(
+            o2.device).manual_seed(args.seed + 1)).to(o2.dtype)
         grads = compiler.attention_grad(tq, tk, tv, o2, do, variant=v,
                                         lse=lse2, captures=tcaps,
                                         options=options, **tops)
@@ -402,17 +402,16 @@ def _bench_gpu(v, args, shape, dtype: str, options: dict) -> int:
             tq, tk, tv, o2, do, lse=lse2, **extra), timing.backward_step(
             lambda a, b, c: F.scaled_dot_product_attention(
                 a, b, c, is_causal=causal), tq, tk, tv, do), True))
-    peer = ("torch SDPA" + (" (is_causal=True)" if causal else "") +
-            (", the same attention" if _is_plain_sdpa(v) else
-             ", plain softmax attention: a speed reference, not the "
-             "variant's function"))
-    for name, ours, sdpa, bwd in rows:
+    print(f"peer: torch SDPA (is_causal={causal}): " + (
+        "the same attention" if _is_plain_sdpa(v) else "plain softmax "
+        "attention, a speed reference, not the variant's function"))
+    for name, ours, sdpa, is_grad in rows:
         fl = timing.attention_flops(B, H, S, S, D, causal=causal,
-                                    backward=bwd)
+                                    backward=is_grad)
         ms, how = timing.gpu_time_ms(ours)
         ms_peer, _ = timing.gpu_time_ms(sdpa)
         print(f"{name}: attn-mlir {ms:.3f} ms {fl / ms / 1e9:.1f} TFLOP/s, "
-              f"{peer} {ms_peer:.3f} ms {fl / ms_peer / 1e9:.1f} TFLOP/s, "
+              f"SDPA {ms_peer:.3f} ms {fl / ms_peer / 1e9:.1f} TFLOP/s, "
               f"attn-mlir / SDPA {ms_peer / ms:.2f}")
     print(f"same process, same inputs; timed with {how}. {_flops_note(v)}")
     return 0
