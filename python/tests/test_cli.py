@@ -94,15 +94,22 @@ def test_run_causal_against_the_reference():
     assert 0 < run_error(r) < 1e-5
 
 
-def test_run_fails_above_the_tolerance():
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_above_the_tolerance_fails(command):
     """The error printed is a real comparison: a tolerance below f32's
-    rounding fails (exit 1)."""
+    rounding fails (exit 1); bench then times nothing."""
     needs_tool("attn-run")
-    r = cli("run", "softmax", "--shape", "2,3,29,16", "--device", "cpu",
+    r = cli(command, "softmax", "--shape", "2,3,29,16", "--device", "cpu",
             "--tol", "1e-12")
     assert r.returncode == 1
-    assert "above the tolerance" in r.stderr
-    assert float(RUN_ERROR.search(r.stdout).group(1)) > 1e-12
+    if command == "run":
+        assert "above the tolerance" in r.stderr
+        err = RUN_ERROR.search(r.stdout)
+    else:
+        assert "O above the tolerance; not timed" in r.stderr
+        assert not BENCH_TIME.search(r.stdout)
+        err = BENCH_CHECK.search(r.stdout)
+    assert float(err.group(1)) > 1e-12
 
 
 @pytest.mark.parametrize("name, extra", [
@@ -302,16 +309,6 @@ def test_bench_a_variant_file(tmp_path):
     r = cli("bench", f, "--shape", "1,1,45,16", "--repeats", "2")
     assert r.stdout.startswith("my_window: B=1 H=1 S=45 D=16")
     assert set(_bench_times(r)) == {"forward"}
-
-
-def test_bench_does_not_time_a_failed_check():
-    needs_tool("attn-run")
-    r = cli("bench", "softmax", "--shape", "1,2,29,16", "--device", "cpu",
-            "--tol", "1e-12")
-    assert r.returncode == 1
-    assert "O above the tolerance; not timed" in r.stderr
-    assert float(BENCH_CHECK.search(r.stdout).group(1)) > 1e-12
-    assert not BENCH_TIME.search(r.stdout)
 
 
 def test_flop_count():
