@@ -31,6 +31,7 @@ from cases import CASES  # noqa: E402
 from gpu_bench import DT, _flex_mods, flops, make_inputs  # noqa: E402
 from attn_mlir import reference  # noqa: E402
 from attn_mlir.runtime import Bundle  # noqa: E402
+from attn_mlir.timing import backward_step  # noqa: E402
 
 #: Largest norm-relative error of a bf16/f16 gradient against float64.
 TOLERANCE = 3e-2
@@ -120,14 +121,6 @@ def check(case, fwd, bwd, shape, seed, key_scale):
     return res
 
 
-def _bwd_peer(fn, q, k, v, do):
-    """A function timing only the backward of ``fn(q, k, v)``."""
-    qq, kk, vv = (t.detach().requires_grad_() for t in (q, k, v))
-    out = fn(qq, kk, vv)
-    return lambda: torch.autograd.grad(out, (qq, kk, vv), do,
-                                       retain_graph=True)
-
-
 def time_peers(case, q, k, v, do, extra, fl, do_bench, row):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.attention.flex_attention import (create_block_mask,
@@ -139,7 +132,7 @@ def time_peers(case, q, k, v, do, extra, fl, do_bench, row):
                               ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)):
             try:
                 with sdpa_kernel([backend]):
-                    step = _bwd_peer(lambda a, b, c: F.scaled_dot_product_attention(
+                    step = backward_step(lambda a, b, c: F.scaled_dot_product_attention(
                         a, b, c, is_causal=causal), q, k, v, do)
                     ms = do_bench(step, warmup=10, rep=50, return_mode="median")
                 row[name] = fl / ms / 1e9
@@ -166,7 +159,7 @@ def time_peers(case, q, k, v, do, extra, fl, do_bench, row):
 
         def fn(a, b, c):
             return flex(a, b, c, score_mod=score_mod, block_mask=bm)
-    step = _bwd_peer(fn, q, k, v, do)
+    step = backward_step(fn, q, k, v, do)
     step()
     ms = do_bench(step, warmup=10, rep=50, return_mode="median")
     row["flex"] = fl / ms / 1e9

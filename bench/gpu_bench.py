@@ -48,6 +48,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 from cases import CASES, SOFTCAP, alibi_slopes  # noqa: E402
 from attn_mlir import reference  # noqa: E402
 from attn_mlir.runtime import Bundle  # noqa: E402
+from attn_mlir.timing import attention_flops  # noqa: E402
 
 DT = {"bf16": torch.bfloat16, "f16": torch.float16}
 
@@ -127,8 +128,8 @@ def check(case, kernel, shape, seed, key_scale):
 
 
 def flops(case, B, H, S, D, causal):
-    f = 4.0 * B * H * S * S * D
-    return f / 2 if causal else f
+    """4*B*H*S*S*D, halved for causal (attn_mlir.timing.attention_flops)."""
+    return attention_flops(B, H, S, S, D, causal=causal)
 
 
 def _flex_mods(case, k, extra, D, causal):

@@ -225,7 +225,9 @@ static LogicalResult verifyToolkit(const attn::AttnToNVVMOptions &options,
   StringRef toolkit = options.toolkit;
   const char *valid = "; valid values: a CUDA toolkit directory, with "
                       "nvvm/libdevice/libdevice.10.bc and ptxas (in its bin/ "
-                      "or on PATH), e.g. /usr/local/cuda";
+                      "or on PATH), e.g. /usr/local/cuda, or the "
+                      "site-packages/nvidia/cu13 folder that `pip install "
+                      "nvidia-cuda-nvcc` fills";
   if (toolkit.empty() || !llvm::sys::fs::is_directory(toolkit))
     return emitError("attn-to-nvvm: toolkit='" + toolkit +
                      "' is not a directory" + valid);

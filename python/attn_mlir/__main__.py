@@ -8,6 +8,9 @@ command by ``pip install``).
     python -m attn_mlir run VARIANT --shape B,H,S,D [--device auto|cpu|cuda]
                             [--dtype f32|f16|bf16] [--lowering flash|loops]
                             [--seed N] [--tol T]
+    python -m attn_mlir bench VARIANT --shape B,H,S,D [--backward]
+                              [--device ...] [--dtype ...] [--repeats N]
+                              [--options "..."] [--lowering ...] [--seed N]
 
 VARIANT is a library name (``list``) or a variant file (``*.mlir`` holding
 one ``attn.variant``, with the library's ``@capture`` / ``@sink_*`` header
@@ -22,9 +25,24 @@ through ``compiler.attention`` (on the GPU when torch sees a CUDA device and
 ``--device`` is ``auto`` or ``cuda``, else on the CPU JIT) and prints its
 largest error against the float64 reference (``attn_mlir.reference``), as
 ``max |O - O_ref| / max |O_ref|``; it exits with 1 when that is above the
-tolerance.
+tolerance. ``--device gpu`` is ``--device cuda``; the GPU path needs torch
+with a CUDA device and cuda-bindings (``gpu_unavailable`` says which is
+missing).
 
-Exit codes: 0 done, 1 the compiler refused or the error is above the
+``bench`` checks the variant once as ``run`` does (and, with
+``--backward``, its gradients against ``reference.attention_backward``),
+then times it. On the GPU: the kernel bundle (``compile``'s; with
+``--backward`` the bundle with ``<variant>_attention_grad``) launched
+directly on preallocated outputs, and torch SDPA (``is_causal`` where the
+variant has a causal mask) on the same inputs in the same process, through
+``timing.gpu_time_ms`` (triton's ``do_bench`` as in bench/, else CUDA
+events); it prints TFLOP/s (``timing.attention_flops``, bench/'s count) and
+attn-mlir / SDPA, and says whether SDPA computes the same function or is
+only a speed reference. Without a GPU: the CPU path, ``compiler.attention``
+(``cpu_cache=True``: the function compiled once) timed by wall clock over
+``--repeats`` calls, and the output says that it is the CPU path and why.
+
+Exit codes: 0 done, 1 the compiler refused or an error is above the
 tolerance, 2 a bad command line (an unknown variant, a bad shape, ...).
 """
 
@@ -33,7 +51,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -78,16 +96,65 @@ def parse_shape(text: str) -> tuple:
     return dims
 
 
-def _cuda_available() -> bool:
+def gpu_unavailable() -> Optional[str]:
+    """Why the GPU path cannot run here (None when it can): torch, a CUDA
+    device it sees, and cuda-bindings (the runtime's driver API)."""
     try:
         import torch
     except ImportError:
-        return False
-    return torch.cuda.is_available()
+        return "torch is not installed"
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA device"
+    try:
+        import cuda.bindings.driver  # noqa: F401
+    except ImportError:
+        return "cuda-bindings is not installed"
+    return None
 
 
-def _run_gpu(v, q, k, val, caps, ops, dtype: str):
-    """O on the GPU (bf16 / f16 tensors) and the inputs as it saw them."""
+def _use_gpu(args) -> Tuple[bool, Optional[str]]:
+    """Whether ``--device`` (auto, cpu, cuda or its alias gpu) picks the
+    GPU, and why not where auto falls back to the CPU; ``UsageError`` when
+    it asks for a GPU that cannot run."""
+    if args.device == "cpu":
+        return False, "--device cpu"
+    why = gpu_unavailable()
+    if args.device in ("cuda", "gpu") and why:
+        raise UsageError(f"--device {args.device}: no usable GPU ({why}); "
+                         "pip install 'attn-mlir[gpu]' on a machine with an "
+                         "NVIDIA GPU")
+    return why is None, why
+
+
+def _dtype(args, gpu: bool, command: str) -> str:
+    dtype = args.dtype or ("bf16" if gpu else "f32")
+    if gpu and dtype == "f32":
+        raise UsageError("the GPU kernel takes bf16 or f16 (--dtype)")
+    if not gpu and dtype == "bf16":
+        raise UsageError(f"`{command}` on the CPU takes f32 or f16 (--dtype)")
+    return dtype
+
+
+def _operands(v, shape: tuple, seed: int, command: str):
+    B, H, S, D = shape
+    try:
+        return variants.random_operands(v, B, H, H, S, D, D, seed=seed)
+    except ValueError as e:
+        raise UsageError(f"{e}, so `{command}` cannot make it; call "
+                         "compiler.attention(..., captures=[...])") from None
+
+
+def _round_f16(q, k, val, ops):
+    """The f16 inputs of the CPU path, as the reference must see them."""
+    q, k, val = (x.astype(np.float16) for x in (q, k, val))
+    ops = {n: a if n == "sink_logits" else a.astype(np.float16)
+           for n, a in ops.items()}
+    return q, k, val, ops
+
+
+def _to_gpu(q, k, val, caps, ops, dtype: str):
+    """The operands as the GPU kernel takes them (q, k, v and the sink rows
+    of ``dtype``, sink logits f32, the captures as they are)."""
     import torch
     dev, dt = torch.device("cuda"), getattr(torch, compiler._TORCH_DTYPES[
         dtype])
@@ -95,51 +162,52 @@ def _run_gpu(v, q, k, val, caps, ops, dtype: str):
     tops = {n: torch.as_tensor(a).to(dev, torch.float32 if
                                      n == "sink_logits" else dt)
             for n, a in ops.items()}
-    out = compiler.attention(*t, variant=v, captures=[
-        torch.as_tensor(c).to(dev) for c in caps], **tops)
-    seen = [x.float().cpu().numpy() for x in t]
-    seen_ops = {n: x.float().cpu().numpy() for n, x in tops.items()}
-    return out.float().cpu().numpy(), seen, seen_ops
+    return t, [torch.as_tensor(c).to(dev) for c in caps], tops
+
+
+def _numpy(*ts):
+    return [t.float().cpu().numpy() for t in ts]
+
+
+def _run_gpu(v, q, k, val, caps, ops, dtype: str):
+    """O on the GPU (bf16 / f16 tensors) and the inputs as it saw them."""
+    t, tcaps, tops = _to_gpu(q, k, val, caps, ops, dtype)
+    out = compiler.attention(*t, variant=v, captures=tcaps, **tops)
+    seen_ops = dict(zip(tops, _numpy(*tops.values())))
+    return _numpy(out)[0], _numpy(*t), seen_ops
+
+
+def relative_error(got, want) -> float:
+    """``max |got - want| / max |want|`` (inf where got is not finite)."""
+    got = np.asarray(got, np.float64)
+    scale = max(float(np.max(np.abs(want))), 1e-30)
+    return float(np.max(np.abs(got - want))) / scale if np.all(
+        np.isfinite(got)) else float("inf")
+
+
+def _reference(v, q, k, val, caps, ops):
+    return v.reference(q.astype(np.float64), k.astype(np.float64),
+                       val.astype(np.float64), *caps,
+                       **{n: a.astype(np.float64) for n, a in ops.items()})
 
 
 def cmd_run(args) -> int:
     v = load_variant(args.variant)
     shape = parse_shape(args.shape)
-    if args.device == "cuda" and not _cuda_available():
-        raise UsageError("--device cuda: torch with a CUDA device is not "
-                         "available (pip install 'attn-mlir[gpu]')")
-    gpu = args.device == "cuda" or (args.device == "auto" and
-                                   _cuda_available())
-    dtype = args.dtype or ("bf16" if gpu else "f32")
-    if gpu and dtype == "f32":
-        raise UsageError("the GPU kernel takes bf16 or f16 (--dtype)")
-    if not gpu and dtype == "bf16":
-        raise UsageError("`run` on the CPU takes f32 or f16 (--dtype)")
+    gpu, _ = _use_gpu(args)
+    dtype = _dtype(args, gpu, "run")
     B, H, S, D = shape
-    try:
-        q, k, val, caps, ops = variants.random_operands(v, B, H, H, S, D, D,
-                                                        seed=args.seed)
-    except ValueError as e:
-        raise UsageError(f"{e}, so `run` cannot make it; call "
-                         "compiler.attention(..., captures=[...])") from None
+    q, k, val, caps, ops = _operands(v, shape, args.seed, "run")
     if gpu:
         o, (q, k, val), ops = _run_gpu(v, q, k, val, caps, ops, dtype)
         where = f"the GPU ({dtype} kernel bundle)"
     else:
         if dtype == "f16":       # the reference sees the rounded inputs
-            q, k, val = (x.astype(np.float16) for x in (q, k, val))
-            ops = {n: a if n == "sink_logits" else a.astype(np.float16)
-                   for n, a in ops.items()}
+            q, k, val, ops = _round_f16(q, k, val, ops)
         o = compiler.attention(q, k, val, variant=v, captures=caps,
                                lowering=args.lowering, **ops)
         where = f"the CPU JIT ({dtype}, lowering {args.lowering})"
-    ref = v.reference(q.astype(np.float64), k.astype(np.float64),
-                      val.astype(np.float64), *caps,
-                      **{n: a.astype(np.float64) for n, a in ops.items()})
-    o = np.asarray(o, np.float64)
-    scale = max(float(np.max(np.abs(ref))), 1e-30)
-    err = float(np.max(np.abs(o - ref))) / scale if np.all(
-        np.isfinite(o)) else float("inf")
+    err = relative_error(o, _reference(v, q, k, val, caps, ops))
     tol = TOLERANCE[dtype] if args.tol is None else args.tol
     print(f"{v.name}: B={B} H={H} S={S} D={D} on {where}")
     print(f"max relative error {err:.3e} (max |O - O_ref| / max |O_ref|, "
@@ -150,17 +218,238 @@ def cmd_run(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------
+# bench
+# ---------------------------------------------------------------------------
+
+#: Largest ``||g - g_ref|| / ||g_ref||`` of a gradient accepted by ``bench
+#: --backward`` (bf16: bench/gpu_backward.py's tolerance).
+GRAD_TOLERANCE = {"f32": 1e-4, "f16": 1e-2, "bf16": 3e-2}
+
+
+def _causal(v) -> bool:
+    return any(m.get("kind") == "causal" for m in v.spec.get("masks") or ())
+
+
+def _is_plain_sdpa(v) -> bool:
+    """Whether torch SDPA (``is_causal`` as the variant) computes the
+    variant's function: softmax of q.k / sqrt(D), at most a causal mask."""
+    spec = {k: x for k, x in v.spec.items() if x is not None}
+    masks = spec.pop("masks", None) or []
+    return spec in ({}, {"normalization": "softmax"}) and all(
+        m == {"kind": "causal"} for m in masks) and not (
+        v.captures or v.sink_logits or v.sink_rows or v.score_mod_fn or
+        v.mask_mod_fn)
+
+
+def _grad_errors(v, grads, q, k, val, do, caps, ops) -> dict:
+    """``||g - g_ref|| / ||g_ref||`` per gradient of ``grads``
+    (``compiler.AttentionGrads``) against ``reference.attention_backward``
+    on the same (rounded) inputs."""
+    from . import reference
+    f64 = lambda a: None if a is None else np.asarray(a, np.float64)  # noqa
+    ref = reference.attention_backward(
+        f64(q), f64(k), f64(val), f64(do), captures=[
+            c.astype(np.float64 if c.dtype.kind == "f" else np.int64)
+            for c in caps],
+        sink_logits=f64(ops.get("sink_logits")),
+        sink_key=f64(ops.get("sink_key")),
+        sink_value=f64(ops.get("sink_value")), **v.reference_kwargs())
+    pairs = [("dq", grads.dq, ref.dq), ("dk", grads.dk, ref.dk),
+             ("dv", grads.dv, ref.dv)]
+    for name in ("d_sink_logits", "d_sink_key", "d_sink_value"):
+        if getattr(ref, name) is not None:
+            pairs.append((name, getattr(grads, name), getattr(ref, name)))
+    pairs += [(f"d_{c.name}", g, r) for c, g, r in zip(
+        v.captures, grads.d_captures, ref.d_captures) if r is not None]
+    errors = {}
+    for name, got, want in pairs:
+        got = np.asarray(got.float().cpu().numpy() if hasattr(got, "cpu")
+                         else got, np.float64)
+        errors[name] = float(np.linalg.norm(got - want) / max(
+            np.linalg.norm(want), 1e-30)) if np.all(np.isfinite(got)) \
+            else float("inf")
+    return errors
+
+
+def _report_check(what: str, err, tol: float) -> bool:
+    """Prints a check's line; whether it passed (``err``: a number, or a
+    dict of them per gradient)."""
+    if isinstance(err, dict):
+        worst = max(err.values())
+        detail = ", ".join(f"{n} {e:.2e}" for n, e in err.items())
+        print(f"check {what}: ||g - g_ref|| / ||g_ref|| {detail} against the "
+              f"float64 reference (tolerance {tol:.0e})")
+    else:
+        worst = err
+        print(f"check {what}: max |O - O_ref| / max |O_ref| {err:.3e} "
+              f"against the float64 reference (tolerance {tol:.0e})")
+    if worst > tol:
+        print(f"error: {what} above the tolerance; not timed",
+              file=sys.stderr)
+        return False
+    return True
+
+
+def _bench_cpu(v, args, shape, dtype: str, why: str) -> int:
+    """Wall-clock times of the CPU path (compiler.attention on numpy
+    arrays: cpu_module's compiled function, else attn-run)."""
+    from . import cpu_module, timing
+    B, H, S, D = shape
+    q, k, val, caps, ops = _operands(v, shape, args.seed, "bench")
+    if dtype == "f16":
+        q, k, val, ops = _round_f16(q, k, val, ops)
+    cached = cpu_module.available()
+    how = ("compiled once into a shared library (attn_mlir.cpu_module), "
+           "called through ctypes" if cached else "attn-run, which lowers "
+           "and JIT-compiles the function again on every call (no "
+           "mlir-translate or clang for attn_mlir.cpu_module), so the times "
+           "include compilation")
+    print(f"{v.name}: B={B} H={H} S={S} D={D}, {dtype}, on the CPU path, not "
+          f"the GPU ({why}): the CPU JIT, lowering {args.lowering}, {how}")
+    kw = dict(variant=v, captures=caps, lowering=args.lowering,
+              cpu_cache=cached, **ops)
+    with_lse = args.backward and v.has_lse
+
+    def forward():
+        return compiler.attention(q, k, val, return_lse=with_lse, **kw)
+
+    o, lse = forward() if with_lse else (forward(), None)
+    tol = TOLERANCE[dtype] if args.tol is None else args.tol
+    if not _report_check("O", relative_error(
+            o, _reference(v, q, k, val, caps, ops)), tol):
+        return 1
+    steps = [("forward", forward, False)]
+    if args.backward:
+        do = np.random.default_rng(args.seed + 1).standard_normal(
+            o.shape).astype(o.dtype)
+
+        def backward():
+            return compiler.attention_grad(q, k, val, o, do, lse=lse, **kw)
+
+        if not _report_check("gradients", _grad_errors(
+                v, backward(), q, k, val, do, caps, ops),
+                GRAD_TOLERANCE[dtype] if args.tol is None else args.tol):
+            return 1
+        steps.append(("backward", backward, True))
+    for name, fn, is_grad in steps:
+        times = timing.wall_clock_s(fn, args.repeats)
+        med = float(np.median(times))
+        fl = timing.attention_flops(B, H, S, S, D, causal=_causal(v),
+                                    backward=is_grad)
+        print(f"{name}: {med * 1e3:.2f} ms median of {args.repeats} calls "
+              f"(min {min(times) * 1e3:.2f} ms), {fl / med / 1e9:.2f} "
+              "GFLOP/s")
+    print(_flops_note(v))
+    return 0
+
+
+def _flops_note(v) -> str:
+    return ("FLOPs: 4*B*H*S*S*D" + (", halved for the causal mask" if
+                                    _causal(v) else "") +
+            "; the backward 2.5x (bench/'s count)")
+
+
+def _bench_gpu(v, args, shape, dtype: str, options: dict) -> int:
+    """The variant's kernel bundle checked once against the float64
+    reference and timed against torch SDPA in the same process."""
+    import torch
+    import torch.nn.functional as F
+    from . import timing
+    B, H, S, D = shape
+    q, k, val, caps, ops = _operands(v, shape, args.seed, "bench")
+    (tq, tk, tv), tcaps, tops = _to_gpu(q, k, val, caps, ops, dtype)
+    print(f"{v.name}: B={B} H={H} S={S} D={D}, {dtype}, on the GPU "
+          f"({torch.cuda.get_device_name()}, the kernel bundle)")
+    sinks = {n: tops.get(n) for n in ("sink_logits", "sink_key",
+                                      "sink_value")}
+    o = compiler.attention(tq, tk, tv, variant=v, captures=tcaps,
+                           options=options, **tops)
+    seen = _numpy(tq, tk, tv)
+    seen_ops = dict(zip(tops, _numpy(*tops.values())))
+    tol = TOLERANCE[dtype] if args.tol is None else args.tol
+    if not _report_check("O", relative_error(_numpy(o)[0], _reference(
+            v, *seen, caps, seen_ops)), tol):
+        return 1
+    extra = compiler._gpu_operands(v, tq, tcaps, **sinks)
+    compiled = dict(head_dim=D, dtype=dtype, captures=tcaps,
+                    sink_logits=bool(v.sink_logits),
+                    sink_rows=bool(v.sink_rows), options=options)
+    fwd = compiler._gpu_kernel(compiler.compile(v, **compiled), tq.device)
+    out, lse = fwd.run(tq, tk, tv, **extra)
+    causal = _causal(v)
+    rows = [("forward", lambda: fwd.run(tq, tk, tv, out=out, lse=lse,
+                                        **extra),
+             lambda: F.scaled_dot_product_attention(tq, tk, tv,
+                                                    is_causal=causal), False)]
+    if args.backward:
+        path = compiler.compile(v, backward=True, **compiled)
+        fwd2 = compiler._gpu_kernel(path, tq.device, f"{v.name}_attention")
+        bwd = compiler._gpu_kernel(path, tq.device,
+                                   f"{v.name}_attention_grad")
+        o2, lse2 = fwd2.run(tq, tk, tv, **extra)
+        lse2 = lse2 if "lse" in bwd.params else None
+        do = torch.randn(o2.shape, device=o2.device, generator=torch.Generator(
+            o2.device).manual_seed(args.seed + 1)).to(o2.dtype)
+        grads = compiler.attention_grad(tq, tk, tv, o2, do, variant=v,
+                                        lse=lse2, captures=tcaps,
+                                        options=options, **tops)
+        if not _report_check("gradients", _grad_errors(
+                v, grads, *seen, _numpy(do)[0], caps, seen_ops),
+                GRAD_TOLERANCE[dtype] if args.tol is None else args.tol):
+            return 1
+        rows.append(("backward", lambda: bwd.run_grad(
+            tq, tk, tv, o2, do, lse=lse2, **extra), timing.backward_step(
+            lambda a, b, c: F.scaled_dot_product_attention(
+                a, b, c, is_causal=causal), tq, tk, tv, do), True))
+    print(f"peer: torch SDPA (is_causal={causal}): " + (
+        "the same attention" if _is_plain_sdpa(v) else "plain softmax "
+        "attention, a speed reference, not the variant's function"))
+    for name, ours, sdpa, is_grad in rows:
+        fl = timing.attention_flops(B, H, S, S, D, causal=causal,
+                                    backward=is_grad)
+        ms, how = timing.gpu_time_ms(ours)
+        ms_peer, _ = timing.gpu_time_ms(sdpa)
+        print(f"{name}: attn-mlir {ms:.3f} ms {fl / ms / 1e9:.1f} TFLOP/s, "
+              f"SDPA {ms_peer:.3f} ms {fl / ms_peer / 1e9:.1f} TFLOP/s, "
+              f"attn-mlir / SDPA {ms_peer / ms:.2f}")
+    print(f"same process, same inputs; timed with {how}. {_flops_note(v)}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    v = load_variant(args.variant)
+    shape = parse_shape(args.shape)
+    if args.repeats < 1:
+        raise UsageError(f"--repeats is a positive integer, got "
+                         f"{args.repeats}")
+    gpu, why = _use_gpu(args)
+    dtype = _dtype(args, gpu, "bench")
+    options = _kernel_options(args.options)
+    if not gpu:
+        if options:
+            raise UsageError(f"--options are kernel options of the GPU; this "
+                             f"bench runs on the CPU path ({why})")
+        return _bench_cpu(v, args, shape, dtype, why)
+    return _bench_gpu(v, args, shape, dtype, options)
+
+
+def _kernel_options(text) -> dict:
+    try:
+        options = compiler.parse_options(text or "")
+        compiler.kernel_option_args(options)
+    except ValueError as e:
+        raise UsageError(f"--options: {e}") from None
+    return options
+
+
 def cmd_compile(args) -> int:
     v = load_variant(args.variant)
     for flag, d in (("--head-dim", args.head_dim),
                     ("--head-dim-v", args.head_dim_v)):
         if d is not None and d < 1:
             raise UsageError(f"{flag} is a positive integer, got {d}")
-    try:
-        options = compiler.parse_options(args.options or "")
-        compiler.kernel_option_args(options)
-    except ValueError as e:
-        raise UsageError(f"--options: {e}") from None
+    options = _kernel_options(args.options)
     bundle = compiler.compile(
         v, head_dim=args.head_dim, head_dim_v=args.head_dim_v,
         dtype=args.dtype, captures=variants.gpu_capture_shapes(v),
@@ -190,6 +479,25 @@ def _command(sub, name: str, fn, summary: str, description: str,
         p.add_argument("variant", metavar="VARIANT",
                        help="a library name or a .mlir variant file")
     return p
+
+
+def _operand_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``run`` and ``bench`` that say what to compute on."""
+    p.add_argument("--shape", required=True, metavar="B,H,S,D",
+                   help="batch, heads (of q and of k, v), sequence length "
+                   "(of q and of k, v), head dim")
+    p.add_argument("--device", default="auto",
+                   choices=("auto", "cpu", "cuda", "gpu"),
+                   help="auto (default): the GPU when torch sees a CUDA "
+                   "device, else the CPU JIT; gpu is cuda")
+    p.add_argument("--dtype", default=None, choices=("f32", "f16", "bf16"),
+                   help="element type: f32 (default) or f16 on the CPU, "
+                   "bf16 (default) or f16 on the GPU")
+    p.add_argument("--lowering", default="flash", choices=("flash", "loops"),
+                   help="CPU lowering: flash (tiled online softmax, default) "
+                   "or loops (the literal definition)")
+    p.add_argument("--seed", type=int, default=0, help="input seed "
+                   "(default 0)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -230,25 +538,38 @@ def parser() -> argparse.ArgumentParser:
         "the captures and sinks it declares) through compiler.attention and "
         "print its largest error against the float64 reference, "
         "max |O - O_ref| / max |O_ref|; exit 1 above the tolerance.")
-    r.add_argument("--shape", required=True, metavar="B,H,S,D",
-                   help="batch, heads (of q and of k, v), sequence length "
-                   "(of q and of k, v), head dim")
-    r.add_argument("--device", default="auto", choices=("auto", "cpu",
-                                                        "cuda"),
-                   help="auto (default): the GPU when torch sees a CUDA "
-                   "device, else the CPU JIT")
-    r.add_argument("--dtype", default=None, choices=("f32", "f16", "bf16"),
-                   help="element type: f32 (default) or f16 on the CPU, "
-                   "bf16 (default) or f16 on the GPU")
-    r.add_argument("--lowering", default="flash", choices=("flash", "loops"),
-                   help="CPU lowering: flash (tiled online softmax, default) "
-                   "or loops (the literal definition)")
-    r.add_argument("--seed", type=int, default=0, help="input seed "
-                   "(default 0)")
+    _operand_arguments(r)
     r.add_argument("--tol", type=float, default=None,
                    help="largest accepted error (default: "
                    + ", ".join(f"{t:.0e} for {d}" for d, t in
                                TOLERANCE.items()) + ")")
+    b = _command(
+        sub, "bench", cmd_bench, "time a variant's kernel (or the CPU path)",
+        "Time VARIANT on random seeded inputs of --shape. With a GPU (torch "
+        "sees a CUDA device; cuda-bindings installed): its kernel bundle, "
+        "checked once against the float64 reference, then timed (triton's "
+        "do_bench, else CUDA events) against torch SDPA in the same process, "
+        "printing TFLOP/s and attn-mlir / SDPA. Without one: the CPU path "
+        "(compiler.attention on numpy arrays), checked the same way and "
+        "timed by wall clock over --repeats calls. --backward times the "
+        "gradients too. Exit 1 when a check fails (nothing is then timed).")
+    _operand_arguments(b)
+    b.add_argument("--backward", action="store_true",
+                   help="also check and time the gradients (the bundle's "
+                   "<variant>_attention_grad; on the CPU attention_grad)")
+    b.add_argument("--repeats", type=int, default=5, metavar="N",
+                   help="timed calls on the CPU path (default 5; the GPU is "
+                   "timed by do_bench's own repetitions)")
+    b.add_argument("--options", default=None, metavar="'NAME=VALUE ...'",
+                   help="kernel options of --attn-to-nvvm (the GPU only), "
+                   "as for `compile`")
+    b.add_argument("--tol", type=float, default=None,
+                   help="largest accepted error of O and of each gradient "
+                   "(default: O " + ", ".join(
+                       f"{t:.0e} for {d}" for d, t in TOLERANCE.items())
+                   + "; gradients, ||g - g_ref|| / ||g_ref||, " + ", ".join(
+                       f"{t:.0e} for {d}" for d, t in GRAD_TOLERANCE.items())
+                   + ")")
     return ap
 
 

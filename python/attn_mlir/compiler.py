@@ -34,18 +34,33 @@ raised.
 
 Tools are found through ``$ATTN_OPT`` / ``$ATTN_RUN``, then the package's
 own ``bin/`` folder (``PACKAGE_BIN``: where ``pip install`` puts the tools it
-builds), then ``PATH``, then ``$ATTN_BUILD_DIR/bin``, then
+builds), then, under ``pip install -e``, the ``bin/`` of the editable
+install (``editable_bin``), then ``PATH``, then ``$ATTN_BUILD_DIR/bin``, then
 ``<repo>/build/bin`` (in a checkout).
+
+The CUDA toolkit whose ptxas and libdevice turn the kernels into cubins
+(attn-opt's ``--attn-to-nvvm=toolkit=``) is the first complete one of
+``$CUDA_HOME``, ``$CUDA_PATH``, ``/usr/local/cuda`` and the folders NVIDIA's
+PyPI wheels install into a ``site-packages`` of ``sys.path``
+(``find_cuda_toolkit``): ``pip install nvidia-cuda-nvcc`` (CUDA 13, with
+nvidia-nvvm) fills ``nvidia/cu13/{bin/ptxas, nvvm/libdevice}``,
+``nvidia-cuda-nvcc-cu12`` fills ``nvidia/cuda_nvcc/``. Without one, attn-opt
+gets ``/usr/local/cuda`` (its own default), and its diagnostic comes back
+with the places looked at and the pip command (``missing_toolkit_message``).
+The toolkit is not part of a bundle's cache key (a machine without one can
+use bundles compiled elsewhere); ``compiler.json`` records it.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Sequence
@@ -59,7 +74,8 @@ from .kinds import SOFTMAX_FAMILY
 #: The capture element types that get a gradient from the backward.
 FLOAT_CAPTURE_ELEMENTS = ("f32",)
 
-__all__ = ["CompileError", "ToolTimeout", "find_tool", "cache_dir",
+__all__ = ["CompileError", "ToolTimeout", "find_tool", "find_cuda_toolkit",
+           "cache_dir",
            "resolve_variant", "gpu_module", "compile", "compile_module",
            "attention", "attention_grad", "AttentionGrads",
            "KERNEL_OPTIONS", "DEFAULT_TIMEOUT_S"]
@@ -90,12 +106,35 @@ class CompileError(RuntimeError):
             self.diagnostics.strip() else str(self)
 
 
+@functools.lru_cache(maxsize=None)
+def editable_bin() -> Optional[Path]:
+    """Where ``pip install -e <this checkout>`` put the tools it built:
+    ``<site-packages>/attn_mlir/bin``, while the package itself runs from
+    the checkout (scikit-build-core's editable mode redirects the imports to
+    ``python/``, not the installed programs); None unless this checkout is
+    installed so (the distribution's ``direct_url.json``, PEP 610)."""
+    from importlib import metadata
+    from urllib.parse import unquote, urlparse
+    try:
+        dist = metadata.distribution("attn-mlir")
+        info = json.loads(dist.read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError, OSError):
+        return None
+    url = urlparse(info.get("url", ""))
+    if not info.get("dir_info", {}).get("editable") or url.scheme != "file" \
+            or Path(unquote(url.path)).resolve() != REPO.resolve():
+        return None
+    return Path(os.path.abspath(str(dist.locate_file("attn_mlir/bin"))))
+
+
 def _tool_places(name: str, env: str):
     """Where ``find_tool`` looks, in order: (label, path or None), each
     worked out only when asked for (``find_tool`` runs on every compile
     call: the PATH search comes after the environment and the package)."""
     yield f"${env}", os.environ.get(env) or None
     yield "the package", str(PACKAGE_BIN / name)
+    if editable_bin() is not None:
+        yield "the editable install", str(editable_bin() / name)
     yield "PATH", shutil.which(name)
     build = os.environ.get("ATTN_BUILD_DIR")
     yield "$ATTN_BUILD_DIR", str(Path(build) / "bin" / name) if build else None
@@ -110,7 +149,8 @@ def _executable(path: str) -> bool:
 def find_tool(name: str, env: Optional[str] = None) -> Optional[str]:
     """``$ENV`` (default: ``name`` in capitals, ``-`` as ``_``) as it is
     given, else the first executable of ``PACKAGE_BIN/name`` (an installed
-    package), ``name`` on ``PATH``, ``$ATTN_BUILD_DIR/bin/name`` and, in a
+    package), ``editable_bin()/name`` (an editable one), ``name`` on
+    ``PATH``, ``$ATTN_BUILD_DIR/bin/name`` and, in a
     checkout, ``<repo>/build/bin/name``; None if there is none."""
     env = env or name.upper().replace("-", "_")
     for n, (_, path) in enumerate(_tool_places(name, env)):
@@ -136,6 +176,81 @@ def _require_tool(name: str) -> str:
             f"MLIR_DIR=<its lib/cmake/mlir>), or build a checkout with "
             f"utils/setup.sh, or set ${env} to the tool")
     return tool
+
+
+#: Toolkit folders looked at after ``$CUDA_HOME`` and ``$CUDA_PATH``.
+SYSTEM_CUDA_TOOLKITS = ("/usr/local/cuda",)
+#: Where NVIDIA's wheels put a toolkit inside a ``site-packages`` folder:
+#: CUDA 13 (``nvidia-cuda-nvcc`` puts bin/ptxas there, the nvidia-nvvm it
+#: requires nvvm/libdevice/libdevice.10.bc) and CUDA 12
+#: (``nvidia-cuda-nvcc-cu12`` holds both).
+WHEEL_CUDA_TOOLKITS = ("nvidia/cu13", "nvidia/cuda_nvcc")
+#: How to get a toolkit where ``find_cuda_toolkit`` looks.
+CUDA_PIP_HINT = ("pip install nvidia-cuda-nvcc (CUDA 13; "
+                 "nvidia-cuda-nvcc-cu12 for a CUDA 12 driver) installs ptxas "
+                 "and libdevice into site-packages/nvidia/, where attn_mlir "
+                 "finds them, or set $CUDA_HOME to a CUDA toolkit")
+
+
+def cuda_toolkit_problem(path) -> Optional[str]:
+    """What the folder ``path`` lacks as attn-opt's CUDA toolkit, by
+    attn-opt's rule (lib/Pipelines: nvvm/libdevice/libdevice.10.bc, and
+    ptxas in its bin/ or on PATH); None if nothing."""
+    p = Path(path)
+    if not p.is_dir():
+        return "not a directory"
+    if not (p / "nvvm" / "libdevice" / "libdevice.10.bc").is_file():
+        return "no nvvm/libdevice/libdevice.10.bc"
+    if not _executable(str(p / "bin" / "ptxas")) and not shutil.which(
+            "ptxas"):
+        return "no bin/ptxas and none on PATH"
+    return None
+
+
+def _toolkit_places():
+    """(label, folder or None) in the order ``find_cuda_toolkit`` looks."""
+    for env in ("CUDA_HOME", "CUDA_PATH"):
+        yield f"${env}", os.environ.get(env) or None
+    for path in SYSTEM_CUDA_TOOLKITS:
+        yield path, path
+    seen = set()
+    for entry in sys.path:
+        site = Path(entry or ".").resolve()
+        if site in seen or not (site / "nvidia").is_dir():
+            continue
+        seen.add(site)
+        for sub in WHEEL_CUDA_TOOLKITS:
+            path = str(site / sub)
+            yield path, path
+
+
+def find_cuda_toolkit() -> Optional[str]:
+    """The first folder of ``$CUDA_HOME``, ``$CUDA_PATH``,
+    ``SYSTEM_CUDA_TOOLKITS`` and ``<site-packages>/WHEEL_CUDA_TOOLKITS``
+    (each ``sys.path`` entry holding an ``nvidia/`` folder) that attn-opt
+    can use (``cuda_toolkit_problem``); None if none."""
+    for _, path in _toolkit_places():
+        if path and cuda_toolkit_problem(path) is None:
+            return path
+    return None
+
+
+def missing_toolkit_message() -> str:
+    """Where ``find_cuda_toolkit`` looked, what each place lacks, and how
+    to get a toolkit."""
+    tried, wheels = [], False
+    for label, path in _toolkit_places():
+        if path is None:
+            tried.append(f"{label} (unset)")
+            continue
+        wheels |= label == path and path not in SYSTEM_CUDA_TOOLKITS
+        where = path if label == path else f"{label}={path}"
+        tried.append(f"{where} ({cuda_toolkit_problem(path)})")
+    if not wheels:
+        tried.append("no site-packages folder on sys.path holds NVIDIA's "
+                     "wheels (nvidia/)")
+    return (f"No CUDA toolkit with ptxas and libdevice found (tried "
+            f"{'; '.join(tried)}). {CUDA_PIP_HINT}.")
 
 
 def cache_dir() -> Path:
@@ -349,16 +464,23 @@ def _compile_into(folder: Path, text: str, pipeline: str, ident, what: str,
     """attn-opt ``text`` with ``pipeline`` into the bundle folder ``folder``
     (``module.mlir`` and ``compiler.json`` beside the bundle)."""
     attn_opt = _require_tool("attn-opt")
+    # None found: the first system folder (attn-opt's own default), whose
+    # diagnostic then says what it lacks.
+    found = find_cuda_toolkit()
+    toolkit = found or SYSTEM_CUDA_TOOLKITS[0]
     src = folder / "module.mlir"
     src.write_text(text)
     r = run_tool([attn_opt, str(src), "-o", os.devnull,
-                  f"{pipeline} bundle-dir={folder}"],
+                  f"{pipeline} toolkit={toolkit} bundle-dir={folder}"],
                  timeout=timeout, what=f" compiling {what}")
     if r.returncode:
-        raise CompileError(f"attn-opt could not compile {what} for the GPU:",
-                           r.stderr.strip())
+        message = f"attn-opt could not compile {what} for the GPU:"
+        if found is None and "attn-to-nvvm: toolkit=" in r.stderr:
+            message += " " + missing_toolkit_message()
+        raise CompileError(message, r.stderr.strip())
     (folder / "compiler.json").write_text(json.dumps(
-        {"attn_opt": ident, "pipeline": pipeline}, indent=2))
+        {"attn_opt": ident, "pipeline": pipeline, "toolkit": toolkit},
+        indent=2))
 
 
 def compile_module(text: str, *, chip: str = "sm_90a",

@@ -37,11 +37,10 @@ def needs_tool(name):
 
 
 def needs_ptxas():
-    """attn-opt's default toolkit (/usr/local/cuda), else ptxas on PATH."""
-    if not (Path("/usr/local/cuda/bin/ptxas").is_file() or
-            shutil.which("ptxas")):
-        pytest.skip("no CUDA toolkit: ptxas is neither in /usr/local/cuda/bin "
-                    "nor on PATH, so no cubin can be assembled")
+    """A CUDA toolkit where compiler.find_cuda_toolkit looks."""
+    if compiler.find_cuda_toolkit() is None:
+        pytest.skip("no CUDA toolkit, so no cubin can be assembled: "
+                    + compiler.missing_toolkit_message())
 
 
 RUN_ERROR = re.compile(r"max relative error (\S+) \(")
@@ -70,10 +69,12 @@ def test_list_names_every_library_variant():
 
 
 @pytest.mark.parametrize("args, words", [
-    ((), ["list", "compile", "run"]),
+    ((), ["list", "compile", "run", "bench"]),
     (("compile",), ["--head-dim", "--dtype", "--backward", "--out",
                     "--options", "kv-tile"]),
     (("run",), ["--shape", "B,H,S,D", "--device", "float64 reference"]),
+    (("bench",), ["--shape", "--backward", "--repeats", "--options",
+                  "torch SDPA", "CPU path", "TFLOP/s"]),
 ])
 def test_help(args, words):
     r = cli(*args, "--help")
@@ -93,15 +94,22 @@ def test_run_causal_against_the_reference():
     assert 0 < run_error(r) < 1e-5
 
 
-def test_run_fails_above_the_tolerance():
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_above_the_tolerance_fails(command):
     """The error printed is a real comparison: a tolerance below f32's
-    rounding fails (exit 1)."""
+    rounding fails (exit 1); bench then times nothing."""
     needs_tool("attn-run")
-    r = cli("run", "softmax", "--shape", "2,3,29,16", "--device", "cpu",
+    r = cli(command, "softmax", "--shape", "2,3,29,16", "--device", "cpu",
             "--tol", "1e-12")
     assert r.returncode == 1
-    assert "above the tolerance" in r.stderr
-    assert float(RUN_ERROR.search(r.stdout).group(1)) > 1e-12
+    if command == "run":
+        assert "above the tolerance" in r.stderr
+        err = RUN_ERROR.search(r.stdout)
+    else:
+        assert "O above the tolerance; not timed" in r.stderr
+        assert not BENCH_TIME.search(r.stdout)
+        err = BENCH_CHECK.search(r.stdout)
+    assert float(err.group(1)) > 1e-12
 
 
 @pytest.mark.parametrize("name, extra", [
@@ -154,19 +162,41 @@ def test_run_from_outside_the_repo(tmp_path):
      "unknown kernel option 'bogus'"),
     (("compile", "causal", "--options", "kv-tile"), "is not NAME=VALUE"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
+    (("bench", "missing.mlir", "--shape", "1,2,3,4"),
+     "no variant file missing.mlir"),
+    (("bench", "causal", "--shape", "1,2,3"), "--shape is B,H,S,D"),
+    (("bench", "causal", "--shape", "1,-2,3,4"), "--shape is B,H,S,D"),
+    (("bench", "causal"), "the following arguments are required: --shape"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--repeats", "0"),
+     "--repeats is a positive integer, got 0"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--device", "cpu",
+      "--dtype", "bf16"), "`bench` on the CPU takes f32 or f16"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--device", "cpu",
+      "--options", "kv-tile=64"),
+     "--options are kernel options of the GPU; this bench runs on the CPU "
+     "path (--device cpu)"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--options", "bogus=1"),
+     "unknown kernel option 'bogus'"),
+    (("bench", "causal", "--shape", "1,2,3,4", "--device", "tpu"),
+     "invalid choice: 'tpu'"),
 ])
 def test_usage_errors_exit_2(args, message):
     r = cli(*args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert message in r.stderr
-    assert "usage: python -m attn_mlir" in r.stderr
+    command = args[0] if args[0] != "frobnicate" else ""
+    assert f"usage: python -m attn_mlir {command}".strip() in r.stderr
     assert "Traceback" not in r.stderr
 
 
-def test_a_file_that_is_no_variant(tmp_path):
+@pytest.mark.parametrize("args, content", [
+    (("compile",), b"func.func @f() { return }\n"),
+    (("bench", "--shape", "1,1,8,16"), b"\xff\xfe not text"),
+])
+def test_a_file_that_is_no_variant(tmp_path, args, content):
     f = tmp_path / "bad.mlir"
-    f.write_text("func.func @f() { return }\n")
-    r = cli("compile", f)
+    f.write_bytes(content)
+    r = cli(args[0], f, *args[1:])
     assert r.returncode == 2
     assert f"{f} is not a variant file" in r.stderr
 
@@ -191,16 +221,116 @@ def test_compiler_errors_exit_1():
     assert "Traceback" not in r.stderr
 
 
-def test_device_cuda_without_torch_or_gpu():
-    try:
-        import torch
-        if torch.cuda.is_available():
-            pytest.skip("torch sees a CUDA device")
-    except ImportError:
-        pass
-    r = cli("run", "causal", "--shape", "1,2,37,64", "--device", "cuda")
+def _skip_with_a_gpu():
+    from attn_mlir.__main__ import gpu_unavailable
+    if gpu_unavailable() is None:
+        pytest.skip("this machine can run the GPU path")
+
+
+@pytest.mark.parametrize("command, device", [("run", "cuda"), ("run", "gpu"),
+                                             ("bench", "cuda"),
+                                             ("bench", "gpu")])
+def test_device_gpu_without_one(command, device):
+    _skip_with_a_gpu()
+    r = cli(command, "causal", "--shape", "1,2,37,64", "--device", device)
     assert r.returncode == 2
-    assert "torch with a CUDA device is not available" in r.stderr
+    assert f"--device {device}: no usable GPU (" in r.stderr
+    assert "pip install 'attn-mlir[gpu]'" in r.stderr
+
+
+# ---------------------------------------------------------------------------
+# bench (the CPU path here; the GPU path needs a GPU)
+# ---------------------------------------------------------------------------
+
+BENCH_CHECK = re.compile(r"check O: max \|O - O_ref\| / max \|O_ref\| (\S+) ")
+BENCH_GRADS = re.compile(r"check gradients: \|\|g - g_ref\|\| / \|\|g_ref\|\| "
+                         r"(.*) against")
+BENCH_TIME = re.compile(r"^(forward|backward): (\S+) ms median of (\d+) calls "
+                        r"\(min (\S+) ms\), (\S+) GFLOP/s$", re.M)
+
+
+def _bench_times(r) -> dict:
+    assert r.returncode == 0, r.stderr
+    return {m.group(1): (float(m.group(2)), int(m.group(3)),
+                         float(m.group(4)), float(m.group(5)))
+            for m in BENCH_TIME.finditer(r.stdout)}
+
+
+def test_bench_cpu_forward_and_backward():
+    needs_tool("attn-run")
+    B, H, S, D = 1, 2, 37, 32
+    r = cli("bench", "causal", "--shape", f"{B},{H},{S},{D}", "--backward",
+            "--repeats", "3")
+    assert r.stdout.startswith(f"causal: B={B} H={H} S={S} D={D}, f32, on "
+                               "the CPU path, not the GPU (")
+    assert 0 < float(BENCH_CHECK.search(r.stdout).group(1)) < 1e-4
+    grads = dict(item.split() for item in
+                 BENCH_GRADS.search(r.stdout).group(1).split(", "))
+    assert set(grads) == {"dq", "dk", "dv"}
+    assert all(0 < float(e) < 1e-4 for e in grads.values()), grads
+    times = _bench_times(r)
+    assert set(times) == {"forward", "backward"}
+    # The GFLOP/s printed are the causal count over the median.
+    fwd_flops = 4 * B * H * S * S * D / 2
+    for name, flops in (("forward", fwd_flops), ("backward",
+                                                 2.5 * fwd_flops)):
+        median, calls, least, gflops = times[name]
+        assert calls == 3 and 0 < least <= median
+        assert gflops == pytest.approx(flops / (median * 1e-3) / 1e9,
+                                       rel=0.02, abs=0.006)
+    assert "halved for the causal mask" in r.stdout
+
+
+@pytest.mark.parametrize("name, extra, grads", [
+    ("gpt_oss_sinks", ("--dtype", "f16"), {"dq", "dk", "dv",
+                                           "d_sink_logits"}),
+    ("alibi", ("--lowering", "loops"), {"dq", "dk", "dv", "d_slopes"}),
+])
+def test_bench_cpu_operands(name, extra, grads):
+    """Sinks and captures get their gradients checked too."""
+    needs_tool("attn-run")
+    r = cli("bench", name, "--shape", "2,2,23,16", "--device", "cpu",
+            "--backward", "--repeats", "1", "--seed", "3", *extra)
+    times = _bench_times(r)
+    assert set(times) == {"forward", "backward"}
+    assert "--device cpu" in r.stdout.splitlines()[0]
+    got = dict(item.split() for item in
+               BENCH_GRADS.search(r.stdout).group(1).split(", "))
+    assert set(got) == grads
+    tol = 1e-2 if "f16" in extra else 1e-4
+    assert all(0 < float(e) < tol for e in got.values()), got
+
+
+def test_bench_a_variant_file(tmp_path):
+    needs_tool("attn-run")
+    f = tmp_path / "mine.mlir"
+    f.write_text(variants.path("sliding_window").read_text().replace(
+        "@sliding_window", "@my_window"))
+    r = cli("bench", f, "--shape", "1,1,45,16", "--repeats", "2")
+    assert r.stdout.startswith("my_window: B=1 H=1 S=45 D=16")
+    assert set(_bench_times(r)) == {"forward"}
+
+
+def test_flop_count():
+    """bench/'s convention: 4*B*H*S*S*D, halved under a causal mask,
+    2.5x for the backward; Q K^T and P V counted apart when Dv != D."""
+    from attn_mlir.timing import attention_flops
+    assert attention_flops(2, 3, 5, 5, 16) == 4 * 2 * 3 * 5 * 5 * 16
+    assert attention_flops(2, 3, 5, 5, 16, causal=True) == \
+        2 * 3 * 5 * 5 * 16 * 2
+    assert attention_flops(1, 1, 4, 6, 8, Dv=2) == \
+        2 * 4 * 6 * 8 + 2 * 4 * 6 * 2
+    assert attention_flops(1, 2, 8, 8, 4, causal=True, backward=True) == \
+        2.5 * 4 * 2 * 8 * 8 * 4 / 2
+
+
+def test_which_variants_sdpa_computes():
+    """bench says SDPA computes the same function only for these two."""
+    from attn_mlir.__main__ import _causal, _is_plain_sdpa
+    same = {v.name for v in variants.load_all() if _is_plain_sdpa(v)}
+    assert same == {"softmax", "causal"}
+    assert _causal(variants.load("sliding_window"))
+    assert not _causal(variants.load("softmax"))
 
 
 # ---------------------------------------------------------------------------
@@ -283,10 +413,10 @@ FIND = ("from attn_mlir import compiler\n"
         "print(compiler.find_tool('attn-opt'))\n")
 
 
-def _find(site: Path, env: dict) -> str:
+def _find(site: Path, env: dict, pythonpath: str = None) -> str:
     e = {k: v for k, v in os.environ.items()
          if k not in ("ATTN_OPT", "ATTN_BUILD_DIR")}
-    e.update(env, PYTHONPATH=str(site))
+    e.update(env, PYTHONPATH=pythonpath or str(site))
     r = subprocess.run([sys.executable, "-c", FIND], capture_output=True,
                        text=True, env=e, cwd=site, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -313,6 +443,33 @@ def test_find_tool_order_of_an_installed_package(tmp_path):
     assert _find(site, env) == str(build)
     del env["ATTN_BUILD_DIR"]
     assert _find(site, env) == "None"
+
+
+def _editable_install(site: Path, url: str) -> Path:
+    """What `pip install -e <checkout>` leaves in site-packages, as far as
+    find_tool reads it: the distribution's metadata with its PEP 610
+    direct_url.json, and the tools in attn_mlir/bin (the package itself is
+    imported from the checkout)."""
+    dist = site / "attn_mlir-0.1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: attn-mlir\n"
+                                   "Version: 0.1.0\n")
+    (dist / "direct_url.json").write_text(json.dumps(
+        {"dir_info": {"editable": True}, "url": url}))
+    return _fake_tool(site / "attn_mlir" / "bin" / "attn-opt")
+
+
+@pytest.mark.parametrize("url, found", [
+    (REPO.as_uri(), True),                       # this checkout
+    ((REPO / "elsewhere").as_uri(), False),      # another checkout's
+])
+def test_find_tool_of_an_editable_install(tmp_path, url, found):
+    site = tmp_path / "site"
+    tool = _editable_install(site, url)
+    on_path = _fake_tool(tmp_path / "path" / "attn-opt")
+    got = _find(site, {"PATH": f"{on_path.parent}:/usr/bin:/bin"},
+                pythonpath=f"{PYTHON_DIR}:{site}")
+    assert got == str(tool if found else on_path)
 
 
 def test_find_tool_in_the_checkout(tmp_path, monkeypatch):

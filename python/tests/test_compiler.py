@@ -25,6 +25,11 @@ def _script(path, body):
     return path
 
 
+#: The toolkit every compile hands attn-opt: the one found, else attn-opt's
+#: own default (test_cuda_toolkit.py tests the lookup).
+TOOLKIT = compiler.find_cuda_toolkit() or compiler.SYSTEM_CUDA_TOOLKITS[0]
+
+
 @pytest.fixture
 def recording_attn_opt(tmp_path, monkeypatch):
     """An attn-opt that records its arguments and writes an empty bundle."""
@@ -81,7 +86,8 @@ def test_options_reach_attn_opt_and_the_cache_key(tmp_path, recording_attn_opt):
     a = compiler.compile("causal", head_dim=64, options=opts, cache=cache)
     (pipeline,) = [a for a in recording_attn_opt()[0] if a.startswith("--attn")]
     assert pipeline.startswith("--attn-to-nvvm=chip=sm_90a kv-tile=64 "
-                               "mma=wgmma pipeline=on bundle-dir=")
+                               f"mma=wgmma pipeline=on toolkit={TOOLKIT} "
+                               "bundle-dir=")
     assert json.loads((a / "compiler.json").read_text())["pipeline"] == \
         "--attn-to-nvvm=chip=sm_90a kv-tile=64 mma=wgmma pipeline=on"
     # The same options in another order and spelling: the same entry, cached.
@@ -94,7 +100,8 @@ def test_options_reach_attn_opt_and_the_cache_key(tmp_path, recording_attn_opt):
     d = compiler.compile("causal", head_dim=64, cache=cache)
     assert len({a, c, d}) == 3 and len(recording_attn_opt()) == 3
     assert [x for x in recording_attn_opt()[2] if x.startswith("--attn")][0] \
-        .startswith("--attn-to-nvvm=chip=sm_90a bundle-dir=")
+        .startswith(f"--attn-to-nvvm=chip=sm_90a toolkit={TOOLKIT} "
+                    "bundle-dir=")
 
 
 def test_unknown_option_fails_before_any_compile(tmp_path, recording_attn_opt):
@@ -115,7 +122,8 @@ def test_compile_module_into_a_folder(tmp_path, recording_attn_opt):
     assert out == tmp_path / "bundle"
     assert (out / "module.mlir").read_text() == text
     argv = recording_attn_opt()[0]
-    assert argv[-1] == f"--attn-to-nvvm=chip=sm_90a warps=4 bundle-dir={out}"
+    assert argv[-1] == (f"--attn-to-nvvm=chip=sm_90a warps=4 "
+                        f"toolkit={TOOLKIT} bundle-dir={out}")
 
 
 def test_kv_tile_option_with_the_real_compiler(tmp_path, monkeypatch):

@@ -35,7 +35,7 @@
 // FEATURES-NOT: {{.}}
 // OLDPTX: features='+ptx70' is not a PTX version for chip='sm_90a'; valid values: empty (+ptx80), +ptx80,
 // CHIPPTX: features='+ptx85' is not a PTX version for chip='sm_100a'; valid values: empty (+ptx86), +ptx86, +ptx87,
-// TOOLKIT: attn-opt: error: attn-to-nvvm: toolkit='{{.*}}none' is not a directory; valid values: a CUDA toolkit directory, with nvvm/libdevice/libdevice.10.bc and ptxas (in its bin/ or on PATH), e.g. /usr/local/cuda
+// TOOLKIT: attn-opt: error: attn-to-nvvm: toolkit='{{.*}}none' is not a directory; valid values: a CUDA toolkit directory, with nvvm/libdevice/libdevice.10.bc and ptxas (in its bin/ or on PATH), e.g. /usr/local/cuda, or the site-packages/nvidia/cu13 folder that `pip install nvidia-cuda-nvcc` fills
 // TOOLKIT-NOT: {{.}}
 // LIBDEVICE: attn-opt: error: attn-to-nvvm: toolkit='{{.*}}' has no nvvm/libdevice/libdevice.10.bc; valid values: a CUDA toolkit directory
 // BUNDLEDIR: attn-opt: error: attn-to-nvvm: bundle-dir='{{.*}}file/sub' cannot be created: {{.+}}; valid values: a writable directory, or a path where one can be created

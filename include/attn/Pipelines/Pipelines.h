@@ -93,8 +93,10 @@ struct AttnToNVVMOptions : public PassPipelineOptions<AttnToNVVMOptions> {
       llvm::cl::init("attn")};
   PassOptions::Option<std::string> toolkit{
       *this, "toolkit",
-      llvm::cl::desc("CUDA toolkit directory (ptxas from its bin/, else from "
-                     "PATH)"),
+      llvm::cl::desc("CUDA toolkit directory: libdevice from its "
+                     "nvvm/libdevice/, ptxas from its bin/, else from PATH "
+                     "(/usr/local/cuda, or the site-packages/nvidia/cu13 of "
+                     "the nvidia-cuda-nvcc wheel)"),
       llvm::cl::init("/usr/local/cuda")};
   PassOptions::Option<int64_t> mTiles{
       *this, "m-tiles",
