@@ -167,6 +167,7 @@ static DictionaryAttr buildPreprocessKernel(AttentionGradOp op,
 
 static DictionaryAttr buildPostprocessKernel(AttentionGradOp op,
                                              const BackwardFacts &f,
+                                             int64_t dqRow,
                                              gpu::GPUModuleOp gpuModule,
                                              StringRef name) {
   Type f32 = Float32Type::get(op.getContext());
@@ -186,10 +187,13 @@ static DictionaryAttr buildPostprocessKernel(AttentionGradOp op,
       kc.idx(f.dqk));
   Value at = k.globalThread();
   kc.ifThen(e.cmpI(P::slt, at, n), [&] {
-    Value x = k.load("dq_accum", at);
+    // The workspace's rows are dqRow elements apart.
+    Value row = e.divI(at, kc.idx(f.dqk));
+    Value x = k.load("dq_accum",
+                     e.addI(e.mulI(row, kc.idx(dqRow)),
+                            e.remI(at, kc.idx(f.dqk))));
     if (f.rbf) {
       // dq_i = sum_j 2 gamma dS0_ij k_j - q_i sum_j 2 gamma dS0_ij.
-      Value row = e.divI(at, kc.idx(f.dqk));
       x = e.sub(x, e.mul(k.load("dq_row_sums", row), k.load("q", at)));
     }
     memref::StoreOp::create(*k.b, arith::TruncFOp::create(*k.b, f.elt, x),
@@ -238,8 +242,9 @@ static DictionaryAttr buildSinkRowsKernel(AttentionGradOp op,
 
 /// The buffers of the entry: inputs, then results (op order), then
 /// workspaces; results and workspaces accumulated by atomics are zeroed.
+/// The dQ workspace has rows of `dqRow` elements.
 static void describeBuffers(AttentionGradOp op, const BackwardFacts &f,
-                            SmallVector<Attribute> &params,
+                            int64_t dqRow, SmallVector<Attribute> &params,
                             SmallVector<Attribute> &results,
                             SmallVector<Attribute> &workspaces) {
   MLIRContext *ctx = op.getContext();
@@ -292,7 +297,7 @@ static void describeBuffers(AttentionGradOp op, const BackwardFacts &f,
       result("d_capture" + std::to_string(i), f32,
              "capture" + std::to_string(i), true);
   std::string rows = "B * Hq * Sq";
-  workspace("dq_accum", rows + " * " + std::to_string(f.dqk), true);
+  workspace("dq_accum", rows + " * " + std::to_string(dqRow), true);
   if (f.softmax)
     workspace("delta", rows, false);
   if (f.rbf) {
@@ -321,7 +326,8 @@ kernel::buildBackwardKernels(AttentionGradOp op, KernelConfigAttr config,
     return failure();
   launches.push_back(*main);
   launches.push_back(
-      buildPostprocessKernel(op, f, gpuModule, (name + "_post").str()));
+      buildPostprocessKernel(op, f, dqAccumRowElements(f, config.getMma()),
+                             gpuModule, (name + "_post").str()));
   if (op.getSinkKey())
     launches.push_back(
         buildSinkRowsKernel(op, f, gpuModule, (name + "_sinks").str()));
@@ -329,7 +335,8 @@ kernel::buildBackwardKernels(AttentionGradOp op, KernelConfigAttr config,
   MLIRContext *ctx = op.getContext();
   Builder bd(ctx);
   SmallVector<Attribute> params, results, workspaces;
-  describeBuffers(op, f, params, results, workspaces);
+  describeBuffers(op, f, dqAccumRowElements(f, config.getMma()), params,
+                  results, workspaces);
   // The runtime reads every buffer a launch names from params, results or
   // workspaces: results are listed among the params too.
   params.append(results.begin(), results.end());

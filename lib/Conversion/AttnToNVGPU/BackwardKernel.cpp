@@ -102,6 +102,15 @@ struct TileGrads {
   SmallVector<SmallVector<Value>> uniformIndices;
 };
 
+/// One element of the tile between the two halves of the element code.
+struct ElementWeight {
+  int64_t col;
+  Value s;       ///< The score after the region.
+  Value p;       ///< Its weight, before the mask.
+  Value visible; ///< Null on fully visible tiles.
+  ScoreModVJP vjp;
+};
+
 /// Builds the main backward kernel.
 class BackwardKernelBuilder {
 public:
@@ -136,12 +145,19 @@ private:
   /// The query of the tile in this thread's column `col`:
   /// 8 (col / 2) + 2 (lane % 4) + col % 2 (the m16n8 C layout).
   Value localQuery(int64_t col);
-  TileGrads elements(ArrayRef<Value> s, ArrayRef<Value> dp, Mode mode);
-  void element(TileGrads &out, Value acc, Value dp, int64_t r, int64_t col,
-               Mode mode);
-  Value weightAndGrad(Value s, Value dp, int64_t col, Value &ds);
+  /// The element code of the tile: the weights from S^T first, then
+  /// `getDP()` (with wgmma, the wait for the dP^T chain, which runs
+  /// meanwhile) and the gradients.
+  TileGrads elements(ArrayRef<Value> s, function_ref<SmallVector<Value>()> getDP,
+                     Mode mode);
+  ElementWeight weigh(Value acc, int64_t r, int64_t col, Mode mode);
+  void grad(TileGrads &out, const ElementWeight &w, Value dp, Mode mode);
+  /// The weight of score s, and dS = dL/ds from it, by the normalization.
+  Value weight(Value s, int64_t col);
+  Value gradOfWeight(Value s, Value p, Value dp, int64_t col);
   void addCapture(const CaptureContribution &c, Value value);
-  SmallVector<Value> dispatchElements(ArrayRef<Value> s, ArrayRef<Value> dp);
+  SmallVector<Value>
+  dispatchElements(ArrayRef<Value> s, function_ref<SmallVector<Value>()> getDP);
   void addRowSums(ArrayRef<Value> ds);
   void storeDS(ArrayRef<Value> ds);
   void accumulateDQ();
@@ -165,12 +181,15 @@ private:
   /// chains of `inFlight` (dK, dV) and its own retire.
   void accumulateDQWgmma(SmallVector<Value> &inFlight,
                          MutableArrayRef<Value> keySide);
+  /// wgmma: issues dQ = dS.K (its chain's inputs into `inFlight`); the
+  /// head-dim columns of the warpgroup's part, and their first.
+  Value issueDQ(SmallVector<Value> &inFlight, int64_t &cols, Value &firstCol);
   /// dq_accum += acc for the rows (rowOfWarp + lane / 4 (+8)) and the
   /// columns from firstCol of the query tile, in the m16n8 C layout.
   void addToDQAccum(ArrayRef<Value> acc, Value rowOfWarp, Value firstCol,
                     int64_t dTiles);
   /// wgmma: the same through shared memory: the tile's dQ rows, then one
-  /// bulk reduction per valid row.
+  /// bulk reduction of the valid rows per part.
   void reduceDQRows(ArrayRef<Value> acc, Value rowOfWarp, Value firstCol,
                     int64_t dTiles);
   void flushUniformCaptures(ArrayRef<Value> sums,
@@ -181,6 +200,11 @@ private:
                  bool sinks);
 
   Value idx(int64_t v) { return kc->idx(v); }
+  /// wgmma with a ring of three or more stages issues a step's copies
+  /// (of tile u + stages - 1) after its key-side chains, measured faster
+  /// (bench/results/2026-12-01-h200-backward-stages.txt); two stages
+  /// issue them at the step's start, as the plain loop does.
+  bool prefetchMidStep() const { return wgmma && config.getStages() >= 3; }
 
   AttentionGradOp op;
   VariantSpecOpInterface spec;
@@ -463,38 +487,48 @@ Value BackwardKernelBuilder::column(const SmemTile *tile, int64_t col) {
   return v;
 }
 
-Value BackwardKernelBuilder::weightAndGrad(Value s, Value dp, int64_t col,
-                                           Value &ds) {
-  // The weight of score s and dS = dL/ds, by the normalization.
+Value BackwardKernelBuilder::weight(Value s, int64_t col) {
   ScalarEmitter &e = kc->e;
   Value zero = kc->f32(0.0), one = kc->f32(1.0);
   switch (f.norm) {
   case Normalization::softmax:
   case Normalization::softmax1: {
     Value lse2 = e.mul(column(plan.lse, col), kc->f32(kLog2e));
-    Value p = kc->exp2(e.sub(e.mul(s, kc->f32(kLog2e)), lse2));
-    ds = e.mul(p, e.sub(dp, column(plan.delta, col)));
-    return p;
+    return kc->exp2(e.sub(e.mul(s, kc->f32(kLog2e)), lse2));
   }
   case Normalization::sigmoid: {
     Value x = e.add(s, kc->f32(f.bias));
-    Value p = kc->rcp(e.add(one, kc->exp2(e.mul(x, kc->f32(-kLog2e)))));
-    ds = e.mul(dp, e.mul(p, e.sub(one, p)));
-    return p;
+    return kc->rcp(e.add(one, kc->exp2(e.mul(x, kc->f32(-kLog2e)))));
   }
-  case Normalization::relu: {
-    Value pos = e.cmpF(arith::CmpFPredicate::OGT, s, zero);
-    ds = e.select(pos, dp, zero);
+  case Normalization::relu:
     return e.maxF(s, zero);
-  }
   case Normalization::relu2: {
     Value r = e.maxF(s, zero);
-    ds = e.mul(kc->f32(2.0), e.mul(dp, r));
     return e.mul(r, r);
   }
   case Normalization::none:
-    ds = dp;
     return s;
+  default:
+    llvm_unreachable("refused by backwardUnsupportedReason");
+  }
+}
+
+Value BackwardKernelBuilder::gradOfWeight(Value s, Value p, Value dp,
+                                          int64_t col) {
+  ScalarEmitter &e = kc->e;
+  Value zero = kc->f32(0.0), one = kc->f32(1.0);
+  switch (f.norm) {
+  case Normalization::softmax:
+  case Normalization::softmax1:
+    return e.mul(p, e.sub(dp, column(plan.delta, col)));
+  case Normalization::sigmoid:
+    return e.mul(dp, e.mul(p, e.sub(one, p)));
+  case Normalization::relu:
+    return e.select(e.cmpF(arith::CmpFPredicate::OGT, s, zero), dp, zero);
+  case Normalization::relu2:
+    return e.mul(kc->f32(2.0), e.mul(dp, e.maxF(s, zero)));
+  case Normalization::none:
+    return dp;
   default:
     llvm_unreachable("refused by backwardUnsupportedReason");
   }
@@ -508,28 +542,27 @@ void BackwardKernelBuilder::addCapture(const CaptureContribution &c,
                               captureGrads[c.captureIndex], ValueRange{at});
 }
 
-void BackwardKernelBuilder::element(TileGrads &out, Value acc, Value dp,
-                                    int64_t r, int64_t col, Mode mode) {
+ElementWeight BackwardKernelBuilder::weigh(Value acc, int64_t r, int64_t col,
+                                          Mode mode) {
   ScalarEmitter &e = kc->e;
   Value qi = colQuery[col], j = key[r];
-  Value visible = e.i1(true);
+  ElementWeight w{col, {}, {}, {}, {}};
   if (mode == Mode::SinkRows)
-    visible = e.andI(e.cmpI(P::slt, keyRow[r], info.numSinkRows),
-                     e.cmpI(P::slt, qi, info.qLen));
+    w.visible = e.andI(e.cmpI(P::slt, keyRow[r], info.numSinkRows),
+                       e.cmpI(P::slt, qi, info.qLen));
   if (mode == Mode::Masked) {
     Value inb = e.andI(e.cmpI(P::slt, j, info.kvLen),
                        e.cmpI(P::slt, qi, info.qLen));
     qi = e.minI(qi, e.subI(info.qLen, idx(1)));
     j = e.minI(j, e.subI(info.kvLen, idx(1)));
-    visible = e.andI(inb, emitVisible(e, info, bIdx, h, qi, j));
+    w.visible = e.andI(inb, emitVisible(e, info, bIdx, h, qi, j));
   }
   // The score before the region: scale q.k, or -gamma |q - k|^2 expanded.
   Value s0 = f.rbf ? e.sub(e.sub(e.mul(kc->f32(2.0 * f.gamma), acc),
                                  keyNorm[r]),
                            column(plan.qNorm, col))
                    : e.mul(kc->f32(f.scale), acc);
-  Value s = s0, dsds0;
-  ScoreModVJP vjp;
+  w.s = s0;
   if (f.hasScoreMod && mode != Mode::SinkRows) {
     // The derivative for a unit adjoint: dS0 = dS df/ds0, and each capture
     // read gets dS df/dc (the VJP is linear in the adjoint).
@@ -540,18 +573,23 @@ void BackwardKernelBuilder::element(TileGrads &out, Value acc, Value dp,
       failedRegion = true;
       got = ScoreModVJP{s0, kc->f32(1.0), {}};
     }
-    vjp = *got;
-    s = vjp.value;
-    dsds0 = vjp.ds;
+    w.vjp = *got;
+    w.s = w.vjp.value;
   }
-  Value ds;
-  Value p = weightAndGrad(s, dp, col, ds);
-  Value zero = kc->f32(0.0);
-  if (mode != Mode::Full) {
-    p = e.select(visible, p, zero);
-    ds = e.select(visible, ds, zero);
+  w.p = weight(w.s, col);
+  return w;
+}
+
+void BackwardKernelBuilder::grad(TileGrads &out, const ElementWeight &w,
+                                 Value dp, Mode mode) {
+  ScalarEmitter &e = kc->e;
+  Value p = w.p, ds = gradOfWeight(w.s, w.p, dp, w.col);
+  if (w.visible) {
+    Value zero = kc->f32(0.0);
+    p = e.select(w.visible, p, zero);
+    ds = e.select(w.visible, ds, zero);
   }
-  for (auto [n, c] : llvm::enumerate(vjp.captures)) {
+  for (auto [n, c] : llvm::enumerate(w.vjp.captures)) {
     Value share = e.mul(ds, c.contribution);
     if (!reads[n].uniform) {
       addCapture(c, share);
@@ -560,13 +598,15 @@ void BackwardKernelBuilder::element(TileGrads &out, Value acc, Value dp,
     out.uniformSums[n] = e.add(out.uniformSums[n], share);
     out.uniformIndices[n] = c.indices;
   }
-  Value ds0 = dsds0 ? e.mul(ds, dsds0) : ds;
+  Value ds0 = w.vjp.ds ? e.mul(ds, w.vjp.ds) : ds;
   out.p.push_back(p);
   out.ds.push_back(e.mul(ds0, kc->f32(f.kernelFactor())));
 }
 
-TileGrads BackwardKernelBuilder::elements(ArrayRef<Value> s,
-                                          ArrayRef<Value> dp, Mode mode) {
+TileGrads
+BackwardKernelBuilder::elements(ArrayRef<Value> s,
+                                function_ref<SmallVector<Value>()> getDP,
+                                Mode mode) {
   TileGrads out;
   columnCache.clear();
   out.uniformSums.assign(reads.size(), kc->f32(0.0));
@@ -577,16 +617,18 @@ TileGrads BackwardKernelBuilder::elements(ArrayRef<Value> s,
       out.uniformIndices[n].assign(
           captures[read.captureIndex].type.getRank(), idx(0));
   // Element (nt, k) of the m16n8 layout: key row k / 2, column k % 2.
+  SmallVector<ElementWeight> weights;
   for (int64_t nt = 0; nt < nTiles; ++nt)
     for (int64_t k = 0; k < 4; ++k)
-      element(out, s[nt * 4 + k], dp[nt * 4 + k], k / 2,
-              2 * nt + (k % 2), mode);
+      weights.push_back(weigh(s[nt * 4 + k], k / 2, 2 * nt + (k % 2), mode));
+  SmallVector<Value> dp = getDP();
+  for (auto [w, d] : llvm::zip_equal(weights, dp))
+    grad(out, w, d, mode);
   return out;
 }
 
-SmallVector<Value>
-BackwardKernelBuilder::dispatchElements(ArrayRef<Value> s,
-                                        ArrayRef<Value> dp) {
+SmallVector<Value> BackwardKernelBuilder::dispatchElements(
+    ArrayRef<Value> s, function_ref<SmallVector<Value>()> getDP) {
   // p ++ ds ++ uniform sums ++ their indices, from the branch of the tile's
   // mode (uniform across the CTA).
   ScalarEmitter &e = kc->e;
@@ -595,7 +637,7 @@ BackwardKernelBuilder::dispatchElements(ArrayRef<Value> s,
              e.cmpI(P::sle, e.addI(j0, idx(blockN)), info.kvLen)),
       emitBlockFullyVisible(e, info, i0, i1, j0, j1));
   auto branch = [&](Mode mode) {
-    TileGrads t = elements(s, dp, mode);
+    TileGrads t = elements(s, getDP, mode);
     SmallVector<Value> out(t.p);
     out.append(t.ds);
     out.append(t.uniformSums);
@@ -675,7 +717,10 @@ void BackwardKernelBuilder::addToDQAccum(ArrayRef<Value> acc, Value rowOfWarp,
   for (int64_t half = 0; half < 2; ++half) {
     Value qi = e.addI(i0, e.addI(rowOfWarp, e.addI(idx(8 * half), g)));
     kc->ifThen(e.cmpI(P::slt, qi, info.qLen), [&] {
-      Value base = e.addI(e.mulI(e.addI(qRowBase, qi), idx(f.dqk)), firstCol);
+      Value base = e.addI(
+          e.mulI(e.addI(qRowBase, qi),
+                 idx(dqAccumRowElements(f, MmaKind::sync))),
+          firstCol);
       for (int64_t dt = 0; dt < dTiles; ++dt)
         for (int64_t c = 0; c < 2; ++c) {
           Value col = e.addI(idx(dt * 8 + c), e.mulI(t4, idx(2)));
@@ -758,8 +803,8 @@ SmallVector<Value> BackwardKernelBuilder::issueKeySide(
   return out;
 }
 
-void BackwardKernelBuilder::accumulateDQWgmma(SmallVector<Value> &inFlight,
-                                              MutableArrayRef<Value> keySide) {
+Value BackwardKernelBuilder::issueDQ(SmallVector<Value> &inFlight,
+                                     int64_t &cols, Value &firstCol) {
   // dQ (the 64 queries of the tile) = dS.K, dS K-major from shared memory,
   // K read MN-major. Two warpgroups split the head dim in 64-column panels
   // where it has an even number of them, else the keys (panel wg of dS and
@@ -768,9 +813,10 @@ void BackwardKernelBuilder::accumulateDQWgmma(SmallVector<Value> &inFlight,
   Value wg = e.divI(warp, idx(4));
   const bool two = blockN == 128;
   const bool splitCols = two && !dqSplitsKeys(blockN, f.dqk);
-  const int64_t cols = splitCols ? f.dqk / 2 : f.dqk;
+  cols = splitCols ? f.dqk / 2 : f.dqk;
   const int64_t kSteps = splitCols ? blockN / 16 : 4;
   Value zero = idx(0);
+  firstCol = splitCols ? e.mulI(wg, idx(cols)) : zero;
   Value aShift = splitCols || !two ? kc->bytes(zero, 0, 0)
                                    : kc->bytes(wg, blockM * 128, 0);
   Value bShift = !two ? kc->bytes(zero, 0, 0)
@@ -791,21 +837,27 @@ void BackwardKernelBuilder::accumulateDQWgmma(SmallVector<Value> &inFlight,
   Value acc = chains->issueShared(descsA, descsB, cols, in,
                                   /*transposeB=*/true);
   inFlight.append(in);
+  return acc;
+}
+
+void BackwardKernelBuilder::accumulateDQWgmma(SmallVector<Value> &inFlight,
+                                              MutableArrayRef<Value> keySide) {
+  int64_t cols;
+  Value firstCol;
+  Value acc = issueDQ(inFlight, cols, firstCol);
   SmallVector<Value> dq = chains->waitForAccumulator(acc, 0, inFlight);
   SmallVector<Value> pinned = chains->fenceRegisters(keySide);
   llvm::copy(pinned, keySide.begin());
-  Value rowOfWarp = e.mulI(e.remI(warp, idx(4)), idx(16));
-  Value firstCol = splitCols ? e.mulI(wg, idx(cols)) : zero;
+  Value rowOfWarp = kc->e.mulI(kc->e.remI(warp, idx(4)), idx(16));
   reduceDQRows(dq, rowOfWarp, firstCol, cols / 8);
 }
 
 void BackwardKernelBuilder::reduceDQRows(ArrayRef<Value> acc, Value rowOfWarp,
                                          Value firstCol, int64_t dTiles) {
   // The warpgroups' parts land in one tile (split columns) or one stage
-  // each (split keys), published to the async proxy; then thread
-  // part * blockM + r adds row r of its part to the workspace. The previous
-  // tile's reductions finished reading the tile before the barrier after
-  // storeDS.
+  // each (split keys), published to the async proxy, then go to the
+  // workspace by bulk reductions. The previous tile's reductions finished
+  // reading the tile before the barrier after storeDS.
   ScalarEmitter &e = kc->e;
   const int64_t parts = plan.dQ->stages;
   Value part = parts == 1 ? idx(0) : e.divI(warp, idx(4));
@@ -829,23 +881,24 @@ void BackwardKernelBuilder::reduceDQRows(ArrayRef<Value> acc, Value rowOfWarp,
   };
   store();
   publishCopies(*kc, /*asyncProxy=*/true);
-  Value tid = kc->threadId();
-  Value r = e.remI(tid, idx(blockM));
-  Value from = arith::AddIOp::create(
-      *b, plan.plan.address(),
-      arith::AddIOp::create(
-          *b, kc->bytes(e.divI(tid, idx(blockM)), plan.dQ->stageBytes(), 0),
-          kc->bytes(r, plan.dQ->rowElements() * 4, plan.dQ->offset)));
-  kc->ifThen(
-      e.andI(e.cmpI(P::slt, tid, idx(blockM * parts)),
-             e.cmpI(P::slt, e.addI(i0, r), info.qLen)),
-      [&] {
-        reduceAddBulkAsync(*kc, sig.lookup("dq_accum"),
-                           e.mulI(e.addI(qRowBase, e.addI(i0, r)),
-                                  idx(f.dqk)),
-                           from, f.dqk * 4);
-        commitBulk(*kc);
-      });
+  // Thread 0 adds the valid rows of each part, contiguous in shared memory
+  // and in the workspace (whose rows carry the tile's padding), by one bulk
+  // reduction.
+  const int64_t row = plan.dQ->rowElements();
+  assert(row == dqAccumRowElements(f, MmaKind::wgmma) &&
+         "the workspace rows are the tile's");
+  Value rows = e.minI(e.subI(info.qLen, i0), idx(blockM));
+  kc->ifThen(e.cmpI(P::eq, kc->threadId(), idx(0)), [&] {
+    for (int64_t p = 0; p < parts; ++p) {
+      Value from = arith::AddIOp::create(
+          *b, plan.plan.address(),
+          kc->bytes(idx(p), plan.dQ->stageBytes(), plan.dQ->offset));
+      reduceAddBulkAsync(*kc, sig.lookup("dq_accum"),
+                         e.mulI(e.addI(qRowBase, i0), idx(row)), from,
+                         e.mulI(rows, idx(row * 4)));
+    }
+    commitBulk(*kc);
+  });
 }
 
 void BackwardKernelBuilder::flushUniformCaptures(
@@ -882,20 +935,23 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
       return mma->loadA(tile, warpRow0, 0, ks);
     };
   };
-  SmallVector<Value> s, dp;
+  // With wgmma the weights are computed while the dP^T chain runs.
+  SmallVector<Value> s, dp, inDP;
+  Value accDP;
   if (wgmma) {
-    SmallVector<Value> inS, inDP;
+    SmallVector<Value> inS;
     Value accS = issueTransposed(*plan.k, *plan.q, stage, f.dqk, inS);
-    Value accDP = issueTransposed(*plan.v, *plan.dO, stage, f.dv, inDP);
+    accDP = issueTransposed(*plan.v, *plan.dO, stage, f.dv, inDP);
     s = chains->waitForAccumulator(accS, 1, inS);
-    dp = chains->waitForAccumulator(accDP, 0, inDP);
   } else {
     s = mma->productABt(fromSmem(*plan.k), *plan.q, stage, 1, nTiles,
                         f.dqk / 16);
     dp = mma->productABt(fromSmem(*plan.v), *plan.dO, stage, 1, nTiles,
                          f.dv / 16);
   }
-  SmallVector<Value> out = dispatchElements(s, dp);
+  SmallVector<Value> out = dispatchElements(s, [&]() {
+    return dp.empty() ? chains->waitForAccumulator(accDP, 0, inDP) : dp;
+  });
   const int64_t n = 4 * nTiles;
   ArrayRef<Value> all(out);
   ArrayRef<Value> p = all.take_front(n), ds = all.slice(n, n);
@@ -920,6 +976,10 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
     packedDS = packKeyRows(ds);
     dV = issueKeySide(dV, packKeyRows(p), *plan.dO, stage, inFlight);
     dK = issueKeySide(dK, packedDS, *plan.q, stage, inFlight);
+    // A ring of three or more stages takes the copies of tile
+    // u + stages - 1 here, while the key-side chains run.
+    if (prefetchMidStep())
+      ring.prefetch(*kc, e.addI(u, idx(ring.stages - 1)));
   } else {
     mma->accumulatePV(dV, p, *plan.dO, stage, 1, nTiles, f.dv / 8);
     mma->accumulatePV(dK, ds, *plan.q, stage, 1, nTiles, f.dqk / 8);
@@ -947,10 +1007,11 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
   publishCopies(*kc, wgmma);
   SmallVector<Value> keySide(dK);
   keySide.append(dV);
-  if (wgmma)
+  if (wgmma) {
     accumulateDQWgmma(inFlight, keySide);
-  else
+  } else {
     accumulateDQ();
+  }
   SmallVector<Value> next(keySide);
   next.append(rbfSums);
   flushUniformCaptures(sums, indices);
@@ -1054,9 +1115,24 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
   SmallVector<Value> state((f.dqk + f.dv) / 2, kc->f32(0.0));
   if (f.rbf)
     state.append(2, kc->f32(0.0));
-  SmallVector<Value> fin = emitPlainKVLoop(
-      *kc, ring, state,
-      [&](Value u, Value stage, ValueRange cur) { return step(u, stage, cur); });
+  SmallVector<Value> fin;
+  if (prefetchMidStep()) {
+    // Wait for tile u (the stages - 2 newer ones may be in flight); the
+    // barrier also ends every warp's reads of the stage step u refills.
+    ValueRange out = kc->e.forLoop(
+        ring.begin, ring.end, state,
+        [&](Value u, ValueRange cur) -> SmallVector<Value> {
+          Value stage = ring.stageOf(*kc, u);
+          ring.waitAndPublish(*kc, ring.stages - 2);
+          return step(u, stage, cur);
+        });
+    fin.assign(out.begin(), out.end());
+  } else {
+    fin = emitPlainKVLoop(*kc, ring, state,
+                          [&](Value u, Value stage, ValueRange cur) {
+                            return step(u, stage, cur);
+                          });
+  }
   if (wgmma)
     waitBulk(*kc, 0, /*readOnly=*/false);
   epilogue(fin);
@@ -1067,6 +1143,14 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
   std::string tiles = ceilDivExpr("Sk", blockN) + (sinkRows ? " + 1" : "");
   return describeLaunch(op.getContext(), name, {tiles, "Hkv", "B"}, threads,
                         plan.plan.bytes(), sig);
+}
+
+int64_t kernel::dqAccumRowElements(const BackwardFacts &f, MmaKind mma) {
+  if (mma != MmaKind::wgmma)
+    return f.dqk;
+  return SmemTile{SmemLayout::Padded, 1, 1, f.dqk,
+                  Float32Type::get(f.elt.getContext())}
+      .rowElements();
 }
 
 int64_t kernel::backwardSharedMemoryBytes(AttentionGradOp op, MmaKind mma,

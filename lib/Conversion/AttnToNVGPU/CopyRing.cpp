@@ -88,8 +88,7 @@ void kernel::copyValuesAsync(KernelContext &k, Value src, const SmemTile &dst,
 }
 
 void kernel::reduceAddBulkAsync(KernelContext &k, Value dst, Value dstElement,
-                                Value from, int64_t bytes) {
-  assert(bytes % 16 == 0 && "bulk sizes are multiples of 16 bytes");
+                                Value from, Value bytes) {
   Value at = arith::AddIOp::create(
       k.b, k.address(dst),
       arith::MulIOp::create(
@@ -97,11 +96,11 @@ void kernel::reduceAddBulkAsync(KernelContext &k, Value dst, Value dstElement,
           arith::IndexCastOp::create(k.b, k.b.getI64Type(), dstElement),
           arith::ConstantIntOp::create(k.b, k.b.getI64Type(), 4)));
   Value shared = arith::TruncIOp::create(k.b, k.b.getI32Type(), from);
-  k.inlineAsm(Type(), ValueRange{at, shared},
+  Value size = arith::IndexCastOp::create(k.b, k.b.getI32Type(), bytes);
+  k.inlineAsm(Type(), ValueRange{at, shared, size},
               "cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 "
-              "[$0], [$1], " +
-                  std::to_string(bytes) + ";",
-              "l,r,~{memory}");
+              "[$0], [$1], $2;",
+              "l,r,r,~{memory}");
 }
 
 void kernel::commitBulk(KernelContext &k) {

@@ -344,7 +344,7 @@ attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
     return op.emitOpError() << "cannot use wgmma (mma=wgmma) in the backward "
                                "kernel: "
                             << *noWgmma;
-  const int64_t stages = r.stages ? r.stages : 2;
+  int64_t stages = r.stages ? r.stages : 2;
   // wgmma on sm_90a with two warpgroups (128 keys), or one where two do not
   // fit in shared memory; else mma.sync, where measured
   // (bench/results/2026-12-01-h200-backward-v1*) 8 warps (128 keys) are
@@ -367,6 +367,16 @@ attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
   }
   if (!warps)
     warps = dqk % 32 == 0 && fits(MmaKind::sync, 8) ? 8 : 4;
+  // A third stage where the element code is light (dot-product scores, no
+  // score region) and it fits: measured 1.04-1.25x over two; with a score
+  // region or RBF scores 5-15% slower (bench/results/
+  // 2026-12-01-h200-backward-stages.txt).
+  auto spec = cast<VariantSpecOpInterface>(op.getOperation());
+  if (!r.stages && wg && spec.getScoreMod().empty() &&
+      spec.getScoreKind() != ScoreKind::rbf &&
+      backwardSharedMemoryBytes(op, MmaKind::wgmma, 64, 16 * warps, 3) <=
+          kMaxSharedBytes)
+    stages = 3;
   if (r.kvTile && r.kvTile != 16 * warps)
     return op.emitOpError() << "cannot take kv-tile=" << r.kvTile
                             << " with warps=" << warps

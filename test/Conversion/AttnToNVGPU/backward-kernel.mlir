@@ -10,10 +10,17 @@
 // CHECK-SAME: {args = ["q", "k", "v", "do", "lse", "delta", "dq_accum", "dk", "dv", {{.*}}grid = ["ceildiv(Sk, 128)", "Hkv", "B"], kernel = "grad"
 // CHECK-SAME: {args = ["dq_accum", "dq", {{.*}}kernel = "grad_post"
 // CHECK-SAME: results = ["dq", "dk", "dv"]
-// CHECK-SAME: {dtype = "f32", elements = "B * Hq * Sq * 64", kind = "buffer", name = "dq_accum", zero = true}
+// The wgmma kernel's workspace rows are padded like its shared-memory dQ
+// tile (64 + 8 f32), which it adds whole.
+// SYNC-SAME: {dtype = "f32", elements = "B * Hq * Sq * 64", kind = "buffer", name = "dq_accum", zero = true}
+// WGMMA-SAME: {dtype = "f32", elements = "B * Hq * Sq * 72", kind = "buffer", name = "dq_accum", zero = true}
 // CHECK: gpu.func @grad_pre
 // CHECK: gpu.shuffle xor
 // CHECK: gpu.func @grad(
+// WGMMA: scf.for
+// WGMMA: nvvm.cp.async.wait.group 1
+// WGMMA-NEXT: nvvm.fence.proxy
+// WGMMA-NEXT: gpu.barrier
 // SYNC: nvvm.mma.sync
 // On sm_90a: S^T and dP^T from shared memory (two chains, waited in
 // turn), dV and dK with P^T and dS^T from registers, dQ with K read
@@ -22,6 +29,9 @@
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 1
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
 // WGMMA: wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16
+// Three stages (no score region): the copies of tile u + 2 are issued
+// while the key-side chains run.
+// WGMMA: nvvm.cp.async.commit.group
 // dS to shared memory transposed, from the registers the dK chain reads:
 // one stmatrix.x4.trans per 16-query k-step.
 // WGMMA-COUNT-4: nvvm.stmatrix {{.*}}layout = #nvvm.mma_layout<col>, shape = #nvvm.ld_st_matrix_shape<m = 8, n = 8>} : !llvm.ptr<3>, i32, i32, i32, i32
@@ -34,12 +44,13 @@
 // WGMMA: nvvm.wgmma.wait.group.sync.aligned 0
 // SYNC: memref.atomic_rmw addf
 // On sm_90a dQ goes through shared memory (one tile per warpgroup: they
-// split the keys of dQ = dS.K at head dim 64), one bulk reduction per row
-// (64 f32 = 256 bytes), all complete before the kernel ends.
+// split the keys of dQ = dS.K at head dim 64), one bulk reduction of the
+// valid rows per tile (by thread 0), all complete before the kernel ends.
 // WGMMA: vector.store {{.*}} : memref<2x64x72xf32, #gpu.address_space<workgroup>>, vector<2xf32>
 // WGMMA: nvvm.fence.proxy
 // WGMMA-NEXT: gpu.barrier
-// WGMMA: cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [$0], [$1], 256;
+// WGMMA: arith.cmpi eq, %{{.*}}, %c0
+// WGMMA-COUNT-2: cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [$0], [$1], $2;
 // WGMMA-NEXT: nvvm.cp.async.bulk.commit.group
 // WGMMA-NOT: memref.atomic_rmw
 // WGMMA: nvvm.cp.async.bulk.wait_group 0{{$}}

@@ -10,9 +10,11 @@
 // warps), a 64-query step, two stages of the Q and dO ring. On sm_90a,
 // head dims multiples of 64 take wgmma with two warpgroups (128 keys);
 // else mma.sync, 8 warps where its dQ product splits the head dim in two.
+// wgmma with dot-product scores and no score region takes a third stage
+// where it fits.
 // CHECK-LABEL: func.func @causal_d128
-// CHECK: attn.attention_grad {{.+}} {attn.kernel_config = #attn.kernel_config<mma = wgmma, warps = 8, m_tiles = 1, block_m = 64, block_n = 128, stages = 2, pipelined = false, key_norms = none, shared_memory_bytes = 183296>}
-// W4: #attn.kernel_config<mma = wgmma, warps = 4, m_tiles = 1, block_m = 64, block_n = 64, stages = 2, pipelined = false, key_norms = none, shared_memory_bytes = 142336>
+// CHECK: attn.attention_grad {{.+}} {attn.kernel_config = #attn.kernel_config<mma = wgmma, warps = 8, m_tiles = 1, block_m = 64, block_n = 128, stages = 3, pipelined = false, key_norms = none, shared_memory_bytes = 216576>}
+// W4: #attn.kernel_config<mma = wgmma, warps = 4, m_tiles = 1, block_m = 64, block_n = 64, stages = 3, pipelined = false, key_norms = none, shared_memory_bytes = 175616>
 // SYNC: #attn.kernel_config<mma = sync, warps = 8, m_tiles = 1, block_m = 64, block_n = 128, stages = 2, pipelined = false, key_norms = none, shared_memory_bytes = 157696>
 // WGMMA-DAG: #attn.kernel_config<mma = wgmma, warps = 8, m_tiles = 1, block_m = 64, block_n = 128
 // KVTILE: error: 'attn.attention_grad' op cannot take kv-tile=32: the backward kernel takes 4 or 8 warps of 16 keys (kv-tile 64 or 128)
@@ -62,4 +64,43 @@ func.func @causal_d256(%q: tensor<?x?x?x256xbf16>, %o: tensor<?x?x?x256xbf16>, %
         tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>
       -> tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>
   return %dq, %dk, %dv : tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>, tensor<?x?x?x256xbf16>
+}
+
+// -----
+
+// A score region (here ALiBi) or RBF scores keep two stages: the longer
+// element code is slower with three.
+// CHECK-LABEL: func.func @alibi_d128
+// CHECK: #attn.kernel_config<mma = wgmma, warps = 8, m_tiles = 1, block_m = 64, block_n = 128, stages = 2,
+// CHECK-LABEL: func.func @rbf_d128
+// CHECK: #attn.kernel_config<mma = wgmma, warps = 8, m_tiles = 1, block_m = 64, block_n = 128, stages = 2,
+func.func @alibi_d128(%q: tensor<?x?x?x128xbf16>, %o: tensor<?x?x?x128xbf16>, %lse: tensor<?x?x?xf32>,
+                      %slopes: tensor<?xf32>)
+    -> (tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?xf32>) {
+  %dq, %dk, %dv, %ds = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
+      captures(%slopes : tensor<?xf32>)
+      : tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>,
+        tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>
+      -> tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?xf32>
+      score_mod {
+  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index, %m: tensor<?xf32>):
+    %x = tensor.extract %m[%h] : tensor<?xf32>
+    %ii = arith.index_cast %i : index to i64
+    %jj = arith.index_cast %j : index to i64
+    %d = arith.subi %jj, %ii : i64
+    %df = arith.sitofp %d : i64 to f32
+    %bias = arith.mulf %x, %df : f32
+    %r = arith.addf %s, %bias : f32
+    attn.yield %r : f32
+  }
+  return %dq, %dk, %dv, %ds : tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?xf32>
+}
+func.func @rbf_d128(%q: tensor<?x?x?x128xbf16>, %o: tensor<?x?x?x128xbf16>, %lse: tensor<?x?x?xf32>)
+    -> (tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
+      score<rbf>
+      : tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>,
+        tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>
+      -> tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>
+  return %dq, %dk, %dv : tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>, tensor<?x?x?x128xbf16>
 }

@@ -16,7 +16,8 @@
 //    memory into an f32 workspace: mma.sync (sm_80) adds it by per-element
 //    atomics; wgmma (sm_90a, a warpgroup per 64 keys, P^T and dS^T as
 //    register A operands, K read MN-major for dQ) stages dQ in shared
-//    memory and adds each query row by one bulk reduction;
+//    memory and adds the tile by one bulk reduction (the workspace rows
+//    padded like the tile's);
 // 3. postprocess: dQ from the workspace into q's element type (and the
 //    RBF row-sum term).
 //
@@ -50,6 +51,12 @@ struct BackwardFacts {
 
   static BackwardFacts get(AttentionGradOp op);
 };
+
+/// Elements per row of the f32 dQ workspace (`dq_accum`): with wgmma the
+/// main kernel stages a query tile's dQ rows in shared memory, padding
+/// included, and adds the whole tile by one bulk reduction, so the
+/// workspace rows carry the same padding (never read); dqk with mma.sync.
+int64_t dqAccumRowElements(const BackwardFacts &f, MmaKind mma);
 
 /// Why the GPU backward kernels cannot take `op`, or nullopt.
 std::optional<std::string> backwardUnsupportedReason(AttentionGradOp op);

@@ -35,12 +35,13 @@ void copyValuesAsync(KernelContext &k, Value src, const SmemTile &dst,
 void copyChunkAsync(KernelContext &k, Value src, Value srcIndex, Value dst,
                     ValueRange dstIndices, int64_t elements);
 
-/// Adds `bytes` bytes of f32 at shared address `from` (i64, 16-byte
-/// aligned) to the global buffer `dst` from element `dstElement` on, as one
-/// asynchronous bulk reduction (cp.reduce.async.bulk .add.f32, sm_90; MLIR
-/// has no op for the non-tensor form) of the issuing thread's bulk group.
+/// Adds `bytes` (an index, a multiple of 16) bytes of f32 at shared
+/// address `from` (i64, 16-byte aligned) to the global buffer `dst` from
+/// element `dstElement` on, as one asynchronous bulk reduction
+/// (cp.reduce.async.bulk .add.f32, sm_90; MLIR has no op for the
+/// non-tensor form) of the issuing thread's bulk group.
 void reduceAddBulkAsync(KernelContext &k, Value dst, Value dstElement,
-                        Value from, int64_t bytes);
+                        Value from, Value bytes);
 /// Closes this thread's bulk operations so far into a bulk group.
 void commitBulk(KernelContext &k);
 /// Waits until at most `pending` of this thread's bulk groups are in
