@@ -1,6 +1,7 @@
 //===- AttnCodegen.cpp - scalar code for attn lowerings ---------*- C++ -*-===//
 
 #include "attn/Conversion/AttnCommon/AttnCodegen.h"
+#include "attn/Conversion/AttnCommon/RegionIntervals.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -401,11 +402,9 @@ Value mlir::attn::emitVisibleCount(ScalarEmitter &e, const AttnOpInfo &info,
   return countIn(mainLo, range.main.hi, n);
 }
 
-Value mlir::attn::emitBlockFullyVisible(ScalarEmitter &e,
-                                        const AttnOpInfo &info, Value i0,
-                                        Value i1, Value j0, Value j1) {
-  if (!info.spec.getMaskMod().empty())
-    return e.i1(false);
+/// emitBlockFullyVisible by the structured masks alone.
+static Value structuredFullyVisible(ScalarEmitter &e, const AttnOpInfo &info,
+                                    Value i0, Value i1, Value j0, Value j1) {
   MaskEmitContext ctx = getMaskEmitContext(e, info);
   Value global = e.i1(true), local = e.i1(true), sink = e.i1(false);
   for (MaskAttrInterface mask : getMaskAttrs(info)) {
@@ -426,6 +425,34 @@ Value mlir::attn::emitBlockFullyVisible(ScalarEmitter &e,
     }
   }
   return e.andI(global, e.orI(local, sink));
+}
+
+Value mlir::attn::emitBlockFullyVisible(ScalarEmitter &e,
+                                        const AttnOpInfo &info, Value i0,
+                                        Value i1, Value j0, Value j1) {
+  if (!info.spec.getMaskMod().empty())
+    return e.i1(false);
+  return structuredFullyVisible(e, info, i0, i1, j0, j1);
+}
+
+TileVerdict mlir::attn::emitTileVerdict(ScalarEmitter &e,
+                                        const AttnOpInfo &info, Value b,
+                                        Value h, Value i0, Value i1, Value j0,
+                                        Value j1) {
+  Value full = structuredFullyVisible(e, info, i0, i1, j0, j1);
+  if (info.spec.getMaskMod().empty())
+    return {full, e.i1(false)};
+  // The region is a global kind: it ANDs with the rest.
+  CaptureReader read;
+  if (!info.inlineRegion)
+    read = [&](unsigned index, ValueRange at) -> Value {
+      if (index >= info.captures.size())
+        return Value();
+      return tensor::ExtractOp::create(e.b, info.captures[index], at);
+    };
+  TileVerdict region = emitRegionTileVerdict(
+      e, info.spec.getMaskMod(), b, h, i0, i1, j0, j1, read);
+  return {e.andI(full, region.allTrue), region.allFalse};
 }
 
 //===----------------------------------------------------------------------===//

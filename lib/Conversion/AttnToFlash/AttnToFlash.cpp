@@ -364,19 +364,25 @@ TileState FlashLowering::emitTileLoop(Value firstTile, Value endTile,
         Value j1 = e.minI(e.addI(j0, tk), info.kvLen);
         if (!anyMask)
           return emitKVTile(cur, KeySource::Regular, j0, j1, false).values();
-        Value full = emitBlockFullyVisible(e, info, i0, i1, j0, j1);
-        auto branch = [&](bool masked) {
-          return [&, masked](OpBuilder &nb, Location) {
-            OpBuilder::InsertionGuard g(b);
-            b.setInsertionPoint(nb.getInsertionBlock(),
-                                nb.getInsertionPoint());
-            scf::YieldOp::create(
-                b,
-                emitKVTile(cur, KeySource::Regular, j0, j1, masked).values());
+        // Tiles the masks hide entirely leave the state as it is; fully
+        // visible ones skip the per-element mask.
+        TileVerdict verdict = emitTileVerdict(e, info, bIdx, h, i0, i1, j0, j1);
+        auto tile = [&](bool masked) {
+          return [&, masked]() -> SmallVector<Value> {
+            return emitKVTile(cur, KeySource::Regular, j0, j1, masked)
+                .values();
           };
         };
-        auto ifOp = scf::IfOp::create(b, full, branch(false), branch(true));
-        return llvm::to_vector_of<Value>(ifOp.getResults());
+        auto fullOrMasked = [&]() -> SmallVector<Value> {
+          return llvm::to_vector(
+              e.ifElse(verdict.allTrue, tile(false), tile(true)));
+        };
+        if (info.spec.getMaskMod().empty())
+          return fullOrMasked();
+        return llvm::to_vector(e.ifElse(
+            verdict.allFalse,
+            [&]() -> SmallVector<Value> { return cur.values(); },
+            fullOrMasked));
       }));
 }
 

@@ -155,6 +155,19 @@ KVRange emitKVRange(ScalarEmitter &e, const AttnOpInfo &info, Value i0,
 Value emitBlockFullyVisible(ScalarEmitter &e, const AttnOpInfo &info,
                             Value i0, Value i1, Value j0, Value j1);
 
+/// What holds for every (query, key) pair of a tile (i1 values).
+struct TileVerdict {
+  Value allTrue, allFalse;
+};
+
+/// Whether every key of [j0, j1) is visible to every query of [i0, i1)
+/// (`allTrue`), and whether none is (`allFalse`), for batch `b` and head
+/// `h` (null: any): the structured masks (as emitBlockFullyVisible) and the
+/// mask region's interval verdict (RegionIntervals.h). Keys outside
+/// emitKVRange's intervals are not counted in `allFalse`.
+TileVerdict emitTileVerdict(ScalarEmitter &e, const AttnOpInfo &info, Value b,
+                            Value h, Value i0, Value i1, Value j0, Value j1);
+
 /// The loop nest of the CPU lowerings: (b, h, step) with the output and LSE
 /// tensors created empty and carried through; `body(b, h, step, output,
 /// lse)` returns their updated values. Returns one value per result of the
