@@ -97,20 +97,22 @@ TileVerdict Evaluator::compare(P pred, const Interval &x, const Interval &y) {
   switch (pred) {
   case P::slt:
   case P::ult:
-    t = lt(x.hi, y.lo), f = le(y.hi, x.lo);
-    break;
   case P::sle:
   case P::ule:
-    t = le(x.hi, y.lo), f = lt(y.hi, x.lo);
-    break;
   case P::sgt:
   case P::ugt:
-    t = lt(y.hi, x.lo), f = le(x.hi, y.lo);
-    break;
   case P::sge:
-  case P::uge:
-    t = le(y.hi, x.lo), f = lt(x.hi, y.lo);
+  case P::uge: {
+    // a < b (or a <= b) with a, b the operands in that order.
+    bool swap = pred == P::sgt || pred == P::ugt || pred == P::sge ||
+                pred == P::uge;
+    bool strict = pred == P::slt || pred == P::ult || pred == P::sgt ||
+                  pred == P::ugt;
+    const Interval &a = swap ? y : x, &b = swap ? x : y;
+    t = strict ? lt(a.hi, b.lo) : le(a.hi, b.lo);
+    f = strict ? le(b.hi, a.lo) : lt(b.hi, a.lo);
     break;
+  }
   case P::eq:
   case P::ne: {
     Value same = e.andI(e.andI(e.cmpI(P::eq, x.lo, x.hi),
