@@ -187,11 +187,13 @@ static DictionaryAttr buildPostprocessKernel(AttentionGradOp op,
       kc.idx(f.dqk));
   Value at = k.globalThread();
   kc.ifThen(e.cmpI(P::slt, at, n), [&] {
-    // The workspace's rows are dqRow elements apart.
+    // The workspace's rows are dqRow elements apart (padded past dqk).
     Value row = e.divI(at, kc.idx(f.dqk));
-    Value x = k.load("dq_accum",
-                     e.addI(e.mulI(row, kc.idx(dqRow)),
-                            e.remI(at, kc.idx(f.dqk))));
+    Value from = dqRow == f.dqk
+                     ? at
+                     : e.addI(e.mulI(row, kc.idx(dqRow)),
+                              e.remI(at, kc.idx(f.dqk)));
+    Value x = k.load("dq_accum", from);
     if (f.rbf) {
       // dq_i = sum_j 2 gamma dS0_ij k_j - q_i sum_j 2 gamma dS0_ij.
       x = e.sub(x, e.mul(k.load("dq_row_sums", row), k.load("q", at)));

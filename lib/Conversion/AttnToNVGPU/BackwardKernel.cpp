@@ -104,7 +104,7 @@ struct TileGrads {
 
 /// One element of the tile between the two halves of the element code.
 struct ElementWeight {
-  int64_t col;
+  int64_t col = 0;
   Value s;       ///< The score after the region.
   Value p;       ///< Its weight, before the mask.
   Value visible; ///< Null on fully visible tiles.
@@ -166,14 +166,14 @@ private:
   Value issueTransposed(const SmemTile &rows, const SmemTile &cols,
                         Value stage, int64_t depth,
                         SmallVector<Value> &inFlight);
-  /// wgmma: acc += A.B with A the packed accumulators `a` (key rows) and B
-  /// the query tile `t` of `stage`, read MN-major.
   /// The packed A fragments of the accumulators `a` (key rows), one group
   /// of 4 per 16-query k-step.
   SmallVector<Value> packKeyRows(ArrayRef<Value> a);
   /// wgmma: dS (queries x keys) from its packed fragments by stmatrix.trans,
   /// one x4 per k-step (the same rounded values the dK chain reads).
   void storeDSMatrices(ArrayRef<Value> packed);
+  /// wgmma: acc += A.B with A the packed fragments `a` (packKeyRows) and
+  /// B the query tile `t` of `stage`, read MN-major.
   SmallVector<Value> issueKeySide(ArrayRef<Value> acc, ArrayRef<Value> a,
                                   const SmemTile &t, Value stage,
                                   SmallVector<Value> &inFlight);
@@ -181,9 +181,6 @@ private:
   /// chains of `inFlight` (dK, dV) and its own retire.
   void accumulateDQWgmma(SmallVector<Value> &inFlight,
                          MutableArrayRef<Value> keySide);
-  /// wgmma: issues dQ = dS.K (its chain's inputs into `inFlight`); the
-  /// head-dim columns of the warpgroup's part, and their first.
-  Value issueDQ(SmallVector<Value> &inFlight, int64_t &cols, Value &firstCol);
   /// dq_accum += acc for the rows (rowOfWarp + lane / 4 (+8)) and the
   /// columns from firstCol of the query tile, in the m16n8 C layout.
   void addToDQAccum(ArrayRef<Value> acc, Value rowOfWarp, Value firstCol,
@@ -546,7 +543,8 @@ ElementWeight BackwardKernelBuilder::weigh(Value acc, int64_t r, int64_t col,
                                           Mode mode) {
   ScalarEmitter &e = kc->e;
   Value qi = colQuery[col], j = key[r];
-  ElementWeight w{col, {}, {}, {}, {}};
+  ElementWeight w;
+  w.col = col;
   if (mode == Mode::SinkRows)
     w.visible = e.andI(e.cmpI(P::slt, keyRow[r], info.numSinkRows),
                        e.cmpI(P::slt, qi, info.qLen));
@@ -803,8 +801,8 @@ SmallVector<Value> BackwardKernelBuilder::issueKeySide(
   return out;
 }
 
-Value BackwardKernelBuilder::issueDQ(SmallVector<Value> &inFlight,
-                                     int64_t &cols, Value &firstCol) {
+void BackwardKernelBuilder::accumulateDQWgmma(SmallVector<Value> &inFlight,
+                                              MutableArrayRef<Value> keySide) {
   // dQ (the 64 queries of the tile) = dS.K, dS K-major from shared memory,
   // K read MN-major. Two warpgroups split the head dim in 64-column panels
   // where it has an even number of them, else the keys (panel wg of dS and
@@ -813,10 +811,9 @@ Value BackwardKernelBuilder::issueDQ(SmallVector<Value> &inFlight,
   Value wg = e.divI(warp, idx(4));
   const bool two = blockN == 128;
   const bool splitCols = two && !dqSplitsKeys(blockN, f.dqk);
-  cols = splitCols ? f.dqk / 2 : f.dqk;
+  const int64_t cols = splitCols ? f.dqk / 2 : f.dqk;
   const int64_t kSteps = splitCols ? blockN / 16 : 4;
   Value zero = idx(0);
-  firstCol = splitCols ? e.mulI(wg, idx(cols)) : zero;
   Value aShift = splitCols || !two ? kc->bytes(zero, 0, 0)
                                    : kc->bytes(wg, blockM * 128, 0);
   Value bShift = !two ? kc->bytes(zero, 0, 0)
@@ -837,18 +834,11 @@ Value BackwardKernelBuilder::issueDQ(SmallVector<Value> &inFlight,
   Value acc = chains->issueShared(descsA, descsB, cols, in,
                                   /*transposeB=*/true);
   inFlight.append(in);
-  return acc;
-}
-
-void BackwardKernelBuilder::accumulateDQWgmma(SmallVector<Value> &inFlight,
-                                              MutableArrayRef<Value> keySide) {
-  int64_t cols;
-  Value firstCol;
-  Value acc = issueDQ(inFlight, cols, firstCol);
   SmallVector<Value> dq = chains->waitForAccumulator(acc, 0, inFlight);
   SmallVector<Value> pinned = chains->fenceRegisters(keySide);
   llvm::copy(pinned, keySide.begin());
-  Value rowOfWarp = kc->e.mulI(kc->e.remI(warp, idx(4)), idx(16));
+  Value rowOfWarp = e.mulI(e.remI(warp, idx(4)), idx(16));
+  Value firstCol = splitCols ? e.mulI(wg, idx(cols)) : zero;
   reduceDQRows(dq, rowOfWarp, firstCol, cols / 8);
 }
 
@@ -1007,11 +997,10 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
   publishCopies(*kc, wgmma);
   SmallVector<Value> keySide(dK);
   keySide.append(dV);
-  if (wgmma) {
+  if (wgmma)
     accumulateDQWgmma(inFlight, keySide);
-  } else {
+  else
     accumulateDQ();
-  }
   SmallVector<Value> next(keySide);
   next.append(rbfSums);
   flushUniformCaptures(sums, indices);
@@ -1115,24 +1104,10 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
   SmallVector<Value> state((f.dqk + f.dv) / 2, kc->f32(0.0));
   if (f.rbf)
     state.append(2, kc->f32(0.0));
-  SmallVector<Value> fin;
-  if (prefetchMidStep()) {
-    // Wait for tile u (the stages - 2 newer ones may be in flight); the
-    // barrier also ends every warp's reads of the stage step u refills.
-    ValueRange out = kc->e.forLoop(
-        ring.begin, ring.end, state,
-        [&](Value u, ValueRange cur) -> SmallVector<Value> {
-          Value stage = ring.stageOf(*kc, u);
-          ring.waitAndPublish(*kc, ring.stages - 2);
-          return step(u, stage, cur);
-        });
-    fin.assign(out.begin(), out.end());
-  } else {
-    fin = emitPlainKVLoop(*kc, ring, state,
-                          [&](Value u, Value stage, ValueRange cur) {
-                            return step(u, stage, cur);
-                          });
-  }
+  SmallVector<Value> fin = emitPlainKVLoop(
+      *kc, ring, state,
+      [&](Value u, Value stage, ValueRange cur) { return step(u, stage, cur); },
+      /*bodyPrefetches=*/prefetchMidStep());
   if (wgmma)
     waitBulk(*kc, 0, /*readOnly=*/false);
   epilogue(fin);

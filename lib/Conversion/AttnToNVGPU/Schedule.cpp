@@ -32,13 +32,15 @@ void KVTileRing::waitAndPublish(KernelContext &k, int64_t pending) const {
 SmallVector<Value> kernel::emitPlainKVLoop(
     KernelContext &k, const KVTileRing &ring, ValueRange init,
     function_ref<SmallVector<Value>(Value u, Value stage, ValueRange cur)>
-        body) {
+        body,
+    bool bodyPrefetches) {
   ValueRange out = k.e.forLoop(
       ring.begin, ring.end, init,
       [&](Value u, ValueRange cur) -> SmallVector<Value> {
         Value stage = ring.stageOf(k, u);
         ring.waitAndPublish(k, ring.stages - 2);
-        ring.prefetch(k, k.e.addI(u, k.idx(ring.stages - 1)));
+        if (!bodyPrefetches)
+          ring.prefetch(k, k.e.addI(u, k.idx(ring.stages - 1)));
         return body(u, stage, cur);
       });
   return SmallVector<Value>(out.begin(), out.end());

@@ -351,9 +351,12 @@ attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
   // 1.1-1.3x faster than 4 where the dQ product splits the head dim.
   int64_t dqk = cast<RankedTensorType>(op.getQuery().getType()).getDimSize(3);
   bool wg = r.mma != "sync" && r.chip == "sm_90a" && !noWgmma;
-  auto fits = [&](MmaKind mma, int64_t w) {
-    return backwardSharedMemoryBytes(op, mma, 64, 16 * w, stages) <=
+  auto fitsStages = [&](MmaKind mma, int64_t w, int64_t st) {
+    return backwardSharedMemoryBytes(op, mma, 64, 16 * w, st) <=
            kMaxSharedBytes;
+  };
+  auto fits = [&](MmaKind mma, int64_t w) {
+    return fitsStages(mma, w, stages);
   };
   // Given warps that leave no room for the wgmma plan: mma.sync, unless
   // wgmma was asked for (then the plan's size is the diagnostic).
@@ -374,8 +377,7 @@ attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
   auto spec = cast<VariantSpecOpInterface>(op.getOperation());
   if (!r.stages && wg && spec.getScoreMod().empty() &&
       spec.getScoreKind() != ScoreKind::rbf &&
-      backwardSharedMemoryBytes(op, MmaKind::wgmma, 64, 16 * warps, 3) <=
-          kMaxSharedBytes)
+      fitsStages(MmaKind::wgmma, warps, 3))
     stages = 3;
   if (r.kvTile && r.kvTile != 16 * warps)
     return op.emitOpError() << "cannot take kv-tile=" << r.kvTile

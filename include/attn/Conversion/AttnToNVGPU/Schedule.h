@@ -44,10 +44,14 @@ struct KVTileRing {
 /// tiles may still be in flight), then prefetch tile u + stages - 1 into
 /// the stage tile u - 1 used (the barrier after the wait also guarantees
 /// every warp is done with u - 1), then `body`. Returns the final state.
+/// With `bodyPrefetches` the loop leaves the prefetch to `body`, which
+/// issues it (ring.prefetch of u + stages - 1) once per step, at a point
+/// of its choosing.
 SmallVector<Value> emitPlainKVLoop(
     KernelContext &k, const KVTileRing &ring, ValueRange init,
     function_ref<SmallVector<Value>(Value u, Value stage, ValueRange cur)>
-        body);
+        body,
+    bool bodyPrefetches = false);
 
 /// What the pipelined loop needs from the kernel. Its state is O (nO
 /// values), m and l (rows each), the packed P of the tile whose P.V is
