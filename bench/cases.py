@@ -53,7 +53,8 @@ def alibi_slopes(hq):
 class Case:
     def __init__(self, name, d=128, dv=None, dtype="bf16", spec="", score_mod=None,
                  captures=(), sink_logits=False, sink_rows=0, lse=True,
-                 ref=None, bench=None, check_shape=None, sanitize_shape=None):
+                 ref=None, bench=None, check_shape=None, sanitize_shape=None,
+                 segments="sorted"):
         self.name = name
         self.d = d
         self.dv = dv or d
@@ -61,6 +62,9 @@ class Case:
         self.spec = spec
         self.score_mod = score_mod  # the block of the score_mod region
         self.captures = captures  # dialect types of captured tensors
+        # Document segment ids: "sorted" (packed documents) or "runs" (ids
+        # that come back after others).
+        self.segments = segments
         self.sink_logits = sink_logits
         self.sink_rows = sink_rows
         self.lse = lse
@@ -131,13 +135,19 @@ CASES = [
          ref={"masks": [CAUSAL, {"kind": "sink_tokens", "count": 4},
                         {"kind": "sliding_window", "left": 1023}]},
          bench={"causal": True, "flex": "streaming"}),
-    # Packed documents (4 per sequence, sorted segment ids): no tile is
-    # fully visible in closed form, so every tile takes the masked path.
+    # Packed documents (4 per sequence, sorted segment ids): tiles are
+    # decided from the spans of their segment ids (SegmentSpans.h).
     Case("document_d128",
          spec="mask = [#attn.document<q_segments = 0, kv_segments = 0>]",
          captures=("tensor<?x?xi32>",),
          ref={"masks": [{"kind": "document", "q_segments": 0, "kv_segments": 0}]},
          bench={"causal": False, "flex": "document"}),
+    # Segment ids in runs of 1-160 positions whose ids come back (not
+    # sorted): tile spans meet without a shared id.
+    Case("document_runs_d64", d=64,
+         spec="mask = [#attn.document<q_segments = 0, kv_segments = 0>]",
+         captures=("tensor<?x?xi32>",), segments="runs",
+         ref={"masks": [{"kind": "document", "q_segments": 0, "kv_segments": 0}]}),
     Case("alibi_d128", spec="mask = [#attn.causal]", score_mod=ALIBI_MOD,
          captures=("tensor<?xf32>",),
          ref={"masks": [CAUSAL], "score_mod": _alibi_ref},

@@ -53,6 +53,21 @@ from attn_mlir.timing import attention_flops  # noqa: E402
 DT = {"bf16": torch.bfloat16, "f16": torch.float16}
 
 
+def segment_ids(kind, B, S, gen):
+    """[B, S] i32 ids in [0, 4): sorted per batch (packed documents), or
+    ("runs") in runs of 1-160 positions whose ids come back after others."""
+    if kind == "runs":
+        rows = []
+        for _ in range(B):
+            n = S // 8 + 2
+            ids = torch.randint(0, 4, (n,), generator=gen, device="cuda")
+            lens = torch.randint(1, 161, (n,), generator=gen, device="cuda")
+            rows.append(torch.repeat_interleave(ids, lens)[:S])
+        return torch.stack(rows).to(torch.int32).contiguous()
+    seg = torch.randint(0, 4, (B, S), generator=gen, device="cuda")
+    return torch.sort(seg, dim=1).values.to(torch.int32).contiguous()
+
+
 def make_inputs(case, shape, gen, key_scale=1.0):
     B, Hq, Hkv, Sq, Sk = shape
     dt = DT[case.dtype]
@@ -61,9 +76,8 @@ def make_inputs(case, shape, gen, key_scale=1.0):
     v = torch.randn(B, Hkv, Sk, case.dv, generator=gen, device="cuda").to(dt)
     extra = {"captures": []}
     for ty in case.captures:
-        if "i32" in ty:  # document segment ids, sorted per batch
-            seg = torch.randint(0, 4, (B, Sk), generator=gen, device="cuda")
-            extra["captures"].append(torch.sort(seg, dim=1).values.to(torch.int32).contiguous())
+        if "i32" in ty:  # document segment ids
+            extra["captures"].append(segment_ids(case.segments, B, Sk, gen))
         else:  # ALiBi slopes
             extra["captures"].append(torch.tensor(alibi_slopes(Hq), device="cuda",
                                                   dtype=torch.float32))
@@ -263,7 +277,10 @@ def check_case(case, label, root, shape=None):
     """The two float64 checks of ``root/<case>``'s kernel (``shape``: the
     case's check shape unless given); returns (kernel or None, results)."""
     try:
-        kernel = Bundle.load(os.path.join(root, case.name)).kernel()
+        bundle = Bundle.load(os.path.join(root, case.name))
+        # A backward bundle holds the forward entry too, by the case's name.
+        kernel = bundle.kernel(case.name if case.name in bundle.kernels
+                               else None)
     except Exception as ex:
         print(f"{case.name} [{label}]: LOAD FAILED {ex}", flush=True)
         return None, [{"case": case.name, "bundles": label, "ok": False,

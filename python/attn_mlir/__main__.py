@@ -350,58 +350,95 @@ def _flops_note(v) -> str:
             "; the backward 2.5x (bench/'s count)")
 
 
+#: ``bench`` on the GPU checks on at most this many queries and keys (the
+#: float64 reference of a 16k sequence would take minutes); the kernel is
+#: the same for every length.
+CHECK_MAX_SEQ = 1024
+
+
+class _GpuCase:
+    """Seeded inputs of ``shape`` on the GPU, the variant's kernels for
+    them (forward; with ``backward`` also the bundle's forward entry, which
+    gives the LSE the backward takes, and the backward) and dO."""
+
+    def __init__(self, v, args, shape, dtype: str, options: dict):
+        import torch
+        self.v, self.options = v, options
+        q, k, val, self.caps, ops = _operands(v, shape, args.seed, "bench")
+        (self.q, self.k, self.val), self.tcaps, self.tops = _to_gpu(
+            q, k, val, self.caps, ops, dtype)
+        sinks = {n: self.tops.get(n) for n in ("sink_logits", "sink_key",
+                                               "sink_value")}
+        self.extra = compiler._gpu_operands(v, self.q, self.tcaps, **sinks)
+        compiled = dict(head_dim=shape[3], dtype=dtype, captures=self.tcaps,
+                        sink_logits=bool(v.sink_logits),
+                        sink_rows=bool(v.sink_rows), options=options)
+        dev = self.q.device
+        self.fwd = compiler._gpu_kernel(compiler.compile(v, **compiled), dev)
+        self.bwd = None
+        if args.backward:
+            path = compiler.compile(v, backward=True, **compiled)
+            fwd2 = compiler._gpu_kernel(path, dev, f"{v.name}_attention")
+            self.bwd = compiler._gpu_kernel(path, dev,
+                                            f"{v.name}_attention_grad")
+            self.o, lse = fwd2.run(self.q, self.k, self.val, **self.extra)
+            self.lse = lse if "lse" in self.bwd.params else None
+            self.do = torch.randn(self.o.shape, device=dev,
+                                  generator=torch.Generator(dev).manual_seed(
+                                      args.seed + 1)).to(self.o.dtype)
+
+    def check(self, args, dtype: str) -> bool:
+        """O (and the gradients) against the float64 reference."""
+        v = self.v
+        o = compiler.attention(self.q, self.k, self.val, variant=v,
+                               captures=self.tcaps, options=self.options,
+                               **self.tops)
+        seen = _numpy(self.q, self.k, self.val)
+        seen_ops = dict(zip(self.tops, _numpy(*self.tops.values())))
+        tol = TOLERANCE[dtype] if args.tol is None else args.tol
+        if not _report_check("O", relative_error(_numpy(o)[0], _reference(
+                v, *seen, self.caps, seen_ops)), tol):
+            return False
+        if self.bwd is None:
+            return True
+        grads = compiler.attention_grad(
+            self.q, self.k, self.val, self.o, self.do, variant=v,
+            lse=self.lse, captures=self.tcaps, options=self.options,
+            **self.tops)
+        return _report_check("gradients", _grad_errors(
+            v, grads, *seen, _numpy(self.do)[0], self.caps, seen_ops),
+            GRAD_TOLERANCE[dtype] if args.tol is None else args.tol)
+
+
 def _bench_gpu(v, args, shape, dtype: str, options: dict) -> int:
     """The variant's kernel bundle checked once against the float64
-    reference and timed against torch SDPA in the same process."""
+    reference (on at most CHECK_MAX_SEQ positions) and timed against torch
+    SDPA in the same process."""
     import torch
     import torch.nn.functional as F
     from . import timing
     B, H, S, D = shape
-    q, k, val, caps, ops = _operands(v, shape, args.seed, "bench")
-    (tq, tk, tv), tcaps, tops = _to_gpu(q, k, val, caps, ops, dtype)
     print(f"{v.name}: B={B} H={H} S={S} D={D}, {dtype}, on the GPU "
           f"({torch.cuda.get_device_name()}, the kernel bundle)")
-    sinks = {n: tops.get(n) for n in ("sink_logits", "sink_key",
-                                      "sink_value")}
-    o = compiler.attention(tq, tk, tv, variant=v, captures=tcaps,
-                           options=options, **tops)
-    seen = _numpy(tq, tk, tv)
-    seen_ops = dict(zip(tops, _numpy(*tops.values())))
-    tol = TOLERANCE[dtype] if args.tol is None else args.tol
-    if not _report_check("O", relative_error(_numpy(o)[0], _reference(
-            v, *seen, caps, seen_ops)), tol):
+    check_shape = (B, H, min(S, CHECK_MAX_SEQ), D)
+    if check_shape != shape:
+        print(f"checked on S={check_shape[2]} (the same kernel; the float64 "
+              f"reference of S={S} would take minutes)")
+    if not _GpuCase(v, args, check_shape, dtype, options).check(args, dtype):
         return 1
-    extra = compiler._gpu_operands(v, tq, tcaps, **sinks)
-    compiled = dict(head_dim=D, dtype=dtype, captures=tcaps,
-                    sink_logits=bool(v.sink_logits),
-                    sink_rows=bool(v.sink_rows), options=options)
-    fwd = compiler._gpu_kernel(compiler.compile(v, **compiled), tq.device)
-    out, lse = fwd.run(tq, tk, tv, **extra)
+    c = _GpuCase(v, args, shape, dtype, options)
+    q, k, val = c.q, c.k, c.val
+    out, lse = c.fwd.run(q, k, val, **c.extra)
     causal = _causal(v)
-    rows = [("forward", lambda: fwd.run(tq, tk, tv, out=out, lse=lse,
-                                        **extra),
-             lambda: F.scaled_dot_product_attention(tq, tk, tv,
+    rows = [("forward", lambda: c.fwd.run(q, k, val, out=out, lse=lse,
+                                          **c.extra),
+             lambda: F.scaled_dot_product_attention(q, k, val,
                                                     is_causal=causal), False)]
-    if args.backward:
-        path = compiler.compile(v, backward=True, **compiled)
-        fwd2 = compiler._gpu_kernel(path, tq.device, f"{v.name}_attention")
-        bwd = compiler._gpu_kernel(path, tq.device,
-                                   f"{v.name}_attention_grad")
-        o2, lse2 = fwd2.run(tq, tk, tv, **extra)
-        lse2 = lse2 if "lse" in bwd.params else None
-        do = torch.randn(o2.shape, device=o2.device, generator=torch.Generator(
-            o2.device).manual_seed(args.seed + 1)).to(o2.dtype)
-        grads = compiler.attention_grad(tq, tk, tv, o2, do, variant=v,
-                                        lse=lse2, captures=tcaps,
-                                        options=options, **tops)
-        if not _report_check("gradients", _grad_errors(
-                v, grads, *seen, _numpy(do)[0], caps, seen_ops),
-                GRAD_TOLERANCE[dtype] if args.tol is None else args.tol):
-            return 1
-        rows.append(("backward", lambda: bwd.run_grad(
-            tq, tk, tv, o2, do, lse=lse2, **extra), timing.backward_step(
-            lambda a, b, c: F.scaled_dot_product_attention(
-                a, b, c, is_causal=causal), tq, tk, tv, do), True))
+    if c.bwd is not None:
+        rows.append(("backward", lambda: c.bwd.run_grad(
+            q, k, val, c.o, c.do, lse=c.lse, **c.extra), timing.backward_step(
+            lambda a, b, d: F.scaled_dot_product_attention(
+                a, b, d, is_causal=causal), q, k, val, c.do), True))
     print(f"peer: torch SDPA (is_causal={causal}): " + (
         "the same attention" if _is_plain_sdpa(v) else "plain softmax "
         "attention, a speed reference, not the variant's function"))

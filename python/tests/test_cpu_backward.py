@@ -254,6 +254,28 @@ def _segments(B, Hq, Sq, Sk, rng):
     return [q, k]
 
 
+def _segment_runs(B, Hq, Sq, Sk, rng):
+    # Runs of 1-6 positions whose ids come back after others (not sorted),
+    # queries in [0, 4), keys in [0, 3): a tile's (min, max) intervals can
+    # meet without a shared id; queries of id 3 see nothing.
+    def runs(n, ids):
+        rows = []
+        for _ in range(B):
+            row = []
+            while len(row) < n:
+                row += [int(rng.integers(0, ids))] * int(rng.integers(1, 7))
+            rows.append(row[:n])
+        return np.asarray(rows, np.int32)
+    q = runs(Sq, 4)
+    q[:, -1] = 3
+    return [q, runs(Sk, 3)]
+
+
+@dsl.mask
+def band(b, h, q_idx, kv_idx):
+    return (q_idx - kv_idx <= 5) & (kv_idx <= q_idx)
+
+
 NORMALIZATION_CASES = {
     "softmax": Case(spec("softmax"), shape=ODD),
     "softmax_causal": Case("causal"),
@@ -305,6 +327,11 @@ MASK_CASES = {
     "document": Case(spec("doc", masks=[dsl.document("qseg", "kseg")],
                           captures={"qseg": "i32", "kseg": "i32"}),
                      captures=_segments, masked_rows=True),
+    "document_runs": Case(spec("docr", masks=[dsl.document("qseg", "kseg")],
+                               captures={"qseg": "i32", "kseg": "i32"}),
+                          captures=_segment_runs, masked_rows=True,
+                          shape=(2, 4, 2, 23, 29, 6, 5)),
+    "band_region": Case(spec("band", mask_mod=band), shape=ODD),
     "sink_tokens": Case(spec("stream", masks=[
         ref.causal(), ref.sliding_window(2), ref.sink_tokens(2)])),
     "neighborhood": Case(spec("nat", masks=[ref.neighborhood_1d(3, 2)]),

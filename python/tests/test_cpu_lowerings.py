@@ -256,6 +256,23 @@ def segments_with_orphans(rng, c):
     return [qs.astype(np.int32), ks.astype(np.int32)]
 
 
+def segments_in_runs(rng, c):
+    """Runs of 1-20 positions with ids drawn from [0, 4) for the queries
+    and [0, 3) for the keys (queries of id 3 see nothing), so an id comes
+    back after others (not sorted): a tile's (min, max) interval can meet
+    another's without a shared id, and tiles may hold one id or several."""
+    out = []
+    for n, ids in ((c.Sq, 4), (c.Sk, 3)):
+        rows = []
+        for _ in range(c.B):
+            row = []
+            while len(row) < n:
+                row += [int(rng.integers(0, ids))] * int(rng.integers(1, 21))
+            rows.append(row[:n])
+        out.append(np.asarray(rows, np.int32))
+    return out
+
+
 # -- inputs -----------------------------------------------------------------
 
 def large_rbf_keys(rng, c, q, k, v):
@@ -340,6 +357,9 @@ case("document_shared", Sq=45, Sk=45, masks=(ref.document(0, 0),),
      captures=shared_segments, return_lse=True, sweep=True)
 case("document_orphans", masks=(ref.document(0, 1),),
      captures=segments_with_orphans, return_lse=True, expect_empty=True,
+     sweep=True)
+case("document_runs", Sq=77, Sk=91, masks=(ref.document(0, 1),),
+     captures=segments_in_runs, return_lse=True, expect_empty=True,
      sweep=True)
 case("document_causal_br", masks=(C("bottom_right"), ref.document(1, 0)),
      captures=lambda rng, c: segments_with_orphans(rng, c)[::-1],

@@ -312,7 +312,7 @@ MaskEmitContext mlir::attn::getMaskEmitContext(ScalarEmitter &e,
                                        ValueRange{b, pos});
     };
   return MaskEmitContext{e.b, e.b.getLoc(), info.qLen, info.kvLen,
-                         std::move(load)};
+                         std::move(load), info.segmentSpan};
 }
 
 /// The structured masks of the spec, in order.
@@ -435,13 +435,49 @@ Value mlir::attn::emitBlockFullyVisible(ScalarEmitter &e,
   return structuredFullyVisible(e, info, i0, i1, j0, j1);
 }
 
+Value mlir::attn::emitBlockHidden(ScalarEmitter &e, const AttnOpInfo &info,
+                                  Value i0, Value i1, Value j0, Value j1) {
+  MaskEmitContext ctx = getMaskEmitContext(e, info);
+  Value hidden = e.i1(false);
+  for (MaskAttrInterface mask : getMaskAttrs(info))
+    if (mask.getRole() == MaskRole::global)
+      if (std::optional<Value> h = mask.emitBlockHidden(ctx, i0, i1, j0, j1))
+        hidden = e.orI(hidden, *h);
+  return hidden;
+}
+
+bool mlir::attn::hasDocumentMask(const AttnOpInfo &info) {
+  return llvm::any_of(getMaskAttrs(info), [](MaskAttrInterface m) {
+    return isa<DocumentAttr>(m);
+  });
+}
+
+void mlir::attn::setSegmentSpanLoops(ScalarEmitter &e, AttnOpInfo &info,
+                                     Value b) {
+  info.segmentSpan = [&e, captures = info.captures, b](
+                         unsigned index, bool, Value p0,
+                         Value p1) -> std::pair<Value, Value> {
+    Value first =
+        tensor::ExtractOp::create(e.b, captures[index], ValueRange{b, p0});
+    ValueRange span = e.forLoop(
+        e.addI(p0, e.index(1)), p1, {first, first},
+        [&](Value p, ValueRange a) -> SmallVector<Value> {
+          Value id =
+              tensor::ExtractOp::create(e.b, captures[index], ValueRange{b, p});
+          return {e.minI(a[0], id), e.maxI(a[1], id)};
+        });
+    return {span[0], span[1]};
+  };
+}
+
 TileVerdict mlir::attn::emitTileVerdict(ScalarEmitter &e,
                                         const AttnOpInfo &info, Value b,
                                         Value h, Value i0, Value i1, Value j0,
                                         Value j1) {
   Value full = structuredFullyVisible(e, info, i0, i1, j0, j1);
+  Value hidden = emitBlockHidden(e, info, i0, i1, j0, j1);
   if (info.spec.getMaskMod().empty())
-    return {full, e.i1(false)};
+    return {full, hidden};
   // The region is a global kind: it ANDs with the rest.
   CaptureReader read;
   if (!info.inlineRegion)
@@ -452,7 +488,7 @@ TileVerdict mlir::attn::emitTileVerdict(ScalarEmitter &e,
     };
   TileVerdict region = emitRegionTileVerdict(
       e, info.spec.getMaskMod(), b, h, i0, i1, j0, j1, read);
-  return {e.andI(full, region.allTrue), region.allFalse};
+  return {e.andI(full, region.allTrue), e.orI(hidden, region.allFalse)};
 }
 
 //===----------------------------------------------------------------------===//

@@ -340,12 +340,17 @@ TileState FlashGradLowering::emitQueryTile(const KeySet &keys, Value j0,
   Value sees = meets(range.main);
   if (range.sinks)
     sees = e.orI(sees, meets(*range.sinks));
+  // Document masks and mask regions decide the tile as the forward does
+  // (segment-id spans, interval evaluation of the region).
+  if (hasDocumentMask(info))
+    setSegmentSpanLoops(e, info, bIdx);
+  TileVerdict verdict = emitTileVerdict(e, info, bIdx, h, i0, i1, j0, j1);
+  sees = e.andI(sees, arith::XOrIOp::create(b, verdict.allFalse, e.i1(true)));
   return st.with(e.ifElse(
       sees,
       [&]() -> SmallVector<Value> {
-        Value full = emitBlockFullyVisible(e, info, i0, i1, j0, j1);
         return llvm::to_vector(e.ifElse(
-            full,
+            verdict.allTrue,
             [&] { return emitQueryRows(keys, j0, len, false, st).values(); },
             [&] { return emitQueryRows(keys, j0, len, true, st).values(); }));
       },

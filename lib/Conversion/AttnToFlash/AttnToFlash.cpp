@@ -356,6 +356,10 @@ TileState FlashLowering::emitTileLoop(Value firstTile, Value endTile,
                                       TileState state) {
   Value tk = e.index(kvTile);
   bool anyMask = hasAnyMask(info);
+  // Document masks decide tiles from the segment ids' spans.
+  bool mayHide = !info.spec.getMaskMod().empty() || hasDocumentMask(info);
+  if (hasDocumentMask(info))
+    setSegmentSpanLoops(e, info, bIdx);
   return TileState::from(e.forLoop(
       firstTile, endTile, state.values(),
       [&](Value t, ValueRange a) -> SmallVector<Value> {
@@ -377,7 +381,7 @@ TileState FlashLowering::emitTileLoop(Value firstTile, Value endTile,
           return llvm::to_vector(
               e.ifElse(verdict.allTrue, tile(false), tile(true)));
         };
-        if (info.spec.getMaskMod().empty())
+        if (!mayHide)
           return fullOrMasked();
         return llvm::to_vector(e.ifElse(
             verdict.allFalse,

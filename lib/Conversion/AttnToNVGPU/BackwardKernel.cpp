@@ -20,6 +20,7 @@
 #include "attn/Conversion/AttnToNVGPU/MmaSync.h"
 #include "attn/Conversion/AttnToNVGPU/RegionPeepholes.h"
 #include "attn/Conversion/AttnToNVGPU/Schedule.h"
+#include "attn/Conversion/AttnToNVGPU/SegmentSpans.h"
 #include "attn/Conversion/AttnToNVGPU/Wgmma.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -57,6 +58,8 @@ struct BackwardPlan {
   /// wgmma: the f32 dQ of the query tile, rows padded, on its way to the
   /// workspace by bulk reductions.
   SmemTile *dQ = nullptr;
+  /// The CTA's reduction of the query-tile range (setUpTileRange).
+  SmemTile *tileRange;
 
   BackwardPlan(const BackwardPlan &) = delete;
   BackwardPlan &operator=(const BackwardPlan &) = delete;
@@ -80,6 +83,8 @@ struct BackwardPlan {
     if (mma == MmaKind::wgmma)
       dQ = &plan.add(SmemLayout::Padded, dqSplitsKeys(blockN, f.dqk) ? 2 : 1,
                      blockM, f.dqk, f32);
+    // The CTA's reductions of the query-tile range and key segments.
+    tileRange = &addMinMaxScratch(plan, f.elt.getContext());
   }
 };
 
@@ -132,7 +137,28 @@ private:
   void bindOpInfo();
   void analyzeScoreMod();
   void setUpThreadIndices();
+  /// The CTA's KV tile (numKVTiles: the sink rows), and hk and bIdx, from
+  /// its place in the launch order.
+  Value setUpLaunchOrder(Value numKVTiles);
+  int64_t sinkTokenCount() {
+    int64_t n = 0;
+    if (std::optional<ArrayAttr> masks = spec.getMasks())
+      for (Attribute a : *masks)
+        if (auto s = dyn_cast<SinkTokensAttr>(a))
+          n = std::max<int64_t>(n, s.getCount());
+    return n;
+  }
+  /// Whether some tiles see every query tile (launched first).
+  bool heavyFirst() {
+    return sinkRows || sinkTokenCount() > 0;
+  }
   void setUpTileRange();
+  /// Document masks: the (min, max) segment id of the CTA's keys, per
+  /// capture (keySpans), before the tile range.
+  void summarizeKeySegments();
+  /// Document masks: the same for the queries of the step's tile, by each
+  /// warp (querySpans); issued at the step's start.
+  void summarizeQuerySegments();
   void loadQueryTile(Value u, Value stage);
   void loadKeys();
   /// `sinks()` on the CTA of the sink rows, `regular()` on the others.
@@ -234,6 +260,8 @@ private:
   // Thread and tile indices.
   Value lane, warp, g, t4, bIdx, hk, j0, j1, warpRow0, kvRowBase;
   Value tFirst, numT;
+  /// Segment-id spans per capture of the document masks.
+  DenseMap<unsigned, SegmentSpan> keySpans, querySpans;
   SmallVector<Value> keyRow, key; ///< CTA-local and global key of row r.
   SmallVector<Value> keyNorm;     ///< gamma |k|^2 per row (RBF).
   // The query tile of the current step.
@@ -343,6 +371,51 @@ void BackwardKernelBuilder::analyzeScoreMod() {
   }
 }
 
+Value BackwardKernelBuilder::setUpLaunchOrder(Value numKVTiles) {
+  // With tiles that every query tile sees (the sink rows' tile, the key
+  // tiles of sink tokens), a one-dimensional grid puts them first, for
+  // every (batch, kv head): one of them runs as long as the tile's whole
+  // column of queries, and started last it outlasts the others
+  // (StreamingLLM at 16k: 1.8x from this order). The other tiles follow
+  // head by head, so the CTAs resident together read the same heads'
+  // queries from L2 (an order of all heads per tile was 30% slower on
+  // dense masks). Without such tiles the grid stays (tiles, Hkv, B): the
+  // same order as a one-dimensional grid, yet that was 12-16% slower on
+  // causal masks (bench/results/2026-12-01-h200-backward-grid-order.txt).
+  ScalarEmitter &e = kc->e;
+  int64_t sinkTokens = sinkTokenCount();
+  if (!heavyFirst()) {
+    hk = gpu::BlockIdOp::create(*b, gpu::Dimension::y);
+    bIdx = gpu::BlockIdOp::create(*b, gpu::Dimension::z);
+    return gpu::BlockIdOp::create(*b, gpu::Dimension::x);
+  }
+  Value tokenTiles =
+      e.minI(idx((sinkTokens + blockN - 1) / blockN), numKVTiles);
+  Value heavy = sinkRows ? e.addI(tokenTiles, idx(1)) : tokenTiles;
+  Value tiles = sinkRows ? e.addI(numKVTiles, idx(1)) : numKVTiles;
+  Value heads = e.mulI(info.kvHeads, info.batch);
+  Value linear = gpu::BlockIdOp::create(*b, gpu::Dimension::x);
+  Value heavyCTAs = e.mulI(heavy, heads);
+  Value isHeavy = e.cmpI(P::slt, linear, heavyCTAs);
+  // Heavy: slot s of (batch, head) linear / heavy; the sink rows first.
+  Value safeHeavy = e.maxI(heavy, idx(1));
+  Value slot = e.remI(linear, safeHeavy);
+  Value heavyTile =
+      sinkRows ? e.select(e.cmpI(P::eq, slot, idx(0)), numKVTiles,
+                          e.subI(slot, idx(1)))
+               : slot;
+  // The others: tiles [tokenTiles, numKVTiles), head by head.
+  Value rest = e.subI(linear, heavyCTAs);
+  Value light = e.maxI(e.subI(tiles, heavy), idx(1));
+  Value head = e.select(isHeavy, e.divI(linear, safeHeavy),
+                        e.divI(rest, light));
+  Value kvTile = e.select(isHeavy, heavyTile,
+                          e.addI(tokenTiles, e.remI(rest, light)));
+  hk = e.remI(head, info.kvHeads);
+  bIdx = e.divI(head, info.kvHeads);
+  return kvTile;
+}
+
 void BackwardKernelBuilder::setUpThreadIndices() {
   ScalarEmitter &e = kc->e;
   Value tid = kc->threadId();
@@ -350,10 +423,8 @@ void BackwardKernelBuilder::setUpThreadIndices() {
   warp = e.divI(tid, idx(32));
   g = e.divI(lane, idx(4));
   t4 = e.remI(lane, idx(4));
-  Value kvTile = gpu::BlockIdOp::create(*b, gpu::Dimension::x);
-  hk = gpu::BlockIdOp::create(*b, gpu::Dimension::y);
-  bIdx = gpu::BlockIdOp::create(*b, gpu::Dimension::z);
   Value numKVTiles = e.divI(e.addI(info.kvLen, idx(blockN - 1)), idx(blockN));
+  Value kvTile = setUpLaunchOrder(numKVTiles);
   isSinkTile = e.cmpI(P::eq, kvTile, numKVTiles);
   // The sink tile's keys are its rows [0, Ns).
   j0 = e.select(isSinkTile, idx(0), e.mulI(kvTile, idx(blockN)));
@@ -367,27 +438,101 @@ void BackwardKernelBuilder::setUpThreadIndices() {
   kvRowBase = e.mulI(e.addI(e.mulI(bIdx, info.kvHeads), hk), info.kvLen);
 }
 
+void BackwardKernelBuilder::summarizeKeySegments() {
+  // Thread t reads the id of key j0 + t (threads >= blockN); absent keys
+  // (past Sk, or the sink rows' CTA) give the empty span (max, min).
+  ScalarEmitter &e = kc->e;
+  Type i32 = b->getI32Type();
+  Value tid = kc->threadId();
+  Value j = e.addI(j0, tid);
+  Value present = e.andI(e.cmpI(P::slt, tid, e.subI(j1, j0)),
+                         e.cmpI(P::slt, j, info.kvLen));
+  for (auto [capture, keys] : documentSegments(info)) {
+    if (!keys || keySpans.count(capture))
+      continue;
+    Value id = kc->ifElse(
+        present,
+        [&]() -> SmallVector<Value> {
+          return {info.loadSegment(capture, bIdx, j)};
+        },
+        [&]() -> SmallVector<Value> {
+          return {arith::ConstantIntOp::create(*b, i32, 0)};
+        })[0];
+    Value lo = e.select(present, id,
+                        arith::ConstantIntOp::create(*b, i32, INT32_MAX));
+    Value hi = e.select(present, id,
+                        arith::ConstantIntOp::create(*b, i32, INT32_MIN));
+    keySpans[capture] =
+        ctaMinMax(*kc, *plan.tileRange, lo, hi, config.getWarps());
+  }
+}
+
+void BackwardKernelBuilder::summarizeQuerySegments() {
+  querySpans.clear();
+  for (auto [capture, keys] : documentSegments(info))
+    if (!keys && !querySpans.count(capture))
+      querySpans[capture] = warpSegmentSpan(*kc, info, capture, bIdx, i0, i1,
+                                            info.qLen, blockM);
+}
+
 void BackwardKernelBuilder::setUpTileRange() {
   // The query tiles [tFirst, tFirst + numT) that see some key of the tile
   // by the structured masks, for each of the group's query heads: u =
-  // head-in-group * numT + (t - tFirst).
+  // head-in-group * numT + (t - tFirst). The threads share the query tiles
+  // (tile t to thread t % threads) and the CTA reduces what they found: a
+  // loop over every tile in each thread costs tens of microseconds at 16k
+  // queries, a long time next to a sliding window's few tiles per CTA.
   ScalarEmitter &e = kc->e;
   Value numQTiles = e.divI(e.addI(info.qLen, idx(blockM - 1)), idx(blockM));
-  ValueRange range = e.forLoop(
-      idx(0), numQTiles, {numQTiles, idx(0)},
-      [&](Value t, ValueRange a) -> SmallVector<Value> {
-        Value qi0 = e.mulI(t, idx(blockM));
-        Value qi1 = e.minI(e.addI(qi0, idx(blockM)), info.qLen);
-        KVRange kv = emitKVRange(e, info, qi0, qi1);
-        auto meets = [&](KVInterval in) {
-          return e.andI(e.cmpI(P::slt, in.lo, j1), e.cmpI(P::sgt, in.hi, j0));
-        };
-        Value seen = meets(kv.main);
-        if (kv.sinks)
-          seen = e.orI(seen, meets(*kv.sinks));
-        return {e.select(seen, e.minI(a[0], t), a[0]),
-                e.select(seen, e.maxI(a[1], e.addI(t, idx(1))), a[1])};
-      });
+  SmallVector<Value> range = {idx(0), numQTiles};
+  std::optional<ArrayAttr> masks = info.spec.getMasks();
+  // Document masks: the ids of each of the thread's query tiles in turn.
+  info.segmentSpan = [&](unsigned capture, bool keys, Value p0,
+                         Value p1) -> std::pair<Value, Value> {
+    if (keys)
+      return keySpans.lookup(capture);
+    return threadSegmentSpan(*kc, info, capture, bIdx, p0, p1, info.qLen,
+                             blockM);
+  };
+  if (masks && !masks->empty()) {
+    Value tid = kc->threadId();
+    Value threads = idx(kc->threads);
+    Value rounds = e.divI(e.addI(numQTiles, idx(kc->threads - 1)), threads);
+    ValueRange found = e.forLoop(
+        idx(0), rounds, {numQTiles, idx(0)},
+        [&](Value r, ValueRange a) -> SmallVector<Value> {
+          Value t = e.addI(e.mulI(r, threads), tid);
+          Value qi0 = e.mulI(t, idx(blockM));
+          Value qi1 = e.minI(e.addI(qi0, idx(blockM)), info.qLen);
+          KVRange kv = emitKVRange(e, info, qi0, qi1);
+          auto meets = [&](KVInterval in) {
+            return e.andI(e.cmpI(P::slt, in.lo, j1),
+                          e.cmpI(P::sgt, in.hi, j0));
+          };
+          Value seen = meets(kv.main);
+          if (kv.sinks)
+            seen = e.orI(seen, meets(*kv.sinks));
+          seen = e.andI(seen, e.cmpI(P::slt, t, numQTiles));
+          if (!keySpans.empty())
+            seen = e.andI(seen, arith::XOrIOp::create(
+                                      *b, emitBlockHidden(e, info, qi0, qi1,
+                                                          j0, j1),
+                                      e.i1(true)));
+          return {e.select(seen, e.minI(a[0], t), a[0]),
+                  e.select(seen, e.maxI(a[1], e.addI(t, idx(1))), a[1])};
+        });
+    Type i32 = b->getI32Type();
+    auto [lo, hi] = ctaMinMax(
+        *kc, *plan.tileRange, arith::IndexCastOp::create(*b, i32, found[0]),
+        arith::IndexCastOp::create(*b, i32, found[1]), config.getWarps());
+    range = {arith::IndexCastOp::create(*b, b->getIndexType(), lo),
+             arith::IndexCastOp::create(*b, b->getIndexType(), hi)};
+  }
+  // The steps' tiles: the spans their warps computed.
+  info.segmentSpan = [this](unsigned capture, bool keys, Value,
+                            Value) -> std::pair<Value, Value> {
+    return keys ? keySpans.lookup(capture) : querySpans.lookup(capture);
+  };
   // Every query sees the sink rows.
   tFirst = e.select(isSinkTile, idx(0), range[0]);
   numT = e.select(isSinkTile, numQTiles,
@@ -919,6 +1064,7 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
   for (int64_t col = 0; col < 2 * nTiles; ++col)
     colQuery.push_back(e.addI(i0, localQuery(col)));
   stageOfStep = stage;
+  summarizeQuerySegments();
 
   auto fromSmem = [&](const SmemTile &tile) {
     return [&](int64_t, int64_t ks) {
@@ -1096,6 +1242,7 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
   // tiles.
   loadKeys();
   commitCopies(*kc);
+  summarizeKeySegments();
   setUpTileRange();
   ring.prime(*kc);
   ring.waitAndPublish(*kc, ring.stages - 1);
@@ -1116,7 +1263,10 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
     return failure();
   // One more CTA column for the sink rows.
   std::string tiles = ceilDivExpr("Sk", blockN) + (sinkRows ? " + 1" : "");
-  return describeLaunch(op.getContext(), name, {tiles, "Hkv", "B"}, threads,
+  SmallVector<std::string> grid = {tiles, "Hkv", "B"};
+  if (heavyFirst())
+    grid = {"(" + tiles + ") * Hkv * B", "1", "1"};
+  return describeLaunch(op.getContext(), name, grid, threads,
                         plan.plan.bytes(), sig);
 }
 

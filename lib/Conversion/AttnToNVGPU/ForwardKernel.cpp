@@ -18,6 +18,7 @@
 #include "attn/Conversion/AttnToNVGPU/MmaSync.h"
 #include "attn/Conversion/AttnToNVGPU/RegionPeepholes.h"
 #include "attn/Conversion/AttnToNVGPU/Schedule.h"
+#include "attn/Conversion/AttnToNVGPU/SegmentSpans.h"
 #include "attn/Conversion/AttnToNVGPU/Wgmma.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -53,6 +54,8 @@ struct ForwardFacts {
   /// tile are real keys of the sequence, seen by other queries; they are not
   /// zeroed (it cost causal 4.5% on the H200, docs/performance.md).
   bool masked;
+  /// Document masks: tiles decided from segment-id spans (SegmentSpans.h).
+  bool documents;
   /// RBF with a shift-invariant normalization: -gamma |q|^2 is dropped
   /// from the scores (and added back into the LSE).
   bool dropQueryNorm;
@@ -74,10 +77,10 @@ struct ForwardFacts {
     f.sinkRows = bool(op.getSinkKey());
     f.hasScoreMod = !spec.getScoreMod().empty();
     std::optional<ArrayAttr> masks = spec.getMasks();
-    f.masked = !spec.getMaskMod().empty() ||
-               (masks && llvm::any_of(*masks, [](Attribute a) {
-                  return isa<DocumentAttr>(a);
-                }));
+    f.documents = masks && llvm::any_of(*masks, [](Attribute a) {
+                    return isa<DocumentAttr>(a);
+                  });
+    f.masked = !spec.getMaskMod().empty() || f.documents;
     f.dropQueryNorm = f.rbf && isShiftInvariant(spec, bool(op.getSinkLogits()));
     f.rbfLog2Domain = f.rbf && f.softmax &&
                       f.norm != Normalization::scalable_softmax &&
@@ -100,6 +103,7 @@ struct ForwardPlan {
   SmemTile *norms = nullptr;              ///< f32 per key (smem path).
   SmemTile *normsQ = nullptr, *normsK = nullptr; ///< the norm k-step.
   SmemTile *invisibleKeys = nullptr;      ///< masked ops.
+  SmemTile *spanScratch = nullptr;        ///< document masks.
 
   // The tile pointers point into `plan`: not copyable.
   ForwardPlan(const ForwardPlan &) = delete;
@@ -120,6 +124,8 @@ struct ForwardPlan {
     }
     if (f.masked)
       invisibleKeys = &addInvisibleKeyFlags(plan, blockM, f.elt.getContext());
+    if (f.documents)
+      spanScratch = &addMinMaxScratch(plan, f.elt.getContext());
   }
 };
 
@@ -146,6 +152,9 @@ private:
   void bindOpInfo();
   void setUpThreadIndices();
   void setUpTileRange();
+  /// Document masks: the main tiles [first, end) narrowed to those whose
+  /// segment ids can meet the queries' (the threads share the tiles).
+  std::pair<Value, Value> narrowByDocuments(Value first, Value end);
   void loadTile(Value u, Value stage);
   void loadRegularTile(Value u, Value stage);
   void loadSinkRows(Value stage);
@@ -211,6 +220,8 @@ private:
   SmallVector<Value> localRow, qRow; ///< Per row r of this thread.
   Value qRowBase, kvRowBase;
   Value sinkTiles, mainFirst;
+  /// Document masks: the segment-id span of the CTA's queries per capture.
+  DenseMap<unsigned, SegmentSpan> querySpans;
   // Per-row values computed before the loop.
   SmallVector<SmallVector<Value>> residentQ;
   SmallVector<Value> qNorm, factor;
@@ -300,12 +311,64 @@ void ForwardKernelBuilder::setUpTileRange() {
   mainFirst = e.maxI(e.divI(range.main.lo, blockNValue), sinkTiles);
   Value mainEnd = e.maxI(e.divI(e.addI(range.main.hi, idx(blockN - 1)), blockNValue),
                          mainFirst);
+  if (f.documents)
+    std::tie(mainFirst, mainEnd) = narrowByDocuments(mainFirst, mainEnd);
   Value numMain = e.subI(mainEnd, mainFirst);
   ring.begin = idx(f.sinkRows ? -1 : 0);
   ring.end = e.addI(sinkTiles, numMain);
   ring.stages = config.getStages();
   ring.asyncProxy = wgmma;
   ring.load = [this](Value u, Value stage) { loadTile(u, stage); };
+}
+
+std::pair<Value, Value> ForwardKernelBuilder::narrowByDocuments(Value first,
+                                                               Value end) {
+  ScalarEmitter &e = kc->e;
+  const int64_t blockN = config.getBlockN();
+  for (auto [capture, keys] : documentSegments(info))
+    if (!keys)
+      querySpans[capture] = warpSegmentSpan(*kc, info, capture, bIdx, i0, i1,
+                                            info.qLen, config.getBlockM());
+  info.segmentSpan = [&](unsigned capture, bool keys, Value p0,
+                         Value p1) -> SegmentSpan {
+    if (!keys)
+      return querySpans.lookup(capture);
+    return threadSegmentSpan(*kc, info, capture, bIdx, p0, p1, info.kvLen,
+                             blockN);
+  };
+  Value tid = kc->threadId();
+  Value threads = idx(kc->threads);
+  Value rounds = e.divI(e.addI(e.subI(end, first), idx(kc->threads - 1)),
+                        threads);
+  ValueRange found = e.forLoop(
+      idx(0), rounds, {end, first},
+      [&](Value r, ValueRange a) -> SmallVector<Value> {
+        Value t = e.addI(first, e.addI(e.mulI(r, threads), tid));
+        Value j0 = e.mulI(t, idx(blockN));
+        Value j1 = e.minI(e.addI(j0, idx(blockN)), info.kvLen);
+        Value seen = e.andI(
+            e.cmpI(P::slt, t, end),
+            arith::XOrIOp::create(*b, emitBlockHidden(e, info, i0, i1, j0, j1),
+                                  e.i1(true)));
+        return {e.select(seen, e.minI(a[0], t), a[0]),
+                e.select(seen, e.maxI(a[1], e.addI(t, idx(1))), a[1])};
+      });
+  Type i32 = b->getI32Type();
+  auto [lo, hi] = ctaMinMax(*kc, *plan.spanScratch,
+                            arith::IndexCastOp::create(*b, i32, found[0]),
+                            arith::IndexCastOp::create(*b, i32, found[1]),
+                            config.getWarps());
+  // The steps' tiles: their keys' span, read by every warp.
+  info.segmentSpan = [this](unsigned capture, bool keys, Value p0,
+                            Value p1) -> SegmentSpan {
+    if (!keys)
+      return querySpans.lookup(capture);
+    return warpSegmentSpan(*kc, info, capture, bIdx, p0, p1, info.kvLen,
+                           config.getBlockN());
+  };
+  Value newFirst = arith::IndexCastOp::create(*b, b->getIndexType(), lo);
+  Value newEnd = arith::IndexCastOp::create(*b, b->getIndexType(), hi);
+  return {newFirst, e.maxI(newEnd, newFirst)};
 }
 
 //===----------------------------------------------------------------------===//

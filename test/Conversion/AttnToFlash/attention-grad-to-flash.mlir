@@ -32,8 +32,8 @@
 // Skipped unless the q-tile's visible KV range meets the tile; masked
 // unless the block is fully visible.
 // CHECK: %[[SEES:.+]] = arith.andi
-// CHECK: scf.if %[[SEES]] -> (tensor<5x8xf32>, tensor<5x4xf32>, tensor<2x4x9x8xf32>)
 // CHECK: %[[FULL:.+]] = arith.cmpi sle
+// CHECK: scf.if %[[SEES]] -> (tensor<5x8xf32>, tensor<5x4xf32>, tensor<2x4x9x8xf32>)
 // CHECK: scf.if %[[FULL]] -> (tensor<5x8xf32>, tensor<5x4xf32>, tensor<2x4x9x8xf32>)
 // A fully visible block: no mask code, p from lse, dS from D.
 // CHECK: scf.for %[[I:[a-z0-9_]+]] =

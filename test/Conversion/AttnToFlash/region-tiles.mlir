@@ -54,3 +54,28 @@ func.func @unknown(%q: tensor<1x1x16x32xf32>, %k: tensor<1x1x16x32xf32>,
   }
   return %o : tensor<1x1x16x32xf32>
 }
+
+// -----
+
+// Document masks: each KV tile's segment ids are summarized as (min, max)
+// loops over the queries and the keys of the tile; a tile whose intervals
+// do not meet keeps the state, one where both sides hold the same single
+// id takes the unmasked tile code, the rest compare ids per element.
+// CHECK-LABEL: func.func @documents
+// CHECK: scf.for {{.+}} iter_args(%{{.+}} = %[[F:.+]], %{{.+}} = %[[F]]) -> (i32, i32)
+// CHECK: arith.minsi {{.+}} : i32
+// CHECK: arith.maxsi {{.+}} : i32
+// CHECK: arith.cmpi slt, {{.+}} : i32
+// CHECK: scf.if %{{.+}} -> (tensor<4xf32>, tensor<4xf32>, tensor<4x32xf32>) {
+// CHECK-NEXT: scf.yield %arg{{[0-9]+}}, %arg{{[0-9]+}}, %arg{{[0-9]+}} : tensor<4xf32>, tensor<4xf32>, tensor<4x32xf32>
+// CHECK-NEXT: } else {
+// CHECK-NEXT: scf.if
+func.func @documents(%q: tensor<2x4x16x32xf32>, %k: tensor<2x4x16x32xf32>,
+                     %v: tensor<2x4x16x32xf32>, %seg: tensor<2x16xi32>)
+    -> tensor<2x4x16x32xf32> {
+  %o = attn.attention %q, %k, %v captures(%seg : tensor<2x16xi32>)
+      mask = [#attn.document<q_segments = 0, kv_segments = 0>]
+      : tensor<2x4x16x32xf32>, tensor<2x4x16x32xf32>, tensor<2x4x16x32xf32>
+      -> tensor<2x4x16x32xf32>
+  return %o : tensor<2x4x16x32xf32>
+}

@@ -111,7 +111,7 @@ func.func @alibi_rbf(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse:
 // gradients over the batch in f32 workspaces, and a last kernel converts
 // them.
 // CHECK: kind = "backward"
-// CHECK-SAME: grid = ["ceildiv(Sk, 128) + 1", "Hkv", "B"], kernel = "sinks"
+// CHECK-SAME: grid = ["(ceildiv(Sk, 128) + 1) * Hkv * B", "1", "1"], kernel = "sinks"
 // CHECK-SAME: kernel = "sinks_sinks"
 // CHECK-SAME: results = ["dq", "dk", "dv", "d_sink_key", "d_sink_value"]
 // CHECK-SAME: name = "d_sink_key_accum", zero = true

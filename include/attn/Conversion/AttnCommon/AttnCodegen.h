@@ -41,6 +41,12 @@ struct AttnOpInfo {
   /// Reads segment id `pos` of batch `b` from capture `index` (documents).
   /// The default is tensor.extract on `captures`.
   std::function<Value(unsigned index, Value b, Value pos)> loadSegment;
+  /// (min, max) of the segment ids of capture `index` over positions
+  /// [p0, p1) of the current batch (MaskEmitContext::segmentSpan); unset:
+  /// none (document masks then decide no tile).
+  std::function<std::pair<Value, Value>(unsigned index, bool keys, Value p0,
+                                        Value p1)>
+      segmentSpan;
 
   /// Reads the sizes of `op` (tensor.dim for dynamic ones). The op must not
   /// reference a variant.
@@ -151,9 +157,24 @@ KVRange emitKVRange(ScalarEmitter &e, const AttnOpInfo &info, Value i0,
 
 /// Whether every key of [j0, j1) is visible to every query of [i0, i1),
 /// decided from the structured masks alone (false whenever a kind cannot be
-/// decided in closed form: neighborhoods, documents, the mask region).
+/// decided in closed form: neighborhoods, the mask region, documents
+/// without `info.segmentSpan`).
 Value emitBlockFullyVisible(ScalarEmitter &e, const AttnOpInfo &info,
                             Value i0, Value i1, Value j0, Value j1);
+
+/// Whether no key of [j0, j1) is visible to any query of [i0, i1) by a
+/// global structured kind that decides it per block (MaskAttrInterface::
+/// emitBlockHidden: documents with `info.segmentSpan`); false otherwise.
+/// The positional kinds say the same through emitKVRange.
+Value emitBlockHidden(ScalarEmitter &e, const AttnOpInfo &info, Value i0,
+                      Value i1, Value j0, Value j1);
+
+/// Whether the spec has a document mask.
+bool hasDocumentMask(const AttnOpInfo &info);
+
+/// Sets `info.segmentSpan` to loops over the segment ids of batch `b`
+/// (tensor.extract on `info.captures`): the CPU lowerings' summary.
+void setSegmentSpanLoops(ScalarEmitter &e, AttnOpInfo &info, Value b);
 
 /// What holds for every (query, key) pair of a tile (i1 values).
 struct TileVerdict {

@@ -218,10 +218,29 @@ KVBounds DocumentAttr::emitKVBounds(MaskEmitContext &, Value, Value) const {
   return {}; // Segments are run-time data: any key may share one.
 }
 
+// A block needs the segment ids of all its queries and keys: decided where
+// the lowering summarizes them (ctx.segmentSpan), as intervals. Every pair
+// is visible when both sides hold one and the same id; none is when the
+// two intervals do not meet (exact for sorted ids, packed documents).
 std::optional<Value>
-DocumentAttr::emitBlockFullyVisible(MaskEmitContext &, Value, Value, Value,
-                                    Value) const {
-  return std::nullopt; // Needs the segment ids of the whole block.
+DocumentAttr::emitBlockFullyVisible(MaskEmitContext &ctx, Value i0, Value i1,
+                                    Value j0, Value j1) const {
+  if (!ctx.segmentSpan)
+    return std::nullopt;
+  auto [qLo, qHi] = ctx.segmentSpan(getQSegments(), false, i0, i1);
+  auto [kLo, kHi] = ctx.segmentSpan(getKvSegments(), true, j0, j1);
+  return ctx.andI(ctx.andI(ctx.cmp(P::eq, qLo, qHi), ctx.cmp(P::eq, kLo, kHi)),
+                  ctx.cmp(P::eq, qLo, kLo));
+}
+
+std::optional<Value> DocumentAttr::emitBlockHidden(MaskEmitContext &ctx,
+                                                   Value i0, Value i1,
+                                                   Value j0, Value j1) const {
+  if (!ctx.segmentSpan)
+    return std::nullopt;
+  auto [qLo, qHi] = ctx.segmentSpan(getQSegments(), false, i0, i1);
+  auto [kLo, kHi] = ctx.segmentSpan(getKvSegments(), true, j0, j1);
+  return ctx.orI(ctx.cmp(P::slt, qHi, kLo), ctx.cmp(P::slt, kHi, qLo));
 }
 
 //===----------------------------------------------------------------------===//

@@ -28,9 +28,11 @@ def Attn_NormalizationAttr
 
 /// A structured mask kind; its semantics (AttnMasks.cpp) implement
 /// MaskAttrInterface.
-class Attn_MaskAttr<string name, string attrMnemonic>
+class Attn_MaskAttr<string name, string attrMnemonic,
+                    list<string> defaultedMethods = []>
     : AttrDef<Attn_Dialect, name,
-              [DeclareAttrInterfaceMethods<Attn_MaskAttrInterface>]> {
+              [DeclareAttrInterfaceMethods<Attn_MaskAttrInterface,
+                                           defaultedMethods>]> {
   let mnemonic = attrMnemonic;
 }
 
@@ -137,7 +139,8 @@ def Attn_Neighborhood2DAttr
   let assemblyFormat = "`<` struct(params) `>`";
 }
 
-def Attn_DocumentAttr : Attn_MaskAttr<"Document", "document"> {
+def Attn_DocumentAttr : Attn_MaskAttr<"Document", "document",
+                                     ["emitBlockHidden"]> {
   let summary = "document masking from captured segment ids";
   let description = [{
     Key `j` is visible to query `i` iff

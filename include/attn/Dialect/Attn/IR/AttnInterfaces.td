@@ -65,6 +65,15 @@ def Attn_MaskAttrInterface : AttrInterface<"MaskAttrInterface"> {
       }], "std::optional<::mlir::Value>", "emitBlockFullyVisible",
       (ins "::mlir::attn::MaskEmitContext &":$ctx, "::mlir::Value":$i0,
            "::mlir::Value":$i1, "::mlir::Value":$j0, "::mlir::Value":$j1)>,
+    InterfaceMethod<[{
+        Whether the kind's predicate fails for every pair of the non-empty
+        block [i0, i1) x [j0, j1) (an i1; true only where that is proven),
+        or std::nullopt when the kind does not decide it here (the kinds
+        whose keys follow from positions say it through emitKVBounds).
+      }], "std::optional<::mlir::Value>", "emitBlockHidden",
+      (ins "::mlir::attn::MaskEmitContext &":$ctx, "::mlir::Value":$i0,
+           "::mlir::Value":$i1, "::mlir::Value":$j0, "::mlir::Value":$j1),
+      [{}], [{ return std::nullopt; }]>,
   ];
 }
 

@@ -64,6 +64,13 @@ struct MaskEmitContext {
   Location loc;
   Value qLen, kvLen;
   std::function<Value(unsigned capture, Value b, Value pos)> loadSegment;
+  /// The smallest and the largest segment id of capture `capture` over the
+  /// positions [p0, p1) (non-empty) of the lowering's current batch; `keys`
+  /// says whether they are key positions. Unset where the lowering keeps no
+  /// such summary: document masks then decide no block.
+  std::function<std::pair<Value, Value>(unsigned capture, bool keys, Value p0,
+                                        Value p1)>
+      segmentSpan;
 
   Value alignedPosition(Value i, Alignment alignment) {
     return emitAlignedPosition(b, loc, i, qLen, kvLen, alignment);
