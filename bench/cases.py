@@ -159,6 +159,15 @@ CASES = [
          spec="mask = [#attn.causal<bottom_right>]",
          ref={"masks": [{"kind": "causal", "alignment": "bottom_right"}]},
          check_shape=(2, 8, 2, 700, 1000)),
+    # Chunks aligned to the end of the keys (queries are the last positions):
+    # Sq < Sk, the chunk boundaries inside the query tiles.
+    Case("chunked_bottom_right_d64", d=64,
+         spec="mask = [#attn.causal<bottom_right>, "
+              "#attn.chunked<size = 96, alignment = bottom_right>]",
+         ref={"masks": [{"kind": "causal", "alignment": "bottom_right"},
+                        {"kind": "chunked", "size": 96,
+                         "alignment": "bottom_right"}]},
+         check_shape=(1, 4, 2, 333, 1000)),
     Case("fully_masked_rows_d96", d=96,
          spec="mask = [#attn.causal<bottom_right>]",
          ref={"masks": [{"kind": "causal", "alignment": "bottom_right"}]},

@@ -11,8 +11,6 @@ ALIGNMENTS = ("top_left", "bottom_right")
 
 #: mask kind -> (required parameters, optional parameters with the
 #: dialect's defaults), in the attribute's parameter order (AttnAttrs.td).
-#: `chunked` has no alignment in the dialect; the reference accepts
-#: ``alignment = top_left`` (the dialect's behaviour) as an extension.
 MASK_PARAMS = {
     "causal": ((), {"alignment": "top_left"}),
     "prefix_lm": (("prefix",), {"alignment": "top_left"}),

@@ -85,8 +85,6 @@ def mask_attr(mask: Mapping) -> str:
 
     Every parameter the dict gives is printed (defaults included, which the
     parser accepts); missing optional ones take the dialect defaults.
-    ``chunked`` has no alignment in the dialect: an ``alignment`` key is only
-    accepted when it is ``top_left`` (the dialect's behaviour).
     """
     kind = check_mask(mask)
     required, optional = MASK_PARAMS[kind]
@@ -95,11 +93,6 @@ def mask_attr(mask: Mapping) -> str:
         if alignment in (None, "top_left"):
             return "#attn.causal"
         return f"#attn.causal<{alignment}>"
-    if kind == "chunked":
-        if alignment not in (None, "top_left"):
-            raise ValueError("#attn.chunked has no alignment parameter; "
-                             f"cannot emit alignment = {alignment!r}")
-        return f"#attn.chunked<size = {_int(mask['size'], 'size')}>"
     params = []
     for p in required + optional:
         if p not in mask:

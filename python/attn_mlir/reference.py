@@ -88,9 +88,7 @@ LOCAL_MASKS = ("sliding_window", "chunked", "neighborhood_1d",
 MASK_KINDS = GLOBAL_MASKS + LOCAL_MASKS + ("sink_tokens",)
 
 # kind -> (required parameters, optional parameters with their defaults),
-# the one table of kinds.py. The optional "alignment" of `chunked` is an
-# extension, defaulting to the dialect's behaviour (pos = i). See the note in
-# `mask_visibility`.
+# the one table of kinds.py.
 _MASK_PARAMS = MASK_PARAMS
 
 
@@ -299,9 +297,7 @@ def mask_visibility(mask: Mapping, B: int, Hq: int, Sq: int, Sk: int,
     * ``document<a, c>``:  ``captures[a][b, i] == captures[c][b, j]``
     * ``sliding_window<L, R>``: ``pos - L <= j <= pos + R``
     * ``chunked<C>``:      ``pos >= 0 and floor(pos / C) == floor(j / C)``
-      (a negative ``pos`` sees nothing).  The dialect's chunked mask has no
-      alignment, so ``pos = i`` unless the dict carries the (extension) key
-      ``alignment``.
+      (a negative ``pos`` sees nothing).
     * ``neighborhood_1d<K, D>``: ``nat(i, j, Sk, K, D)`` (needs Sq == Sk)
     * ``neighborhood_2d<H, W, Kh, Kw, Dh, Dw>``:
       ``nat(i div W, j div W, H, Kh, Dh) and nat(i mod W, j mod W, W, Kw, Dw)``
@@ -686,9 +682,10 @@ def sliding_window(left: int, right: int = 0,
             "alignment": alignment}
 
 
-def chunked(size: int) -> dict:
-    """``#attn.chunked<size = C>``: ``floor(i / C) == floor(j / C)``."""
-    return {"kind": "chunked", "size": size}
+def chunked(size: int, alignment: str = "top_left") -> dict:
+    """``#attn.chunked<size = C>``: ``pos >= 0 and floor(pos / C) ==
+    floor(j / C)``."""
+    return {"kind": "chunked", "size": size, "alignment": alignment}
 
 
 def neighborhood_1d(kernel: int, dilation: int = 1) -> dict:

@@ -338,6 +338,11 @@ case("sink_tokens_chunked", masks=(ref.sink_tokens(2), ref.chunked(6)),
 case("chunked", masks=(ref.chunked(7),), return_lse=True, sweep=True)
 case("chunked_causal", Sq=45, Sk=45, masks=(C(), ref.chunked(8)),
      return_lse=True)
+case("chunked_br_sq_lt_sk", Sq=29, Sk=61,
+     masks=(ref.chunked(8, "bottom_right"),), return_lse=True, sweep=True)
+case("chunked_br_causal_sq_gt_sk", Sq=53, Sk=37,
+     masks=(C("bottom_right"), ref.chunked(8, "bottom_right")),
+     return_lse=True, expect_empty=True, sweep=True)
 case("chunked_sq_gt_sk", Sq=53, Sk=37, masks=(ref.chunked(8),),
      return_lse=True, expect_empty=True)
 case("nat1d_dilated", Sq=41, Sk=41, masks=(ref.neighborhood_1d(5, 3),),

@@ -210,6 +210,18 @@ func.func @mask_chunked(%q: tensor<1x4x1024x32xbf16>, %k: tensor<1x4x1024x32xbf1
   return %o : tensor<1x4x1024x32xbf16>
 }
 
+// A decode-style chunk: the queries are the last positions of the keys.
+// CHECK-LABEL: func.func @mask_chunked_bottom_right
+// CHECK: mask = [#attn.causal<bottom_right>, #attn.chunked<size = 256, alignment = bottom_right>] :
+func.func @mask_chunked_bottom_right(%q: tensor<1x4x3x32xbf16>, %k: tensor<1x4x1024x32xbf16>,
+                                     %v: tensor<1x4x1024x32xbf16>) -> tensor<1x4x3x32xbf16> {
+  %o = attn.attention %q, %k, %v
+      mask = [#attn.causal<bottom_right>, #attn.chunked<size = 256, alignment = bottom_right>]
+      : tensor<1x4x3x32xbf16>, tensor<1x4x1024x32xbf16>, tensor<1x4x1024x32xbf16>
+      -> tensor<1x4x3x32xbf16>
+  return %o : tensor<1x4x3x32xbf16>
+}
+
 // CHECK-LABEL: func.func @mask_neighborhood_1d
 // CHECK: mask = [#attn.neighborhood_1d<kernel = 7, dilation = 2>] :
 func.func @mask_neighborhood_1d(%q: tensor<1x4x64x32xf32>, %k: tensor<1x4x64x32xf32>,

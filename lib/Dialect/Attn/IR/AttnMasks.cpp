@@ -291,7 +291,7 @@ SlidingWindowAttr::emitBlockFullyVisible(MaskEmitContext &ctx, Value i0,
 }
 
 //===----------------------------------------------------------------------===//
-// chunked: i / size == j / size (no alignment: pos(i) = i)
+// chunked: pos(i) / size == j / size, pos(i) >= 0
 //===----------------------------------------------------------------------===//
 
 MaskRole ChunkedAttr::getRole() const { return MaskRole::local; }
@@ -307,17 +307,18 @@ LogicalResult ChunkedAttr::verifyShapes(EmitErrorFn,
 
 Value ChunkedAttr::emitVisible(MaskEmitContext &ctx, Value, Value i,
                                Value j) const {
+  Value pos = ctx.alignedPosition(i, getAlignment());
   Value c = ctx.index(getSize());
-  return ctx.andI(ctx.cmp(P::sge, i, ctx.index(0)),
-                  ctx.cmp(P::eq, ctx.div(i, c), ctx.div(j, c)));
+  return ctx.andI(ctx.cmp(P::sge, pos, ctx.index(0)),
+                  ctx.cmp(P::eq, ctx.div(pos, c), ctx.div(j, c)));
 }
 
 KVBounds ChunkedAttr::emitKVBounds(MaskEmitContext &ctx, Value i0,
                                    Value i1) const {
   Value zero = ctx.index(0), one = ctx.index(1);
-  Value last = ctx.sub(i1, one);
+  Value first = ctx.max(ctx.alignedPosition(i0, getAlignment()), zero);
+  Value last = ctx.alignedPosition(ctx.sub(i1, one), getAlignment());
   Value c = ctx.index(getSize());
-  Value first = ctx.max(i0, zero);
   Value lo = ctx.mul(ctx.div(first, c), c);
   Value hi = ctx.mul(ctx.add(ctx.div(ctx.max(last, zero), c), one), c);
   return {lo, hi};
@@ -327,11 +328,13 @@ std::optional<Value>
 ChunkedAttr::emitBlockFullyVisible(MaskEmitContext &ctx, Value i0, Value i1,
                                    Value j0, Value j1) const {
   Value one = ctx.index(1);
-  Value iLast = ctx.sub(i1, one), jLast = ctx.sub(j1, one);
+  Value first = ctx.alignedPosition(i0, getAlignment());
+  Value last = ctx.alignedPosition(ctx.sub(i1, one), getAlignment());
+  Value jLast = ctx.sub(j1, one);
   Value c = ctx.index(getSize());
-  Value chunk = ctx.div(i0, c);
-  Value ok = ctx.cmp(P::sge, i0, ctx.index(0));
-  ok = ctx.andI(ok, ctx.cmp(P::eq, ctx.div(iLast, c), chunk));
+  Value chunk = ctx.div(first, c);
+  Value ok = ctx.cmp(P::sge, first, ctx.index(0));
+  ok = ctx.andI(ok, ctx.cmp(P::eq, ctx.div(last, c), chunk));
   ok = ctx.andI(ok, ctx.cmp(P::eq, ctx.div(j0, c), chunk));
   ok = ctx.andI(ok, ctx.cmp(P::eq, ctx.div(jLast, c), chunk));
   return ok;

@@ -92,12 +92,18 @@ def Attn_ChunkedAttr : Attn_MaskAttr<"Chunked", "chunked"> {
   let summary = "pos(i) / size == j / size";
   let description = [{
     Chunked (block-local) attention as in Llama 4: queries see the keys of
-    their own chunk of `size` positions.
+    their own chunk of `size` positions. `pos(i)` follows the alignment as
+    for `causal` (`bottom_right`: `i + Sk - Sq`, the queries being the last
+    positions of the keys' sequence, as in decoding); a negative `pos(i)`
+    sees nothing.
     ```mlir
     #attn.chunked<size = 8192>
+    #attn.chunked<size = 8192, alignment = bottom_right>
     ```
   }];
-  let parameters = (ins "int64_t":$size);
+  let parameters = (ins "int64_t":$size,
+      DefaultValuedParameter<"::mlir::attn::Alignment",
+          "::mlir::attn::Alignment::top_left">:$alignment);
   let assemblyFormat = "`<` struct(params) `>`";
 }
 
