@@ -220,6 +220,12 @@ CASES = [
     # Learned sink rows through the pipelined loop's prologue (D = 64).
     Case("sinkrows_causal_d64", d=64, spec="mask = [#attn.causal]", sink_rows=3,
          ref={"masks": [CAUSAL]}),
+    # Documents with learned sink rows: the forward's sink-row step is not
+    # a key tile (its segment span must not read outside the ids).
+    Case("document_sinkrows_d64", d=64,
+         spec="mask = [#attn.document<q_segments = 0, kv_segments = 0>]",
+         captures=("tensor<?x?xi32>",), sink_rows=2,
+         ref={"masks": [{"kind": "document", "q_segments": 0, "kv_segments": 0}]}),
     Case("rbf_sinkrows_d64", d=64, spec="score<rbf> mask = [#attn.causal]", sink_rows=2,
          ref={"score": "rbf", "masks": [CAUSAL]}),
     Case("causal_d256", d=256, spec="mask = [#attn.causal]", ref={"masks": [CAUSAL]},

@@ -64,14 +64,19 @@ SegmentSpan kernel::ctaMinMax(KernelContext &k, const SmemTile &scratch,
   return {lo, hi};
 }
 
-/// The span of the ids at `positions` (clamped to the last valid one).
+/// The span of the ids at `positions`, each clamped into [0, last]: a
+/// position past the range reads its last id, and a tile index below zero
+/// (the forward's learned sink rows, whose mode is chosen apart) reads
+/// position 0 rather than outside the buffer (the runtime refuses Sq or
+/// Sk = 0).
 static SegmentSpan spanOf(KernelContext &k, const AttnOpInfo &info,
                           unsigned capture, Value b, ArrayRef<Value> positions,
                           Value last) {
   ScalarEmitter &e = k.e;
   Value lo, hi;
   for (auto [r, pos] : llvm::enumerate(positions)) {
-    Value id = info.loadSegment(capture, b, e.minI(pos, last));
+    Value at = e.maxI(e.minI(pos, last), k.idx(0));
+    Value id = info.loadSegment(capture, b, at);
     lo = r ? e.minI(lo, id) : id;
     hi = r ? e.maxI(hi, id) : id;
   }
