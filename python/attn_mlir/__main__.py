@@ -11,6 +11,7 @@ command by ``pip install``).
     python -m attn_mlir bench VARIANT --shape B,H,S,D [--backward]
                               [--device ...] [--dtype ...] [--repeats N]
                               [--options "..."] [--lowering ...] [--seed N]
+                              [--prebuild]
 
 VARIANT is a library name (``list``) or a variant file (``*.mlir`` holding
 one ``attn.variant``, with the library's ``@capture`` / ``@sink_*`` header
@@ -31,7 +32,10 @@ missing).
 
 ``bench`` checks the variant once as ``run`` does (and, with
 ``--backward``, its gradients against ``reference.attention_backward``),
-then times it. On the GPU: the kernel bundle (``compile``'s; with
+then times it. On the GPU the check runs on at most ``CHECK_MAX_SEQ``
+positions (the float64 reference of a long sequence takes minutes; the
+kernel is the same), the timing on the given shape: the kernel bundle
+(``compile``'s; with
 ``--backward`` the bundle with ``<variant>_attention_grad``) launched
 directly on preallocated outputs, and torch SDPA (``is_causal`` where the
 variant has a causal mask) on the same inputs in the same process, through
@@ -41,6 +45,9 @@ attn-mlir / SDPA, and says whether SDPA computes the same function or is
 only a speed reference. Without a GPU: the CPU path, ``compiler.attention``
 (``cpu_cache=True``: the function compiled once) timed by wall clock over
 ``--repeats`` calls, and the output says that it is the CPU path and why.
+``--prebuild`` compiles the bundles the GPU bench would load into the bundle
+cache and prints their folders, without timing (on a machine with MLIR, for
+a GPU machine without it given the same ``$ATTN_MLIR_CACHE``).
 
 Exit codes: 0 done, 1 the compiler refused or an error is above the
 tolerance, 2 a bad command line (an unknown variant, a bad shape, ...).
@@ -410,6 +417,29 @@ class _GpuCase:
             GRAD_TOLERANCE[dtype] if args.tol is None else args.tol)
 
 
+def _gpu_shapes(shape: tuple) -> List[tuple]:
+    """The shapes ``bench`` runs on the GPU: the check's (at most
+    CHECK_MAX_SEQ positions), then the timed one."""
+    B, H, S, D = shape
+    check = (B, H, min(S, CHECK_MAX_SEQ), D)
+    return [check] if check == shape else [check, shape]
+
+
+def _prebuild(v, args, shape, dtype: str, options: dict) -> int:
+    """``bench --prebuild``: the bundles the GPU bench of ``shape`` loads,
+    compiled into the bundle cache with the arguments it passes (capture
+    shapes of the check's and of the timed inputs), so that a GPU machine
+    without MLIR runs it from the same cache folder."""
+    for s in _gpu_shapes(shape):
+        _, _, _, caps, _ = _operands(v, s, args.seed, "bench")
+        compiled = dict(head_dim=s[3], dtype=dtype, captures=caps,
+                        sink_logits=bool(v.sink_logits),
+                        sink_rows=bool(v.sink_rows), options=options)
+        for backward in (False, True) if args.backward else (False,):
+            print(compiler.compile(v, backward=backward, **compiled))
+    return 0
+
+
 def _bench_gpu(v, args, shape, dtype: str, options: dict) -> int:
     """The variant's kernel bundle checked once against the float64
     reference (on at most CHECK_MAX_SEQ positions) and timed against torch
@@ -420,7 +450,7 @@ def _bench_gpu(v, args, shape, dtype: str, options: dict) -> int:
     B, H, S, D = shape
     print(f"{v.name}: B={B} H={H} S={S} D={D}, {dtype}, on the GPU "
           f"({torch.cuda.get_device_name()}, the kernel bundle)")
-    check_shape = (B, H, min(S, CHECK_MAX_SEQ), D)
+    check_shape = _gpu_shapes(shape)[0]
     if check_shape != shape:
         print(f"checked on S={check_shape[2]} (the same kernel; the float64 "
               f"reference of S={S} would take minutes)")
@@ -460,9 +490,12 @@ def cmd_bench(args) -> int:
     if args.repeats < 1:
         raise UsageError(f"--repeats is a positive integer, got "
                          f"{args.repeats}")
+    options = _kernel_options(args.options)
+    if args.prebuild:
+        return _prebuild(v, args, shape, _dtype(args, True, "bench"),
+                         options)
     gpu, why = _use_gpu(args)
     dtype = _dtype(args, gpu, "bench")
-    options = _kernel_options(args.options)
     if not gpu:
         if options:
             raise UsageError(f"--options are kernel options of the GPU; this "
@@ -600,6 +633,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--options", default=None, metavar="'NAME=VALUE ...'",
                    help="kernel options of --attn-to-nvvm (the GPU only), "
                    "as for `compile`")
+    b.add_argument("--prebuild", action="store_true",
+                   help="compile the kernel bundles the GPU bench loads into "
+                   "the bundle cache ($ATTN_MLIR_CACHE) and print their "
+                   "folders, without timing: for a GPU machine without MLIR "
+                   "given the same cache folder")
     b.add_argument("--tol", type=float, default=None,
                    help="largest accepted error of O and of each gradient "
                    "(default: O " + ", ".join(

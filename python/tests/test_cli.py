@@ -544,3 +544,34 @@ def test_stamp_names_the_installed_tool(tmp_path):
     os.utime(tool, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
     again, stamp2 = compile_once()
     assert again == path and stamp2["mtime_ns"] == st.st_mtime_ns + 10 ** 9
+
+
+def test_bench_prebuild_fills_the_cache_for_both_shapes(tmp_path):
+    """--prebuild compiles what the GPU bench loads: forward and backward
+    bundles for the check's inputs (S capped at CHECK_MAX_SEQ) and the
+    timed ones; a document variant's segment ids are [B, S], so both
+    shapes give bundles; they are the cache entries compile() finds."""
+    needs_tool("attn-opt")
+    needs_ptxas()
+    from attn_mlir.__main__ import CHECK_MAX_SEQ
+    cache = tmp_path / "cache"
+    env = dict(os.environ, ATTN_MLIR_CACHE=str(cache))
+    S = CHECK_MAX_SEQ + 100
+    r = cli("bench", "document", "--shape", f"1,2,{S},64", "--backward",
+            "--prebuild", env=env)
+    assert r.returncode == 0, r.stderr
+    folders = [Path(line) for line in r.stdout.split()]
+    assert len(folders) == 4
+    for f in folders:
+        assert f.parent == cache
+        assert (f / "attn.cubin").read_bytes()[:4] == b"\x7fELF"
+    names = [sorted(k["name"] for k in json.loads(
+        (f / "attn.json").read_text())["kernels"]) for f in folders]
+    assert names[0] == names[2] == ["document_attention"]
+    assert names[1] == names[3] == ["document_attention",
+                                    "document_attention_grad"]
+    # A second prebuild finds every entry (same folders, nothing new).
+    again = cli("bench", "document", "--shape", f"1,2,{S},64", "--backward",
+                "--prebuild", env=env)
+    assert [Path(x) for x in again.stdout.split()] == folders
+    assert len(list(cache.iterdir())) == len(set(folders))
