@@ -417,12 +417,29 @@ class _GpuCase:
             GRAD_TOLERANCE[dtype] if args.tol is None else args.tol)
 
 
-def _gpu_shapes(shape: tuple) -> List[tuple]:
-    """The shapes ``bench`` runs on the GPU: the check's (at most
-    CHECK_MAX_SEQ positions), then the timed one."""
+def _gpu_module_text(v, args, shape, dtype: str) -> str:
+    """The module ``compile`` builds for the operands of ``shape``."""
+    _, _, _, caps, _ = _operands(v, shape, args.seed, "bench")
+    return compiler.gpu_module(v, head_dim=shape[3], dtype=dtype,
+                               captures=caps, sink_logits=bool(v.sink_logits),
+                               sink_rows=bool(v.sink_rows),
+                               backward=args.backward)
+
+
+def _gpu_shapes(v, args, shape: tuple, dtype: str) -> List[tuple]:
+    """The shapes ``bench`` runs on the GPU: the check's, then the timed
+    one. The check takes at most CHECK_MAX_SEQ positions where that is the
+    same kernel (the same module: a capture sized by S, other than segment
+    ids, makes another) and the variant allows it (neighborhood masks tie
+    the sizes to their parameters), else the timed shape itself."""
     B, H, S, D = shape
     check = (B, H, min(S, CHECK_MAX_SEQ), D)
-    return [check] if check == shape else [check, shape]
+    fixed = any(str(m.get("kind", "")).startswith("neighborhood")
+                for m in v.spec.get("masks") or ())
+    if check == shape or fixed or _gpu_module_text(
+            v, args, check, dtype) != _gpu_module_text(v, args, shape, dtype):
+        return [shape]
+    return [check, shape]
 
 
 def _prebuild(v, args, shape, dtype: str, options: dict) -> int:
@@ -430,7 +447,7 @@ def _prebuild(v, args, shape, dtype: str, options: dict) -> int:
     compiled into the bundle cache with the arguments it passes (capture
     shapes of the check's and of the timed inputs), so that a GPU machine
     without MLIR runs it from the same cache folder."""
-    for s in _gpu_shapes(shape):
+    for s in _gpu_shapes(v, args, shape, dtype):
         _, _, _, caps, _ = _operands(v, s, args.seed, "bench")
         compiled = dict(head_dim=s[3], dtype=dtype, captures=caps,
                         sink_logits=bool(v.sink_logits),
@@ -450,10 +467,10 @@ def _bench_gpu(v, args, shape, dtype: str, options: dict) -> int:
     B, H, S, D = shape
     print(f"{v.name}: B={B} H={H} S={S} D={D}, {dtype}, on the GPU "
           f"({torch.cuda.get_device_name()}, the kernel bundle)")
-    check_shape = _gpu_shapes(shape)[0]
+    check_shape = _gpu_shapes(v, args, shape, dtype)[0]
     if check_shape != shape:
-        print(f"checked on S={check_shape[2]} (the same kernel; the float64 "
-              f"reference of S={S} would take minutes)")
+        print(f"checked on S={check_shape[2]} (the same kernel bundle; the "
+              f"float64 reference of S={S} would take minutes)")
     if not _GpuCase(v, args, check_shape, dtype, options).check(args, dtype):
         return 1
     c = _GpuCase(v, args, shape, dtype, options)

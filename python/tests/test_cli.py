@@ -575,3 +575,19 @@ def test_bench_prebuild_fills_the_cache_for_both_shapes(tmp_path):
                 "--prebuild", env=env)
     assert [Path(x) for x in again.stdout.split()] == folders
     assert len(list(cache.iterdir())) == len(set(folders))
+
+
+@pytest.mark.parametrize("name,capped", [("alibi", True), ("document", True),
+                                         ("neighborhood_2d", False)])
+def test_bench_gpu_check_shape(name, capped):
+    """The GPU bench checks on at most CHECK_MAX_SEQ positions when that is
+    the same module (here: ALiBi's [Hq] slopes, documents' dynamic segment
+    ids) and the variant allows it (a 2-D neighborhood ties S to its grid:
+    checked on the timed shape)."""
+    import argparse
+    from attn_mlir import __main__ as m, variants
+    args = argparse.Namespace(seed=0, backward=True)
+    shape = (1, 2, 4096, 64)
+    got = m._gpu_shapes(variants.load(name), args, shape, "bf16")
+    want = [(1, 2, m.CHECK_MAX_SEQ, 64), shape] if capped else [shape]
+    assert got == want

@@ -58,8 +58,9 @@ struct BackwardPlan {
   /// wgmma: the f32 dQ of the query tile, rows padded, on its way to the
   /// workspace by bulk reductions.
   SmemTile *dQ = nullptr;
-  /// The CTA's reduction of the query-tile range (setUpTileRange).
-  SmemTile *tileRange;
+  /// The CTA's reduction of the query-tile range (setUpTileRange); ops
+  /// with structured masks only.
+  SmemTile *tileRange = nullptr;
 
   BackwardPlan(const BackwardPlan &) = delete;
   BackwardPlan &operator=(const BackwardPlan &) = delete;
@@ -84,7 +85,8 @@ struct BackwardPlan {
       dQ = &plan.add(SmemLayout::Padded, dqSplitsKeys(blockN, f.dqk) ? 2 : 1,
                      blockM, f.dqk, f32);
     // The CTA's reductions of the query-tile range and key segments.
-    tileRange = &addMinMaxScratch(plan, f.elt.getContext());
+    if (f.structuredMasks)
+      tileRange = &addMinMaxScratch(plan, f.elt.getContext());
   }
 };
 
@@ -287,6 +289,8 @@ BackwardFacts BackwardFacts::get(AttentionGradOp op) {
   f.hasScoreMod = !spec.getScoreMod().empty();
   f.sinkLogits = bool(op.getSinkLogits());
   f.gradLse = bool(op.getGradLse());
+  std::optional<ArrayAttr> masks = spec.getMasks();
+  f.structuredMasks = masks && !masks->empty();
   f.scale = getEffectiveScale(spec, f.dqk);
   f.gamma = getEffectiveGamma(spec, f.dqk);
   f.bias = spec.getBias() ? spec.getBias()->convertToDouble() : 0.0;
@@ -439,8 +443,9 @@ void BackwardKernelBuilder::setUpThreadIndices() {
 }
 
 void BackwardKernelBuilder::summarizeKeySegments() {
-  // Thread t reads the id of key j0 + t (threads >= blockN); absent keys
-  // (past Sk, or the sink rows' CTA) give the empty span (max, min).
+  // Thread t reads the id of key j0 + t (threads >= blockN); keys past Sk
+  // give the empty span (max, min). (The sink rows' CTA reads ids of keys
+  // [0, Ns) here; it takes its own path, which uses no span.)
   ScalarEmitter &e = kc->e;
   Type i32 = b->getI32Type();
   Value tid = kc->threadId();
@@ -485,7 +490,6 @@ void BackwardKernelBuilder::setUpTileRange() {
   ScalarEmitter &e = kc->e;
   Value numQTiles = e.divI(e.addI(info.qLen, idx(blockM - 1)), idx(blockM));
   SmallVector<Value> range = {idx(0), numQTiles};
-  std::optional<ArrayAttr> masks = info.spec.getMasks();
   // Document masks: the ids of each of the thread's query tiles in turn.
   info.segmentSpan = [&](unsigned capture, bool keys, Value p0,
                          Value p1) -> std::pair<Value, Value> {
@@ -494,7 +498,7 @@ void BackwardKernelBuilder::setUpTileRange() {
     return threadSegmentSpan(*kc, info, capture, bIdx, p0, p1, info.qLen,
                              blockM);
   };
-  if (masks && !masks->empty()) {
+  if (f.structuredMasks) {
     Value tid = kc->threadId();
     Value threads = idx(kc->threads);
     Value rounds = e.divI(e.addI(numQTiles, idx(kc->threads - 1)), threads);
