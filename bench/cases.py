@@ -168,6 +168,21 @@ CASES = [
                         {"kind": "chunked", "size": 96,
                          "alignment": "bottom_right"}]},
          check_shape=(1, 4, 2, 333, 1000)),
+    # More query tiles than threads (the backward's range search takes two
+    # rounds): 16500 queries, 300 keys, a window that hides most of them.
+    Case("long_queries_window_d64", d=64,
+         spec="mask = [#attn.sliding_window<left = 5000, right = 5000>]",
+         ref={"masks": [{"kind": "sliding_window", "left": 5000,
+                         "right": 5000}]},
+         check_shape=(1, 2, 1, 16500, 300)),
+    # More key tiles than threads (the forward's narrowing by segment ids
+    # takes two rounds): 200 queries, 33000 keys, ids sorted apart.
+    Case("document_long_keys_d64", d=64,
+         spec="mask = [#attn.document<q_segments = 0, kv_segments = 1>]",
+         captures=("tensor<?x?xi32>", "tensor<?x?xi32>"),
+         ref={"masks": [{"kind": "document", "q_segments": 0,
+                         "kv_segments": 1}]},
+         check_shape=(1, 2, 1, 200, 33000)),
     Case("fully_masked_rows_d96", d=96,
          spec="mask = [#attn.causal<bottom_right>]",
          ref={"masks": [{"kind": "causal", "alignment": "bottom_right"}]},

@@ -75,9 +75,13 @@ def make_inputs(case, shape, gen, key_scale=1.0):
     k = (torch.randn(B, Hkv, Sk, case.d, generator=gen, device="cuda") * key_scale).to(dt)
     v = torch.randn(B, Hkv, Sk, case.dv, generator=gen, device="cuda").to(dt)
     extra = {"captures": []}
-    for ty in case.captures:
-        if "i32" in ty:  # document segment ids
-            extra["captures"].append(segment_ids(case.segments, B, Sk, gen))
+    # Document segment ids: [B, Sk]; with two id captures the first holds
+    # the queries' ([B, Sq]).
+    ids = [c for c, ty in enumerate(case.captures) if "i32" in ty]
+    for c, ty in enumerate(case.captures):
+        if "i32" in ty:
+            n = Sq if len(ids) == 2 and c == ids[0] else Sk
+            extra["captures"].append(segment_ids(case.segments, B, n, gen))
         else:  # ALiBi slopes
             extra["captures"].append(torch.tensor(alibi_slopes(Hq), device="cuda",
                                                   dtype=torch.float32))
