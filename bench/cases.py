@@ -183,6 +183,14 @@ CASES = [
          ref={"masks": [{"kind": "document", "q_segments": 0,
                          "kv_segments": 1}]},
          check_shape=(1, 2, 1, 200, 33000)),
+    # An OR of positional masks (#attn.any_of): a causal window of 200 keys
+    # plus 64 global keys at the start.
+    Case("any_of_window_prefix_d64", d=64,
+         spec="mask = [#attn.any_of<[#attn.sliding_window<left = 200>, "
+              "#attn.prefix_lm<prefix = 64>]>]",
+         ref={"masks": [{"kind": "any_of", "masks": [
+             {"kind": "sliding_window", "left": 200},
+             {"kind": "prefix_lm", "prefix": 64}]}]}),
     Case("fully_masked_rows_d96", d=96,
          spec="mask = [#attn.causal<bottom_right>]",
          ref={"masks": [{"kind": "causal", "alignment": "bottom_right"}]},

@@ -21,7 +21,12 @@ MASK_PARAMS = {
     "neighborhood_2d": (("height", "width", "kernel_h", "kernel_w"),
                         {"dilation_h": 1, "dilation_w": 1}),
     "sink_tokens": (("count",), {}),
+    "any_of": (("masks",), {}),
 }
+
+#: The kinds ``any_of`` lists (positional ones).
+ANY_OF_KINDS = ("causal", "prefix_lm", "sliding_window", "chunked",
+                "neighborhood_1d", "neighborhood_2d")
 
 
 def check_mask(mask) -> str:
@@ -48,4 +53,13 @@ def check_mask(mask) -> str:
     alignment = mask.get("alignment")
     if alignment is not None and alignment not in ALIGNMENTS:
         raise ValueError(f"mask {kind!r}: unknown alignment {alignment!r}")
+    if kind == "any_of":
+        inner = mask["masks"]
+        if not isinstance(inner, (list, tuple)) or len(inner) < 2:
+            raise ValueError(f"mask 'any_of' takes a list of at least two "
+                             f"masks, got {inner!r}")
+        for m in inner:
+            if check_mask(m) not in ANY_OF_KINDS:
+                raise ValueError(f"mask 'any_of' takes positional masks "
+                                 f"only {ANY_OF_KINDS}, got {m['kind']!r}")
     return kind

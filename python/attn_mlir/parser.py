@@ -293,6 +293,15 @@ def _mask_attr(lex: Lexer) -> dict:
     mask: Dict[str, object] = {"kind": tok.text[len("#attn."):]}
     if not lex.accept("<"):
         return mask
+    if mask["kind"] == "any_of":
+        lex.expect("[")
+        inner = [_mask_attr(lex)]
+        while lex.accept(","):
+            inner.append(_mask_attr(lex))
+        lex.expect("]")
+        lex.expect(">")
+        mask["masks"] = inner
+        return mask
     if lex.peek().kind == "id" and not lex.at("=", 1):
         mask["alignment"] = lex.next().text
         lex.expect(">")

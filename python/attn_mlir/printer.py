@@ -89,6 +89,9 @@ def mask_attr(mask: Mapping) -> str:
     kind = check_mask(mask)
     required, optional = MASK_PARAMS[kind]
     alignment = mask.get("alignment")
+    if kind == "any_of":
+        return ("#attn.any_of<[" + ", ".join(mask_attr(m) for m in
+                                             mask["masks"]) + "]>")
     if kind == "causal":
         if alignment in (None, "top_left"):
             return "#attn.causal"

@@ -82,7 +82,7 @@ from .kinds import (ALIGNMENTS, FEATURE_MAPS, MASK_PARAMS, check_mask,  # noqa: 
 #: Normalizations that define an ``lse`` result (§5 table, ``lse`` column).
 LSE_NORMALIZATIONS = SOFTMAX_FAMILY + ("mean",)
 
-GLOBAL_MASKS = ("causal", "prefix_lm", "document")
+GLOBAL_MASKS = ("causal", "prefix_lm", "document", "any_of")
 LOCAL_MASKS = ("sliding_window", "chunked", "neighborhood_1d",
                "neighborhood_2d")
 MASK_KINDS = GLOBAL_MASKS + LOCAL_MASKS + ("sink_tokens",)
@@ -311,6 +311,12 @@ def mask_visibility(mask: Mapping, B: int, Hq: int, Sq: int, Sk: int,
     j = np.arange(Sk, dtype=np.int64).reshape(1, 1, 1, Sk)
     if "alignment" in m:
         pos = query_positions(Sq, Sk, m["alignment"]).reshape(1, 1, Sq, 1)
+    if kind == "any_of":
+        # The OR of its (positional) masks' visibilities.
+        out = np.zeros((1, 1, Sq, Sk), dtype=bool)
+        for inner in m["masks"]:
+            out = out | mask_visibility(inner, B, Hq, Sq, Sk, captures)
+        return out
     if kind == "causal":
         return j <= pos
     if kind == "prefix_lm":
@@ -680,6 +686,12 @@ def sliding_window(left: int, right: int = 0,
     ``pos - L <= j <= pos + R``."""
     return {"kind": "sliding_window", "left": left, "right": right,
             "alignment": alignment}
+
+
+def any_of(*masks: dict) -> dict:
+    """``#attn.any_of<[...]>``: a key visible by any of the (positional)
+    masks."""
+    return {"kind": "any_of", "masks": list(masks)}
 
 
 def chunked(size: int, alignment: str = "top_left") -> dict:

@@ -332,6 +332,9 @@ MASK_CASES = {
                           captures=_segment_runs, masked_rows=True,
                           shape=(2, 4, 2, 23, 29, 6, 5)),
     "band_region": Case(spec("band", mask_mod=band), shape=ODD),
+    "any_of": Case(spec("anyof", masks=[ref.any_of(ref.sliding_window(3),
+                                                   ref.prefix_lm(4))]),
+                   shape=ODD),
     "sink_tokens": Case(spec("stream", masks=[
         ref.causal(), ref.sliding_window(2), ref.sink_tokens(2)])),
     "neighborhood": Case(spec("nat", masks=[ref.neighborhood_1d(3, 2)]),

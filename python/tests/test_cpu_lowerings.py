@@ -338,6 +338,15 @@ case("sink_tokens_chunked", masks=(ref.sink_tokens(2), ref.chunked(6)),
 case("chunked", masks=(ref.chunked(7),), return_lse=True, sweep=True)
 case("chunked_causal", Sq=45, Sk=45, masks=(C(), ref.chunked(8)),
      return_lse=True)
+# OR of positional masks: a causal window plus global keys at the start
+# (tiles between them hidden, tiles inside either fully visible).
+case("any_of_window_prefix", Sq=61, Sk=61,
+     masks=(ref.any_of(W(6), ref.prefix_lm(5)),), return_lse=True,
+     sweep=True)
+case("any_of_chunks_causal_br", Sq=29, Sk=61,
+     masks=(C("bottom_right"), ref.any_of(ref.chunked(8, "bottom_right"),
+                                          W(3, 0, "bottom_right"))),
+     return_lse=True, sweep=True)
 case("chunked_br_sq_lt_sk", Sq=29, Sk=61,
      masks=(ref.chunked(8, "bottom_right"),), return_lse=True, sweep=True)
 case("chunked_br_causal_sq_gt_sk", Sq=53, Sk=37,

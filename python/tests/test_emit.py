@@ -59,6 +59,8 @@ def test_tensor_type():
      "#attn.neighborhood_2d<height = 6, width = 8, kernel_h = 3, "
      "kernel_w = 5, dilation_h = 2, dilation_w = 1>"),
     (ref.sink_tokens(4), "#attn.sink_tokens<count = 4>"),
+    (ref.any_of(ref.causal(), {"kind": "chunked", "size": 8}),
+     "#attn.any_of<[#attn.causal, #attn.chunked<size = 8>]>"),
 ])
 def test_mask_attr(mask, text):
     assert mask_attr(mask) == text

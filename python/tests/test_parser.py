@@ -112,6 +112,19 @@ MASKS = [ref.causal(), ref.causal("bottom_right"), ref.sliding_window(3, 2),
          ref.sink_tokens(4)]
 
 
+def test_any_of_parses_back():
+    """#attn.any_of lists its masks in brackets; they read back as dicts."""
+    mask = ref.any_of(ref.sliding_window(5), ref.prefix_lm(3, "bottom_right"),
+                      ref.chunked(8, "bottom_right"))
+    text = printer.variant_op("v", {"masks": [mask]})
+    assert "#attn.any_of<[#attn.sliding_window<" in text
+    got = parse_variant_text(text).spec["masks"]
+    assert [m["kind"] for m in got[0]["masks"]] == [
+        "sliding_window", "prefix_lm", "chunked"]
+    assert got[0]["masks"][2] == {"kind": "chunked", "size": 8,
+                                  "alignment": "bottom_right"}
+
+
 @pytest.mark.parametrize("masks", [list(c) for c in itertools.combinations(MASKS, 2)]
                          + [MASKS])
 def test_printed_specs_parse_back(masks):

@@ -15,6 +15,7 @@
 #include "attn/Conversion/AttnCommon/AttnCodegen.h"
 #include "attn/Conversion/AttnCommon/OnlineSoftmax.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/Matchers.h"
 
 #include <limits>
 
@@ -357,7 +358,6 @@ TileState FlashLowering::emitTileLoop(Value firstTile, Value endTile,
   Value tk = e.index(kvTile);
   bool anyMask = hasAnyMask(info);
   // Document masks decide tiles from the segment ids' spans.
-  bool mayHide = !info.spec.getMaskMod().empty() || hasDocumentMask(info);
   if (hasDocumentMask(info))
     setSegmentSpanLoops(e, info, bIdx);
   return TileState::from(e.forLoop(
@@ -381,7 +381,8 @@ TileState FlashLowering::emitTileLoop(Value firstTile, Value endTile,
           return llvm::to_vector(
               e.ifElse(verdict.allTrue, tile(false), tile(true)));
         };
-        if (!mayHide)
+        // Regions, documents and any_of masks can prove a tile hidden.
+        if (matchPattern(verdict.allFalse, m_Zero()))
           return fullOrMasked();
         return llvm::to_vector(e.ifElse(
             verdict.allFalse,

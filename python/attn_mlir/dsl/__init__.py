@@ -73,7 +73,7 @@ from ._errors import DSLError
 from ._expr import Expr
 from ._functions import (abs, clamp, exp, exp2, log, maximum, minimum, sqrt,
                          tanh, where)
-from ._variants import (Variant, causal, chunked, document, mask,
+from ._variants import (Variant, any_of, causal, chunked, document, mask,
                         neighborhood_1d, neighborhood_2d, prefix_lm,
                         sink_tokens, sliding_window, variant)
 
@@ -83,7 +83,7 @@ __all__ = [
     "tanh", "exp", "exp2", "log", "sqrt", "abs", "minimum", "maximum",
     "clamp", "where",
     "causal", "prefix_lm", "document", "sliding_window", "chunked",
-    "neighborhood_1d", "neighborhood_2d", "sink_tokens",
+    "neighborhood_1d", "neighborhood_2d", "sink_tokens", "any_of",
 ]
 
 #: Element types of captured tensors, for annotations.

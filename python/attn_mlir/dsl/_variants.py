@@ -31,6 +31,7 @@ chunked = _ref.chunked
 neighborhood_1d = _ref.neighborhood_1d
 neighborhood_2d = _ref.neighborhood_2d
 sink_tokens = _ref.sink_tokens
+any_of = _ref.any_of
 
 
 def document(q_segments=0, kv_segments=None) -> dict:

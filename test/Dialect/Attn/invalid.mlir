@@ -1042,3 +1042,34 @@ func.func @document_index_huge(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf3
 // The bound holds in variants too; 2^40 itself is allowed.
 // expected-error @+1 {{'attn.variant' op mask #attn.sliding_window<left = 1099511627776, right = 1099511627777>: 'right' must be at most 1099511627776 (2^40), got 1099511627777}}
 attn.variant @window_right_past_bound mask = [#attn.sliding_window<left = 1099511627776, right = 1099511627777>]
+
+// -----
+
+func.func @any_of_one_mask(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
+  // expected-error @+1 {{takes at least two masks, got 1}}
+  %o = attn.attention %q, %q, %q mask = [#attn.any_of<[#attn.causal]>]
+      : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
+      -> tensor<1x4x16x32xf32>
+  return %o : tensor<1x4x16x32xf32>
+}
+
+// -----
+
+func.func @any_of_document(%q: tensor<1x4x16x32xf32>, %s: tensor<1x16xi32>) -> tensor<1x4x16x32xf32> {
+  // expected-error @+1 {{lists #attn.document<q_segments = 0, kv_segments = 0>; it takes positional masks only}}
+  %o = attn.attention %q, %q, %q captures(%s : tensor<1x16xi32>)
+      mask = [#attn.any_of<[#attn.causal, #attn.document<q_segments = 0, kv_segments = 0>]>]
+      : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
+      -> tensor<1x4x16x32xf32>
+  return %o : tensor<1x4x16x32xf32>
+}
+
+// -----
+
+func.func @any_of_bad_inner(%q: tensor<1x4x16x32xf32>) -> tensor<1x4x16x32xf32> {
+  // expected-error @+1 {{'left' must be at least 0}}
+  %o = attn.attention %q, %q, %q mask = [#attn.any_of<[#attn.causal, #attn.sliding_window<left = -3>]>]
+      : tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>, tensor<1x4x16x32xf32>
+      -> tensor<1x4x16x32xf32>
+  return %o : tensor<1x4x16x32xf32>
+}

@@ -222,6 +222,18 @@ func.func @mask_chunked_bottom_right(%q: tensor<1x4x3x32xbf16>, %k: tensor<1x4x1
   return %o : tensor<1x4x3x32xbf16>
 }
 
+// An OR of positional masks: a causal window plus global keys at the start.
+// CHECK-LABEL: func.func @mask_any_of
+// CHECK: mask = [#attn.any_of<[#attn.sliding_window<left = 255>, #attn.prefix_lm<prefix = 64>]>] :
+func.func @mask_any_of(%q: tensor<1x4x1024x32xbf16>, %k: tensor<1x4x1024x32xbf16>,
+                       %v: tensor<1x4x1024x32xbf16>) -> tensor<1x4x1024x32xbf16> {
+  %o = attn.attention %q, %k, %v
+      mask = [#attn.any_of<[#attn.sliding_window<left = 255>, #attn.prefix_lm<prefix = 64>]>]
+      : tensor<1x4x1024x32xbf16>, tensor<1x4x1024x32xbf16>, tensor<1x4x1024x32xbf16>
+      -> tensor<1x4x1024x32xbf16>
+  return %o : tensor<1x4x1024x32xbf16>
+}
+
 // CHECK-LABEL: func.func @mask_neighborhood_1d
 // CHECK: mask = [#attn.neighborhood_1d<kernel = 7, dilation = 2>] :
 func.func @mask_neighborhood_1d(%q: tensor<1x4x64x32xf32>, %k: tensor<1x4x64x32xf32>,

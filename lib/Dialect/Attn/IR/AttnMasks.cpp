@@ -506,3 +506,104 @@ SinkTokensAttr::emitBlockFullyVisible(MaskEmitContext &ctx, Value, Value,
                                       Value, Value j1) const {
   return ctx.cmp(P::sle, j1, ctx.index(getCount()));
 }
+
+//===----------------------------------------------------------------------===//
+// any_of: OR of positional masks
+//===----------------------------------------------------------------------===//
+
+MaskRole AnyOfAttr::getRole() const { return MaskRole::global; }
+
+static SmallVector<MaskAttrInterface> anyOfMasks(AnyOfAttr attr) {
+  SmallVector<MaskAttrInterface> out;
+  for (Attribute a : attr.getMasks())
+    if (auto m = dyn_cast<MaskAttrInterface>(a))
+      out.push_back(m);
+  return out;
+}
+
+LogicalResult AnyOfAttr::verifyParameters(EmitErrorFn emitError) const {
+  if (getMasks().size() < 2)
+    return maskError(emitError, *this)
+           << "takes at least two masks, got " << getMasks().size();
+  for (Attribute a : getMasks()) {
+    auto m = dyn_cast<MaskAttrInterface>(a);
+    if (!m)
+      return maskError(emitError, *this)
+             << "lists " << a << ", which is not an #attn mask";
+    if (isa<DocumentAttr, SinkTokensAttr, AnyOfAttr>(a))
+      return maskError(emitError, *this)
+             << "lists " << maskName(a)
+             << "; it takes positional masks only (causal, prefix_lm, "
+                "sliding_window, chunked, neighborhood_1d, neighborhood_2d)";
+    if (failed(m.verifyParameters(emitError)))
+      return failure();
+  }
+  return success();
+}
+
+LogicalResult AnyOfAttr::verifyShapes(EmitErrorFn emitError,
+                                      const MaskShapes &shapes) const {
+  for (MaskAttrInterface m : anyOfMasks(*this))
+    if (failed(m.verifyShapes(emitError, shapes)))
+      return failure();
+  return success();
+}
+
+Value AnyOfAttr::emitVisible(MaskEmitContext &ctx, Value b, Value i,
+                             Value j) const {
+  Value any;
+  for (MaskAttrInterface m : anyOfMasks(*this)) {
+    Value v = m.emitVisible(ctx, b, i, j);
+    any = any ? ctx.orI(any, v) : v;
+  }
+  return any;
+}
+
+KVBounds AnyOfAttr::emitKVBounds(MaskEmitContext &ctx, Value i0,
+                                 Value i1) const {
+  // The hull of the masks' intervals; a side none bounds stays open.
+  Value lo, hi;
+  bool openLo = false, openHi = false;
+  for (MaskAttrInterface m : anyOfMasks(*this)) {
+    KVBounds bounds = m.emitKVBounds(ctx, i0, i1);
+    openLo |= !bounds.lo;
+    openHi |= !bounds.hi;
+    if (bounds.lo)
+      lo = lo ? ctx.min(lo, bounds.lo) : bounds.lo;
+    if (bounds.hi)
+      hi = hi ? ctx.max(hi, bounds.hi) : bounds.hi;
+  }
+  return {openLo ? Value() : lo, openHi ? Value() : hi};
+}
+
+std::optional<Value>
+AnyOfAttr::emitBlockFullyVisible(MaskEmitContext &ctx, Value i0, Value i1,
+                                 Value j0, Value j1) const {
+  // Fully visible when one mask sees the whole block (a conservative OR:
+  // blocks covered only by the union are taken as masked).
+  Value any;
+  for (MaskAttrInterface m : anyOfMasks(*this))
+    if (std::optional<Value> full =
+            m.emitBlockFullyVisible(ctx, i0, i1, j0, j1))
+      any = any ? ctx.orI(any, *full) : *full;
+  if (!any)
+    return std::nullopt;
+  return any;
+}
+
+std::optional<Value> AnyOfAttr::emitBlockHidden(MaskEmitContext &ctx,
+                                                Value i0, Value i1, Value j0,
+                                                Value j1) const {
+  // Hidden when every mask's key interval misses the block.
+  Value all;
+  for (MaskAttrInterface m : anyOfMasks(*this)) {
+    KVBounds bounds = m.emitKVBounds(ctx, i0, i1);
+    Value misses = ctx.i1(false);
+    if (bounds.lo)
+      misses = ctx.orI(misses, ctx.cmp(P::sle, j1, bounds.lo));
+    if (bounds.hi)
+      misses = ctx.orI(misses, ctx.cmp(P::sge, j0, bounds.hi));
+    all = all ? ctx.andI(all, misses) : misses;
+  }
+  return all;
+}

@@ -161,6 +161,24 @@ def Attn_DocumentAttr : Attn_MaskAttr<"Document", "document",
   let assemblyFormat = "`<` struct(params) `>`";
 }
 
+def Attn_AnyOfAttr : Attn_MaskAttr<"AnyOf", "any_of", ["emitBlockHidden"]> {
+  let summary = "a key visible by any of the listed positional masks";
+  let description = [{
+    The OR of its masks' predicates, as one global kind (it ANDs with the
+    op's other masks). Its masks are positional kinds (causal, prefix_lm,
+    sliding_window, chunked, the neighborhoods), at least two; a KV tile
+    range is the hull of theirs, a block is fully visible when one of them
+    sees all of it and hidden when every one hides it.
+    ```mlir
+    // A causal window of 256 keys, plus 64 global keys at the start
+    #attn.any_of<[#attn.sliding_window<left = 255>,
+                  #attn.prefix_lm<prefix = 64>]>
+    ```
+  }];
+  let parameters = (ins "::mlir::ArrayAttr":$masks);
+  let assemblyFormat = "`<` $masks `>`";
+}
+
 def Attn_PrefixLMAttr : Attn_MaskAttr<"PrefixLM", "prefix_lm"> {
   let summary = "bidirectional prefix, causal after it";
   let description = [{
