@@ -151,6 +151,16 @@ def _operands(v, shape: tuple, seed: int, command: str):
                          "compiler.attention(..., captures=[...])") from None
 
 
+def _capture_shapes(v, shape: tuple, command: str) -> list:
+    """The (shape, element type) of each capture `_operands` would make."""
+    B, H, S, D = shape
+    try:
+        return variants.capture_shapes(v, B, H, H, S, D, D)
+    except ValueError as e:
+        raise UsageError(f"{e}, so `{command}` cannot make it; call "
+                         "compiler.attention(..., captures=[...])") from None
+
+
 def _round_f16(q, k, val, ops):
     """The f16 inputs of the CPU path, as the reference must see them."""
     q, k, val = (x.astype(np.float16) for x in (q, k, val))
@@ -419,9 +429,9 @@ class _GpuCase:
 
 def _gpu_module_text(v, args, shape, dtype: str) -> str:
     """The module ``compile`` builds for the operands of ``shape``."""
-    _, _, _, caps, _ = _operands(v, shape, args.seed, "bench")
     return compiler.gpu_module(v, head_dim=shape[3], dtype=dtype,
-                               captures=caps, sink_logits=bool(v.sink_logits),
+                               captures=_capture_shapes(v, shape, "bench"),
+                               sink_logits=bool(v.sink_logits),
                                sink_rows=bool(v.sink_rows),
                                backward=args.backward)
 
@@ -448,8 +458,8 @@ def _prebuild(v, args, shape, dtype: str, options: dict) -> int:
     shapes of the check's and of the timed inputs), so that a GPU machine
     without MLIR runs it from the same cache folder."""
     for s in _gpu_shapes(v, args, shape, dtype):
-        _, _, _, caps, _ = _operands(v, s, args.seed, "bench")
-        compiled = dict(head_dim=s[3], dtype=dtype, captures=caps,
+        compiled = dict(head_dim=s[3], dtype=dtype,
+                        captures=_capture_shapes(v, s, "bench"),
                         sink_logits=bool(v.sink_logits),
                         sink_rows=bool(v.sink_rows), options=options)
         for backward in (False, True) if args.backward else (False,):

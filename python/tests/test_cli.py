@@ -570,6 +570,17 @@ def test_bench_prebuild_fills_the_cache_for_both_shapes(tmp_path):
     assert names[0] == names[2] == ["document_attention"]
     assert names[1] == names[3] == ["document_attention",
                                     "document_attention_grad"]
+    # They are the entries the GPU bench asks for with its random operands
+    # (the torch tensors give the same module as these arrays).
+    from attn_mlir import variants
+    v = variants.load("document")
+    for i, s in enumerate((CHECK_MAX_SEQ, S)):
+        caps = variants.random_operands(v, 1, 2, 2, s, 64, 64)[3]
+        for backward in (False, True):
+            got = compiler.compile(v, head_dim=64, dtype="bf16",
+                                   captures=caps, backward=backward,
+                                   cache=cache)
+            assert got == folders[2 * i + backward]
     # A second prebuild finds every entry (same folders, nothing new).
     again = cli("bench", "document", "--shape", f"1,2,{S},64", "--backward",
                 "--prebuild", env=env)

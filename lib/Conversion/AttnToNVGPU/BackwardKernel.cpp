@@ -118,6 +118,15 @@ struct ElementWeight {
   ScoreModVJP vjp;
 };
 
+/// The count of the spec's sink tokens (0 without).
+static int64_t sinkTokenCount(VariantSpecOpInterface spec) {
+  if (std::optional<ArrayAttr> masks = spec.getMasks())
+    for (Attribute a : *masks)
+      if (auto s = dyn_cast<SinkTokensAttr>(a))
+        return s.getCount();
+  return 0;
+}
+
 /// Builds the main backward kernel.
 class BackwardKernelBuilder {
 public:
@@ -142,21 +151,11 @@ private:
   /// The CTA's KV tile (numKVTiles: the sink rows), and hk and bIdx, from
   /// its place in the launch order.
   Value setUpLaunchOrder(Value numKVTiles);
-  int64_t sinkTokenCount() {
-    int64_t n = 0;
-    if (std::optional<ArrayAttr> masks = spec.getMasks())
-      for (Attribute a : *masks)
-        if (auto s = dyn_cast<SinkTokensAttr>(a))
-          n = std::max<int64_t>(n, s.getCount());
-    return n;
-  }
   /// Whether some tiles see every query tile (launched first).
-  bool heavyFirst() {
-    return sinkRows || sinkTokenCount() > 0;
-  }
+  bool heavyFirst() { return sinkRows || sinkTokenCount(spec) > 0; }
   void setUpTileRange();
   /// Document masks: the (min, max) segment id of the CTA's keys, per
-  /// capture (keySpans), before the tile range.
+  /// capture (keySpans), by each warp, before the tile range.
   void summarizeKeySegments();
   /// Document masks: the same for the queries of the step's tile, by each
   /// warp (querySpans); issued at the step's start.
@@ -387,7 +386,7 @@ Value BackwardKernelBuilder::setUpLaunchOrder(Value numKVTiles) {
   // same order as a one-dimensional grid, yet that was 12-16% slower on
   // causal masks (bench/results/2026-12-01-h200-backward-grid-order.txt).
   ScalarEmitter &e = kc->e;
-  int64_t sinkTokens = sinkTokenCount();
+  int64_t sinkTokens = sinkTokenCount(spec);
   if (!heavyFirst()) {
     hk = gpu::BlockIdOp::create(*b, gpu::Dimension::y);
     bIdx = gpu::BlockIdOp::create(*b, gpu::Dimension::z);
@@ -443,33 +442,12 @@ void BackwardKernelBuilder::setUpThreadIndices() {
 }
 
 void BackwardKernelBuilder::summarizeKeySegments() {
-  // Thread t reads the id of key j0 + t (threads >= blockN); keys past Sk
-  // give the empty span (max, min). (The sink rows' CTA reads ids of keys
-  // [0, Ns) here; it takes its own path, which uses no span.)
-  ScalarEmitter &e = kc->e;
-  Type i32 = b->getI32Type();
-  Value tid = kc->threadId();
-  Value j = e.addI(j0, tid);
-  Value present = e.andI(e.cmpI(P::slt, tid, e.subI(j1, j0)),
-                         e.cmpI(P::slt, j, info.kvLen));
-  for (auto [capture, keys] : documentSegments(info)) {
-    if (!keys || keySpans.count(capture))
-      continue;
-    Value id = kc->ifElse(
-        present,
-        [&]() -> SmallVector<Value> {
-          return {info.loadSegment(capture, bIdx, j)};
-        },
-        [&]() -> SmallVector<Value> {
-          return {arith::ConstantIntOp::create(*b, i32, 0)};
-        })[0];
-    Value lo = e.select(present, id,
-                        arith::ConstantIntOp::create(*b, i32, INT32_MAX));
-    Value hi = e.select(present, id,
-                        arith::ConstantIntOp::create(*b, i32, INT32_MIN));
-    keySpans[capture] =
-        ctaMinMax(*kc, *plan.tileRange, lo, hi, config.getWarps());
-  }
+  // Every warp reads the ids of the CTA's keys (the sink rows' CTA reads
+  // those of keys [0, Ns); it takes its own path, which uses no span).
+  for (auto [capture, keys] : documentSegments(info))
+    if (keys && !keySpans.count(capture))
+      keySpans[capture] = warpSegmentSpan(*kc, info, capture, bIdx, j0, j1,
+                                          info.kvLen, blockN);
 }
 
 void BackwardKernelBuilder::summarizeQuerySegments() {
@@ -499,13 +477,9 @@ void BackwardKernelBuilder::setUpTileRange() {
                              blockM);
   };
   if (f.structuredMasks) {
-    Value tid = kc->threadId();
-    Value threads = idx(kc->threads);
-    Value rounds = e.divI(e.addI(numQTiles, idx(kc->threads - 1)), threads);
-    ValueRange found = e.forLoop(
-        idx(0), rounds, {numQTiles, idx(0)},
-        [&](Value r, ValueRange a) -> SmallVector<Value> {
-          Value t = e.addI(e.mulI(r, threads), tid);
+    auto [lo, hi] = findTileRange(
+        *kc, *plan.tileRange, idx(0), numQTiles, config.getWarps(),
+        [&](Value t) {
           Value qi0 = e.mulI(t, idx(blockM));
           Value qi1 = e.minI(e.addI(qi0, idx(blockM)), info.qLen);
           KVRange kv = emitKVRange(e, info, qi0, qi1);
@@ -516,21 +490,14 @@ void BackwardKernelBuilder::setUpTileRange() {
           Value seen = meets(kv.main);
           if (kv.sinks)
             seen = e.orI(seen, meets(*kv.sinks));
-          seen = e.andI(seen, e.cmpI(P::slt, t, numQTiles));
           if (!keySpans.empty())
             seen = e.andI(seen, arith::XOrIOp::create(
-                                      *b, emitBlockHidden(e, info, qi0, qi1,
-                                                          j0, j1),
-                                      e.i1(true)));
-          return {e.select(seen, e.minI(a[0], t), a[0]),
-                  e.select(seen, e.maxI(a[1], e.addI(t, idx(1))), a[1])};
+                                    *b,
+                                    emitBlockHidden(e, info, qi0, qi1, j0, j1),
+                                    e.i1(true)));
+          return seen;
         });
-    Type i32 = b->getI32Type();
-    auto [lo, hi] = ctaMinMax(
-        *kc, *plan.tileRange, arith::IndexCastOp::create(*b, i32, found[0]),
-        arith::IndexCastOp::create(*b, i32, found[1]), config.getWarps());
-    range = {arith::IndexCastOp::create(*b, b->getIndexType(), lo),
-             arith::IndexCastOp::create(*b, b->getIndexType(), hi)};
+    range = {lo, hi};
   }
   // The steps' tiles: the spans their warps computed.
   info.segmentSpan = [this](unsigned capture, bool keys, Value,

@@ -336,28 +336,13 @@ std::pair<Value, Value> ForwardKernelBuilder::narrowByDocuments(Value first,
     return threadSegmentSpan(*kc, info, capture, bIdx, p0, p1, info.kvLen,
                              blockN);
   };
-  Value tid = kc->threadId();
-  Value threads = idx(kc->threads);
-  Value rounds = e.divI(e.addI(e.subI(end, first), idx(kc->threads - 1)),
-                        threads);
-  ValueRange found = e.forLoop(
-      idx(0), rounds, {end, first},
-      [&](Value r, ValueRange a) -> SmallVector<Value> {
-        Value t = e.addI(first, e.addI(e.mulI(r, threads), tid));
+  auto [newFirst, newEnd] = findTileRange(
+      *kc, *plan.spanScratch, first, end, config.getWarps(), [&](Value t) {
         Value j0 = e.mulI(t, idx(blockN));
         Value j1 = e.minI(e.addI(j0, idx(blockN)), info.kvLen);
-        Value seen = e.andI(
-            e.cmpI(P::slt, t, end),
-            arith::XOrIOp::create(*b, emitBlockHidden(e, info, i0, i1, j0, j1),
-                                  e.i1(true)));
-        return {e.select(seen, e.minI(a[0], t), a[0]),
-                e.select(seen, e.maxI(a[1], e.addI(t, idx(1))), a[1])};
+        return arith::XOrIOp::create(
+            *b, emitBlockHidden(e, info, i0, i1, j0, j1), e.i1(true));
       });
-  Type i32 = b->getI32Type();
-  auto [lo, hi] = ctaMinMax(*kc, *plan.spanScratch,
-                            arith::IndexCastOp::create(*b, i32, found[0]),
-                            arith::IndexCastOp::create(*b, i32, found[1]),
-                            config.getWarps());
   // The steps' tiles: their keys' span, read by every warp.
   info.segmentSpan = [this](unsigned capture, bool keys, Value p0,
                             Value p1) -> SegmentSpan {
@@ -366,8 +351,6 @@ std::pair<Value, Value> ForwardKernelBuilder::narrowByDocuments(Value first,
     return warpSegmentSpan(*kc, info, capture, bIdx, p0, p1, info.kvLen,
                            config.getBlockN());
   };
-  Value newFirst = arith::IndexCastOp::create(*b, b->getIndexType(), lo);
-  Value newEnd = arith::IndexCastOp::create(*b, b->getIndexType(), hi);
   return {newFirst, e.maxI(newEnd, newFirst)};
 }
 

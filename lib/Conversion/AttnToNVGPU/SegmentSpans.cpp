@@ -64,6 +64,32 @@ SegmentSpan kernel::ctaMinMax(KernelContext &k, const SmemTile &scratch,
   return {lo, hi};
 }
 
+std::pair<Value, Value>
+kernel::findTileRange(KernelContext &k, const SmemTile &scratch, Value first,
+                      Value end, int64_t warps,
+                      function_ref<Value(Value t)> seen) {
+  ScalarEmitter &e = k.e;
+  Value tid = k.threadId();
+  Value threads = k.idx(k.threads);
+  Value rounds =
+      e.divI(e.addI(e.subI(end, first), k.idx(k.threads - 1)), threads);
+  ValueRange found = e.forLoop(
+      k.idx(0), rounds, {end, first},
+      [&](Value r, ValueRange a) -> SmallVector<Value> {
+        Value t = e.addI(first, e.addI(e.mulI(r, threads), tid));
+        Value hit = e.andI(e.cmpI(P::slt, t, end), seen(t));
+        return {e.select(hit, e.minI(a[0], t), a[0]),
+                e.select(hit, e.maxI(a[1], e.addI(t, k.idx(1))), a[1])};
+      });
+  Type i32 = k.b.getI32Type();
+  auto [lo, hi] =
+      ctaMinMax(k, scratch, arith::IndexCastOp::create(k.b, i32, found[0]),
+                arith::IndexCastOp::create(k.b, i32, found[1]), warps);
+  Type index = k.b.getIndexType();
+  return {arith::IndexCastOp::create(k.b, index, lo),
+          arith::IndexCastOp::create(k.b, index, hi)};
+}
+
 /// The span of the ids at `positions`, each clamped into [0, last]: a
 /// position past the range reads its last id, and a tile index below zero
 /// (the forward's learned sink rows, whose mode is chosen apart) reads

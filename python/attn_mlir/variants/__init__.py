@@ -42,7 +42,7 @@ from ..regions import parse_block
 
 __all__ = ["LIBRARY_DIR", "ALIASES", "LibraryError", "LibraryVariant",
            "names", "path", "load", "load_all", "parse_variant",
-           "gpu_capture_shapes", "random_operands"]
+           "gpu_capture_shapes", "capture_shapes", "random_operands"]
 
 LIBRARY_DIR = Path(__file__).resolve().parent
 
@@ -106,6 +106,26 @@ def gpu_capture_shapes(v: VariantBase) -> list:
             for c in v.captures]
 
 
+def capture_shapes(v: VariantBase, B: int, Hq: int, Hkv: int, S: int,
+                   D: int, Dv: int, sink_rows: int = 3) -> list:
+    """Per capture of ``v`` its ``(shape, element type)`` for these sizes,
+    from its ``@capture`` line (``[Hq]``, ``[B, Sk]``, ...): what
+    ``compiler.compile`` takes where no tensors are at hand. ``ValueError``
+    for a capture whose shape is not made of these sizes."""
+    dims = {"B": B, "Hq": Hq, "Hkv": Hkv, "Sq": S, "Sk": S, "D": D,
+            "Dv": Dv, "Ns": sink_rows}
+    out = []
+    for c in v.captures:
+        names = [x.strip() for x in c.shape.strip().strip("[]").split(",")]
+        if not all(n in dims for n in names):
+            raise ValueError(
+                f"capture '{c.name}' of variant '{v.name}' has no shape made "
+                f"of {', '.join(dims)} (e.g. '@capture {c.name} ... [Hq]' "
+                "in the file's header)")
+        out.append((tuple(dims[n] for n in names), c.elt))
+    return out
+
+
 def random_operands(v: VariantBase, B: int, Hq: int, Hkv: int, S: int,
                     D: int, Dv: int, seed: int = 0, sink_rows: int = 3):
     """Random operands of variant ``v``: ``(q, k, v, captures, sinks)``.
@@ -122,18 +142,9 @@ def random_operands(v: VariantBase, B: int, Hq: int, Hkv: int, S: int,
     q = rng.standard_normal((B, Hq, S, D)).astype(np.float32)
     k = rng.standard_normal((B, Hkv, S, D)).astype(np.float32)
     val = rng.standard_normal((B, Hkv, S, Dv)).astype(np.float32)
-    dims = {"B": B, "Hq": Hq, "Hkv": Hkv, "Sq": S, "Sk": S, "D": D,
-            "Dv": Dv, "Ns": sink_rows}
     caps = []
-    for c in v.captures:
-        names = [x.strip() for x in c.shape.strip().strip("[]").split(",")]
-        if not all(n in dims for n in names):
-            raise ValueError(
-                f"capture '{c.name}' of variant '{v.name}' has no shape made "
-                f"of {', '.join(dims)} (e.g. '@capture {c.name} ... [Hq]' "
-                "in the file's header)")
-        shape = [dims[n] for n in names]
-        if c.elt.startswith("f"):
+    for shape, elt in capture_shapes(v, B, Hq, Hkv, S, D, Dv, sink_rows):
+        if elt.startswith("f"):
             caps.append(rng.uniform(0.05, 1.0, size=shape).astype(np.float32))
         else:
             caps.append(np.sort(rng.integers(0, 4, size=shape), axis=-1)

@@ -38,13 +38,13 @@ func.func @causal_fwd(%q: tensor<?x?x?x64xbf16>, %k: tensor<?x?x?x64xbf16>,
 
 // -----
 
-// Backward: one thread per key reads the CTA's key ids, reduced across the
-// CTA; the query tiles' range then leaves out tiles whose span cannot
-// meet them (each thread reads its tiles' ids); in the loop, each warp
-// reduces the step's query span by shuffles.
+// Backward: each warp reduces the span of the CTA's key ids by shuffles;
+// the query tiles' range then leaves out tiles whose span cannot meet it
+// (each thread reads its tiles' ids; the CTA reduces the range between
+// barriers); in the loop, each warp reduces the step's query span.
 // CHECK-LABEL: gpu.func @doc_bwd(
-// CHECK: scf.if {{.+}} -> (i32)
-// CHECK: gpu.barrier
+// CHECK: gpu.shuffle  xor %{{.+}}, %c1_i32{{.*}} : i32
+// CHECK-NOT: gpu.barrier
 // CHECK: scf.for {{.+}} -> (index, index)
 // CHECK: arith.cmpi slt, {{.+}} : i32
 // CHECK: gpu.barrier

@@ -34,6 +34,15 @@ SmemTile &addMinMaxScratch(SharedMemoryPlan &plan, MLIRContext *ctx);
 SegmentSpan ctaMinMax(KernelContext &k, const SmemTile &scratch, Value lo,
                       Value hi, int64_t warps);
 
+/// The tiles t of [first, end) for which `seen(t)` holds, as the range
+/// [lo, hi) from the first to the last of them (lo >= hi: none): the
+/// threads share the tiles (tile first + t' to thread t' mod threads) and
+/// the CTA reduces what they found through `scratch` (ctaMinMax). `seen`
+/// may be called with t >= end (the last round): its answer is ignored.
+std::pair<Value, Value>
+findTileRange(KernelContext &k, const SmemTile &scratch, Value first,
+              Value end, int64_t warps, function_ref<Value(Value t)> seen);
+
 /// The span of the ids of `capture` at positions [p0, min(p1, limit))
 /// (non-empty) of batch `b`, read by this thread alone: `rows` loads (the
 /// tile's size), positions past the end clamped to its last.
