@@ -25,6 +25,22 @@ SOFTCAP_MOD = f"""  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
     %r = arith.mulf %t, %c : f32
     attn.yield %r : f32"""
 
+# mask_mod blocks: a causal window of 300 keys written as a region, and
+# keys past a per-batch length (a capture read at the batch).
+WINDOW_REGION = """  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    %c300 = arith.constant 300 : index
+    %d = arith.subi %i, %j : index
+    %near = arith.cmpi sle, %d, %c300 : index
+    %past = arith.cmpi sle, %j, %i : index
+    %p = arith.andi %near, %past : i1
+    attn.yield %p : i1"""
+
+PADDING_REGION = """  ^bb0(%b: index, %h: index, %i: index, %j: index, %lens: tensor<?xi32>):
+    %n = tensor.extract %lens[%b] : tensor<?xi32>
+    %jj = arith.index_cast %j : index to i32
+    %p = arith.cmpi slt, %jj, %n : i32
+    attn.yield %p : i1"""
+
 ALIBI_MOD = """  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index, %slopes: tensor<?xf32>):
     %m = tensor.extract %slopes[%h] : tensor<?xf32>
     %ii = arith.index_cast %i : index to i64
@@ -52,6 +68,7 @@ def alibi_slopes(hq):
 
 class Case:
     def __init__(self, name, d=128, dv=None, dtype="bf16", spec="", score_mod=None,
+                 mask_mod=None,
                  captures=(), sink_logits=False, sink_rows=0, lse=True,
                  ref=None, bench=None, check_shape=None, sanitize_shape=None,
                  segments="sorted"):
@@ -61,6 +78,7 @@ class Case:
         self.dtype = dtype
         self.spec = spec
         self.score_mod = score_mod  # the block of the score_mod region
+        self.mask_mod = mask_mod  # the block of the mask_mod region
         self.captures = captures  # dialect types of captured tensors
         # Document segment ids: "sorted" (packed documents) or "runs" (ids
         # that come back after others).
@@ -94,6 +112,8 @@ class Case:
             if self.sink_rows else None,
             lse="tensor<?x?x?xf32>" if self.lse else None)
         regions = {"score_mod": self.score_mod} if self.score_mod else {}
+        if self.mask_mod:
+            regions["mask_mod"] = self.mask_mod
         text = printer.attention_func(self.name, types, spec=self.spec,
                                       regions=regions)
         if backward:
@@ -191,6 +211,13 @@ CASES = [
          ref={"masks": [{"kind": "any_of", "masks": [
              {"kind": "sliding_window", "left": 200},
              {"kind": "prefix_lm", "prefix": 64}]}]}),
+    # Mask regions decided per tile by interval evaluation on the GPU.
+    Case("window_region_d64", d=64, mask_mod=WINDOW_REGION,
+         ref={"mask_mod": lambda b, h, i, j: (i - j <= 300) & (j <= i)}),
+    Case("padding_region_d64", d=64, mask_mod=PADDING_REGION,
+         captures=("tensor<?xi32>",),
+         ref={"mask_mod": lambda b, h, i, j, lens: j < lens[b]},
+         check_shape=(2, 4, 2, 700, 1000)),
     Case("fully_masked_rows_d96", d=96,
          spec="mask = [#attn.causal<bottom_right>]",
          ref={"masks": [{"kind": "causal", "alignment": "bottom_right"}]},

@@ -77,9 +77,13 @@ def make_inputs(case, shape, gen, key_scale=1.0):
     extra = {"captures": []}
     # Document segment ids: [B, Sk]; with two id captures the first holds
     # the queries' ([B, Sq]).
-    ids = [c for c, ty in enumerate(case.captures) if "i32" in ty]
+    ids = [c for c, ty in enumerate(case.captures) if "x?xi32" in ty]
     for c, ty in enumerate(case.captures):
-        if "i32" in ty:
+        if ty == "tensor<?xi32>":  # a length per batch, the last one full
+            n = torch.randint(1, Sk + 1, (B,), generator=gen, device="cuda")
+            n[-1] = Sk
+            extra["captures"].append(n.to(torch.int32).contiguous())
+        elif "i32" in ty:
             n = Sq if len(ids) == 2 and c == ids[0] else Sk
             extra["captures"].append(segment_ids(case.segments, B, n, gen))
         else:  # ALiBi slopes

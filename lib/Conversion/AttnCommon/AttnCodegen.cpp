@@ -479,8 +479,8 @@ TileVerdict mlir::attn::emitTileVerdict(ScalarEmitter &e,
   if (info.spec.getMaskMod().empty())
     return {full, hidden};
   // The region is a global kind: it ANDs with the rest.
-  CaptureReader read;
-  if (!info.inlineRegion)
+  CaptureReader read = info.readCapture;
+  if (!read && !info.inlineRegion)
     read = [&](unsigned index, ValueRange at) -> Value {
       if (index >= info.captures.size())
         return Value();

@@ -85,7 +85,7 @@ struct BackwardPlan {
       dQ = &plan.add(SmemLayout::Padded, dqSplitsKeys(blockN, f.dqk) ? 2 : 1,
                      blockM, f.dqk, f32);
     // The CTA's reductions of the query-tile range and key segments.
-    if (f.structuredMasks)
+    if (f.searchesTiles)
       tileRange = &addMinMaxScratch(plan, f.elt.getContext());
   }
 };
@@ -289,7 +289,7 @@ BackwardFacts BackwardFacts::get(AttentionGradOp op) {
   f.sinkLogits = bool(op.getSinkLogits());
   f.gradLse = bool(op.getGradLse());
   std::optional<ArrayAttr> masks = spec.getMasks();
-  f.structuredMasks = masks && !masks->empty();
+  f.searchesTiles = (masks && !masks->empty()) || !spec.getMaskMod().empty();
   f.scale = getEffectiveScale(spec, f.dqk);
   f.gamma = getEffectiveGamma(spec, f.dqk);
   f.bias = spec.getBias() ? spec.getBias()->convertToDouble() : 0.0;
@@ -476,7 +476,7 @@ void BackwardKernelBuilder::setUpTileRange() {
     return threadSegmentSpan(*kc, info, capture, bIdx, p0, p1, info.qLen,
                              blockM);
   };
-  if (f.structuredMasks) {
+  if (f.searchesTiles) {
     auto [lo, hi] = findTileRange(
         *kc, *plan.tileRange, idx(0), numQTiles, config.getWarps(),
         [&](Value t) {
@@ -490,11 +490,14 @@ void BackwardKernelBuilder::setUpTileRange() {
           Value seen = meets(kv.main);
           if (kv.sinks)
             seen = e.orI(seen, meets(*kv.sinks));
-          if (!keySpans.empty())
-            seen = e.andI(seen, arith::XOrIOp::create(
-                                    *b,
-                                    emitBlockHidden(e, info, qi0, qi1, j0, j1),
-                                    e.i1(true)));
+          // Tiles proven hidden for every head of the group (the range is
+          // shared by them): documents, regions, any_of.
+          seen = e.andI(seen, arith::XOrIOp::create(
+                                  *b,
+                                  emitTileVerdict(e, info, bIdx, Value(), qi0,
+                                                  qi1, j0, j1)
+                                      .allFalse,
+                                  e.i1(true)));
           return seen;
         });
     range = {lo, hi};
@@ -749,7 +752,7 @@ SmallVector<Value> BackwardKernelBuilder::dispatchElements(
   Value full = e.andI(
       e.andI(e.cmpI(P::sle, e.addI(i0, idx(blockM)), info.qLen),
              e.cmpI(P::sle, e.addI(j0, idx(blockN)), info.kvLen)),
-      emitBlockFullyVisible(e, info, i0, i1, j0, j1));
+      emitTileVerdict(e, info, bIdx, h, i0, i1, j0, j1).allTrue);
   auto branch = [&](Mode mode) {
     TileGrads t = elements(s, getDP, mode);
     SmallVector<Value> out(t.p);

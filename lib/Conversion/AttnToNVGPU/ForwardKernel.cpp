@@ -103,7 +103,7 @@ struct ForwardPlan {
   SmemTile *norms = nullptr;              ///< f32 per key (smem path).
   SmemTile *normsQ = nullptr, *normsK = nullptr; ///< the norm k-step.
   SmemTile *invisibleKeys = nullptr;      ///< masked ops.
-  SmemTile *spanScratch = nullptr;        ///< document masks.
+  SmemTile *spanScratch = nullptr;        ///< masked ops (tile range).
 
   // The tile pointers point into `plan`: not copyable.
   ForwardPlan(const ForwardPlan &) = delete;
@@ -124,7 +124,7 @@ struct ForwardPlan {
     }
     if (f.masked)
       invisibleKeys = &addInvisibleKeyFlags(plan, blockM, f.elt.getContext());
-    if (f.documents)
+    if (f.masked)
       spanScratch = &addMinMaxScratch(plan, f.elt.getContext());
   }
 };
@@ -152,9 +152,11 @@ private:
   void bindOpInfo();
   void setUpThreadIndices();
   void setUpTileRange();
-  /// Document masks: the main tiles [first, end) narrowed to those whose
-  /// segment ids can meet the queries' (the threads share the tiles).
-  std::pair<Value, Value> narrowByDocuments(Value first, Value end);
+  /// Document masks and mask regions: the main tiles [first, end)
+  /// narrowed to the first and last that the tile verdict does not prove
+  /// hidden (segment-id spans, the region's interval evaluation); the
+  /// threads share the tiles.
+  std::pair<Value, Value> narrowByTileVerdicts(Value first, Value end);
   void loadTile(Value u, Value stage);
   void loadRegularTile(Value u, Value stage);
   void loadSinkRows(Value stage);
@@ -311,8 +313,8 @@ void ForwardKernelBuilder::setUpTileRange() {
   mainFirst = e.maxI(e.divI(range.main.lo, blockNValue), sinkTiles);
   Value mainEnd = e.maxI(e.divI(e.addI(range.main.hi, idx(blockN - 1)), blockNValue),
                          mainFirst);
-  if (f.documents)
-    std::tie(mainFirst, mainEnd) = narrowByDocuments(mainFirst, mainEnd);
+  if (f.masked)
+    std::tie(mainFirst, mainEnd) = narrowByTileVerdicts(mainFirst, mainEnd);
   Value numMain = e.subI(mainEnd, mainFirst);
   ring.begin = idx(f.sinkRows ? -1 : 0);
   ring.end = e.addI(sinkTiles, numMain);
@@ -321,8 +323,8 @@ void ForwardKernelBuilder::setUpTileRange() {
   ring.load = [this](Value u, Value stage) { loadTile(u, stage); };
 }
 
-std::pair<Value, Value> ForwardKernelBuilder::narrowByDocuments(Value first,
-                                                               Value end) {
+std::pair<Value, Value>
+ForwardKernelBuilder::narrowByTileVerdicts(Value first, Value end) {
   ScalarEmitter &e = kc->e;
   const int64_t blockN = config.getBlockN();
   for (auto [capture, keys] : documentSegments(info))
@@ -341,7 +343,8 @@ std::pair<Value, Value> ForwardKernelBuilder::narrowByDocuments(Value first,
         Value j0 = e.mulI(t, idx(blockN));
         Value j1 = e.minI(e.addI(j0, idx(blockN)), info.kvLen);
         return arith::XOrIOp::create(
-            *b, emitBlockHidden(e, info, i0, i1, j0, j1), e.i1(true));
+            *b, emitTileVerdict(e, info, bIdx, h, i0, i1, j0, j1).allFalse,
+            e.i1(true));
       });
   // The steps' tiles: their keys' span, read by every warp.
   info.segmentSpan = [this](unsigned capture, bool keys, Value p0,
@@ -675,7 +678,7 @@ Value ForwardKernelBuilder::fullyVisible(Value u) {
   Value j0 = e.mulI(tileOf(u), idx(config.getBlockN()));
   Value j1 = e.addI(j0, idx(config.getBlockN()));
   return e.andI(e.cmpI(P::sle, j1, info.kvLen),
-                emitBlockFullyVisible(e, info, i0, i1, j0, j1));
+                emitTileVerdict(e, info, bIdx, h, i0, i1, j0, j1).allTrue);
 }
 
 Value ForwardKernelBuilder::isMaskedTile(Value u, bool maySink) {

@@ -231,6 +231,12 @@ void kernel::bindKernelOpInfo(KernelContext &k, VariantSpecOpInterface spec,
   info.inlineRegion = [&k, captures](Region &region, ValueRange args) {
     return inlineRegionOnGPU(k, region, args, captures);
   };
+  info.readCapture = [&k, captures](unsigned index,
+                                    ValueRange at) -> Value {
+    if (index >= captures.size())
+      return Value();
+    return loadCapture(k, captures[index], at);
+  };
   Value qLen = info.qLen, kvLen = info.kvLen;
   // Query segment ids are [B, Sq], key segment ids [B, Sk].
   llvm::SmallDenseSet<unsigned> queryIds;

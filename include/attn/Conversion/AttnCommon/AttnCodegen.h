@@ -47,6 +47,10 @@ struct AttnOpInfo {
   std::function<std::pair<Value, Value>(unsigned index, bool keys, Value p0,
                                         Value p1)>
       segmentSpan;
+  /// Reads capture `index` at `indices` for the mask region's tile verdict
+  /// (a read at batch and head); unset: tensor.extract on `captures` where
+  /// the region is cloned (the CPU), none where it is inlined otherwise.
+  std::function<Value(unsigned index, ValueRange indices)> readCapture;
 
   /// Reads the sizes of `op` (tensor.dim for dynamic ones). The op must not
   /// reference a variant.

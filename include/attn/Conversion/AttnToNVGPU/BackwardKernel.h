@@ -44,9 +44,9 @@ struct BackwardFacts {
   int64_t dqk, dv;
   Normalization norm;
   bool softmax, rbf, hasScoreMod, sinkLogits, gradLse;
-  /// Structured masks: the query-tile range is searched (and its CTA
-  /// reduction needs a scratch tile).
-  bool structuredMasks;
+  /// Structured masks or a mask region: the query-tile range is searched
+  /// (and its CTA reduction needs a scratch tile).
+  bool searchesTiles;
   double scale, gamma, bias;
   /// The factor of dS in both products: the dot-product scale, or 2 gamma
   /// for RBF scores.
