@@ -241,6 +241,26 @@ CASES = [
          captures=("tensor<?x?xi32>",),
          ref={"masks": [{"kind": "document", "q_segments": 0, "kv_segments": 0}],
               "normalization": "scalable_softmax", "length_scale": 0.5}),
+    # The backward's visible-key counts (preprocess kernel) through the
+    # sink-token interval, a window, learned sink rows (counted in n) and
+    # rows that see nothing (bottom-right causal, Sq > Sk).
+    Case("ssmax_streaming_sinkrows_d64", d=64,
+         spec="mask = [#attn.causal, #attn.sink_tokens<count = 4>, "
+              "#attn.sliding_window<left = 255>] normalize<scalable_softmax>",
+         sink_rows=2,
+         ref={"masks": [CAUSAL, {"kind": "sink_tokens", "count": 4},
+                        {"kind": "sliding_window", "left": 255}],
+              "normalization": "scalable_softmax"}),
+    Case("mean_sinkrows_masked_rows_d64", d=64,
+         spec="mask = [#attn.causal<bottom_right>] normalize<mean>", sink_rows=2,
+         ref={"masks": [{"kind": "causal", "alignment": "bottom_right"}],
+              "normalization": "mean"},
+         check_shape=(1, 4, 2, 1000, 600)),
+    Case("ssmax_masked_rows_d128", spec="mask = [#attn.causal<bottom_right>] "
+         "normalize<scalable_softmax> length_scale = 2.0",
+         ref={"masks": [{"kind": "causal", "alignment": "bottom_right"}],
+              "normalization": "scalable_softmax", "length_scale": 2.0},
+         check_shape=(1, 4, 4, 1000, 600)),
     Case("neighborhood2d_dilated_d64", d=64,
          spec="mask = [#attn.neighborhood_2d<height = 25, width = 40, kernel_h = 7, "
               "kernel_w = 7, dilation_h = 2, dilation_w = 3>]",

@@ -256,7 +256,7 @@ mlir::attn::verifyAttnToNVVMOptions(const AttnToNVVMOptions &options,
   KernelConfigRequest request{options.chip,  options.mma,
                               options.mTiles, options.kvTile,
                               options.warps, options.stages,
-                              options.pipeline};
+                              options.pipeline, options.deterministic};
   if (std::optional<std::string> why = validateKernelConfigRequest(request))
     return emitError("attn-to-nvvm: " + *why);
   return success();
@@ -323,6 +323,7 @@ void mlir::attn::buildAttnToNVVMPipeline(OpPassManager &pm,
   config.warps = options.warps;
   config.stages = options.stages;
   config.pipeline = options.pipeline;
+  config.deterministic = options.deterministic;
   pm.addPass(createAttnSelectKernelConfigPass(config));
   pm.addPass(createAttnToNVGPUPass());
   GpuNVVMAttachTargetOptions target;

@@ -413,7 +413,7 @@ def run_tool(cmd: Sequence[str], *, timeout: Optional[float] = None,
 #: ``compile(options=...)`` names -> ``--attn-to-nvvm`` option names.
 KERNEL_OPTIONS = {"mma": "mma", "kv_tile": "kv-tile", "warps": "warps",
                   "stages": "stages", "pipeline": "pipeline",
-                  "m_tiles": "m-tiles"}
+                  "m_tiles": "m-tiles", "deterministic": "deterministic"}
 
 
 def parse_options(text: str) -> dict:
@@ -438,7 +438,12 @@ def kernel_option_args(options: Optional[dict]) -> str:
         if name is None:
             raise ValueError(f"unknown kernel option {key!r}; the options are "
                              f"{', '.join(KERNEL_OPTIONS)}")
-        if isinstance(value, bool):
+        if name == "deterministic":
+            if not (isinstance(value, bool) or value in ("true", "false")):
+                raise ValueError(f"kernel option {key!r} takes true or false, "
+                                 f"got {value!r}")
+            value = "true" if value is True or value == "true" else "false"
+        elif isinstance(value, bool):
             if name != "pipeline":
                 raise ValueError(f"kernel option {key!r} takes a number, "
                                  f"got {value!r}")

@@ -182,7 +182,8 @@ def _sinks(sink_logits, sink_key, sink_value) -> dict:
 def _attention_op(q: Tensor, k: Tensor, v: Tensor, captures: List[Tensor],
                   sink_logits: Optional[Tensor], sink_key: Optional[Tensor],
                   sink_value: Optional[Tensor],
-                  variant: str) -> Tuple[Tensor, Tensor]:
+                  variant: str, deterministic: bool) -> Tuple[Tensor, Tensor]:
+    # `deterministic` is the backward's: the forward adds in a fixed order.
     var = resolve(variant)
 
     def run():
@@ -200,7 +201,7 @@ def _attention_op(q: Tensor, k: Tensor, v: Tensor, captures: List[Tensor],
 
 @_attention_op.register_fake
 def _attention_fake(q, k, v, captures, sink_logits, sink_key, sink_value,
-                    variant):
+                    variant, deterministic):
     var = resolve(variant)
     o = q.new_empty(tuple(q.shape[:3]) + (v.shape[3],))
     return o, q.new_empty(_lse_shape(var, q), dtype=torch.float32)
@@ -221,15 +222,18 @@ def _attention_backward_op(do: Tensor, dlse: Optional[Tensor], q: Tensor,
                            sink_logits: Optional[Tensor],
                            sink_key: Optional[Tensor],
                            sink_value: Optional[Tensor],
-                           variant: str) -> List[Tensor]:
+                           variant: str, deterministic: bool) -> List[Tensor]:
     var = resolve(variant)
     has_lse = var.has_lse
+    # The GPU kernels' option; the CPU backward sums in a fixed order.
+    options = {"deterministic": True} if deterministic and q.is_cuda else None
 
     def run():
         return _compiler.attention_grad(
             q, k, v, o, do, variant=var, lse=lse if has_lse else None,
             grad_lse=dlse if has_lse else None, captures=list(captures),
-            cpu_cache=True, **_sinks(sink_logits, sink_key, sink_value))
+            cpu_cache=True, options=options,
+            **_sinks(sink_logits, sink_key, sink_value))
     g = _timed("backward", variant, q, k, v, captures, sink_key, run)
     got = [g.dq, g.dk, g.dv] + [x for x in (g.d_sink_logits, g.d_sink_key,
                                             g.d_sink_value) if x is not None]
@@ -246,16 +250,19 @@ def _attention_backward_op(do: Tensor, dlse: Optional[Tensor], q: Tensor,
 
 @_attention_backward_op.register_fake
 def _attention_backward_fake(do, dlse, q, k, v, o, lse, captures,
-                             sink_logits, sink_key, sink_value, variant):
+                             sink_logits, sink_key, sink_value, variant,
+                             deterministic):
     return [torch.empty_like(t, memory_format=torch.contiguous_format)
             for t in _grad_shapes(q, k, v, captures, sink_logits, sink_key,
                                   sink_value)]
 
 
 def _setup_context(ctx, inputs, output):
-    q, k, v, captures, sink_logits, sink_key, sink_value, variant = inputs
+    (q, k, v, captures, sink_logits, sink_key, sink_value, variant,
+     deterministic) = inputs
     o, lse = output
     ctx.variant = variant
+    ctx.deterministic = deterministic
     ctx.set_materialize_grads(False)       # dlse is None when lse is unused
     ctx.n_captures = len(captures)
     ctx.floating = [c.is_floating_point() for c in captures]
@@ -273,13 +280,13 @@ def _backward(ctx, do, dlse):
     grads = iter(torch.ops.attn_mlir.attention_backward(
         do.contiguous(), None if dlse is None else dlse.contiguous(), q, k,
         v, o, lse, list(captures), sink_logits, sink_key, sink_value,
-        ctx.variant))
+        ctx.variant, ctx.deterministic))
     dq, dk, dv = next(grads), next(grads), next(grads)
     d_logits = next(grads) if ctx.sinks[0] else None
     d_key, d_value = (next(grads), next(grads)) if ctx.sinks[1] else (None,
                                                                         None)
     d_caps = [next(grads) if f else None for f in ctx.floating]
-    return dq, dk, dv, d_caps, d_logits, d_key, d_value, None
+    return dq, dk, dv, d_caps, d_logits, d_key, d_value, None, None
 
 
 _attention_op.register_autograd(_backward, setup_context=_setup_context)
@@ -342,10 +349,17 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, variant="softmax",
               captures: Sequence[Tensor] = (),
               sink_logits: Optional[Tensor] = None,
               sink_rows: Optional[Tuple[Tensor, Tensor]] = None,
-              return_lse: bool = False):
+              return_lse: bool = False, deterministic: bool = False):
     """Attention of ``variant`` on ``q, k, v`` (see the module doc), with
     gradients for q, k, v and every floating capture and sink that requires
-    them. Returns ``O``, or ``(O, lse)`` with ``return_lse``."""
+    them. Returns ``O``, or ``(O, lse)`` with ``return_lse``.
+
+    ``deterministic``: on the GPU the backward kernels add dQ in a fixed
+    order (the ``deterministic=true`` kernel option), so the gradients are
+    bitwise equal from run to run, at some cost in speed; variants whose
+    other gradients are still summed by atomics (RBF scores, floating
+    captures, sink logits, sink rows) are refused with the compiler's
+    diagnostic. The CPU path is deterministic either way."""
     info = _variant_info(variant)
     _check(info, q, k, v, captures, sink_logits, sink_rows, return_lse)
     sink_key, sink_value = sink_rows if sink_rows is not None else (None,
@@ -353,5 +367,6 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, variant="softmax",
     caps = [c if isinstance(c, Tensor) else torch.as_tensor(c)
             for c in captures]
     o, lse = torch.ops.attn_mlir.attention(q, k, v, caps, sink_logits,
-                                           sink_key, sink_value, info[0])
+                                           sink_key, sink_value, info[0],
+                                           bool(deterministic))
     return (o, lse) if return_lse else o

@@ -55,6 +55,8 @@ echo '{{"format": "attn-bundle-v1", "kernels": []}}' > "$dir/attn.json"
      "kv-tile=64 m-tiles=1 mma=wgmma pipeline=on stages=3 warps=8"),
     ({"kv-tile": 32}, "kv-tile=32"),
     ({"pipeline": True}, "pipeline=on"), ({"pipeline": False}, "pipeline=off"),
+    ({"deterministic": True}, "deterministic=true"),
+    ({"deterministic": "false"}, "deterministic=false"),
 ])
 def test_kernel_option_args(options, text):
     assert compiler.kernel_option_args(options) == text
@@ -67,6 +69,7 @@ def test_kernel_option_args(options, text):
     ({"mma": "wgmma bundle-dir=/tmp"}, "bad value"),
     ({"mma": ""}, "bad value"),
     ({"stages": 2.5}, "bad value"),
+    ({"deterministic": 1}, "takes true or false"),
 ])
 def test_bad_kernel_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
@@ -139,6 +142,37 @@ def test_kv_tile_option_with_the_real_compiler(tmp_path, monkeypatch):
         kinds[tile] = kd["config"]
     assert kinds[64]["block_n"] == 64 and kinds[128]["block_n"] == 128
     assert kinds[64]["mma"] == kinds[128]["mma"] == "wgmma"
+
+
+def test_deterministic_option_with_the_real_compiler(tmp_path, monkeypatch):
+    """deterministic=true reaches the backward's configuration (turn
+    counters among its workspaces), leaves the forward's alone, and a
+    variant whose gradients are still summed by atomics is refused with the
+    op's diagnostic."""
+    path = _tool("ATTN_OPT", "attn-opt")
+    if not path.is_file():
+        pytest.skip(f"{path} is not built")
+    monkeypatch.setenv("ATTN_OPT", str(path))
+    b = compiler.compile("causal", head_dim=64, cache=tmp_path, backward=True,
+                         options={"deterministic": True})
+    kinds = {kd.get("kind", "forward"): kd
+             for kd in runtime.read_description(str(b))["kernels"]}
+    assert kinds["backward"]["config"]["deterministic"] is True
+    assert kinds["forward"]["config"]["deterministic"] is False
+    turns = [w for w in kinds["backward"]["workspaces"]
+             if w["name"] == "dq_turns"]
+    assert turns and turns[0]["dtype"] == "i32" and turns[0]["zero"]
+    plain = compiler.compile("causal", head_dim=64, cache=tmp_path,
+                             backward=True)
+    (bwd,) = [kd for kd in runtime.read_description(str(plain))["kernels"]
+              if kd.get("kind") == "backward"]
+    assert not bwd["config"]["deterministic"]
+    assert "dq_turns" not in {w["name"] for w in bwd["workspaces"]}
+    with pytest.raises(compiler.CompileError,
+                       match="cannot take deterministic=true: sink logits"):
+        compiler.compile("gpt_oss_sinks", head_dim=64, cache=tmp_path,
+                         backward=True, sink_logits=True,
+                         options={"deterministic": True})
 
 
 # ---------------------------------------------------------------------------

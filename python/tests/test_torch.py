@@ -449,7 +449,7 @@ def test_fake_shapes(name):
     var, x, caps, _ = _case(name)
     key = attn.variant_key(var)
     args = (x["q"], x["k"], x["v"], caps, x.get("sink_logits"),
-            x.get("sink_key"), x.get("sink_value"), key)
+            x.get("sink_key"), x.get("sink_value"), key, False)
     real = torch.ops.attn_mlir.attention(*[
         a.detach() if isinstance(a, torch.Tensor) else a for a in args])
     with FakeTensorMode(allow_non_fake_inputs=True):
@@ -463,7 +463,7 @@ def test_fake_shapes(name):
     dlse = torch.randn(real[1].shape) if has_lse else None
     bargs = (do, dlse, x["q"], x["k"], x["v"], real[0], real[1], caps,
              x.get("sink_logits"), x.get("sink_key"), x.get("sink_value"),
-             key)
+             key, False)
     real_g = torch.ops.attn_mlir.attention_backward(*[
         a.detach() if isinstance(a, torch.Tensor) else a for a in bargs])
     with FakeTensorMode(allow_non_fake_inputs=True):
@@ -478,8 +478,33 @@ def test_fake_shapes(name):
 def test_opcheck(name):
     var, x, caps, _ = _case(name)
     args = (x["q"], x["k"], x["v"], caps, x.get("sink_logits"),
-            x.get("sink_key"), x.get("sink_value"), attn.variant_key(var))
+            x.get("sink_key"), x.get("sink_value"), attn.variant_key(var),
+            True)
     torch.library.opcheck(torch.ops.attn_mlir.attention.default, args)
+
+
+def test_deterministic_flag_on_the_cpu():
+    """deterministic=True travels through the autograd op (the GPU kernels'
+    option); the CPU backward sums in a fixed order either way, so the
+    gradients are bitwise those of the default, and right."""
+    var, x, caps, kw = _case("alibi", seed=5)
+    grads = []
+    for flag in (False, True, True):
+        leaves = _leaves(x, caps)
+        o = attn.attention(x["q"], x["k"], x["v"], variant=var, captures=caps,
+                           deterministic=flag)
+        W = torch.linspace(-1.0, 1.0, o.numel(), dtype=o.dtype).reshape(o.shape)
+        grads.append(_grads((o * W).sum(), leaves))
+    for n in grads[0]:
+        assert torch.equal(grads[0][n], grads[1][n]), n
+        assert torch.equal(grads[1][n], grads[2][n]), n
+    leaves = _leaves(x, caps)
+    want_o, _ = _torch_attention(x["q"], x["k"], x["v"], **kw)
+    W = torch.linspace(-1.0, 1.0, want_o.numel(),
+                       dtype=want_o.dtype).reshape(want_o.shape)
+    want = _grads((want_o * W).sum(), leaves)
+    for n in leaves:
+        _close(grads[1][n], want[n], f"deterministic: d{n}")
 
 
 # ---------------------------------------------------------------------------

@@ -71,6 +71,7 @@ attn.variant @streaming mask = [#attn.causal, #attn.sink_tokens<count = 4>, #att
 // JSON: "config": {
 // JSON-NEXT: "block_m": 128,
 // JSON-NEXT: "block_n": 64,
+// JSON-NEXT: "deterministic": false,
 // JSON-NEXT: "key_norms": "none",
 // JSON-NEXT: "m_tiles": 1,
 // JSON-NEXT: "mma": "wgmma",

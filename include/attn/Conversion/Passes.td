@@ -151,6 +151,11 @@ def AttnSelectKernelConfigPass
     Option<"pipeline", "pipeline", "std::string", /*default=*/"\"auto\"",
            "wgmma: software-pipeline the KV loop (needs stages >= 3): `on`, "
            "`off` or `auto` (on for head dims up to 64)">,
+    Option<"deterministic", "deterministic", "bool", /*default=*/"false",
+           "attn.attention_grad: add to each dQ tile in a fixed CTA order, "
+           "so that gradients are bitwise equal from run to run (refused "
+           "for gradients still summed by atomics: RBF scores, floating "
+           "captures, sink logits and sink rows)">,
   ];
 }
 

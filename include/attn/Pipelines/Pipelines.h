@@ -124,6 +124,11 @@ struct AttnToNVVMOptions : public PassPipelineOptions<AttnToNVVMOptions> {
       llvm::cl::desc("Kernel configuration: software-pipelined wgmma loop (auto, "
                      "on, off)"),
       llvm::cl::init("auto")};
+  PassOptions::Option<bool> deterministic{
+      *this, "deterministic",
+      llvm::cl::desc("Kernel configuration: backward kernels that add dQ in "
+                     "a fixed CTA order (bitwise-reproducible gradients)"),
+      llvm::cl::init(false)};
 };
 
 /// Checks the target options of attn-to-nvvm before anything is built: the

@@ -1,7 +1,8 @@
 //===- BackwardAuxKernels.cpp - around the main backward kernel -*- C++ -*-===//
 //
 // The preprocess kernel (one warp per query row: delta = rowsum(dO * O) -
-// dlse, gamma |q|^2 for RBF scores, the sink logits' gradient), the
+// dlse, gamma |q|^2 for RBF scores, the sink logits' gradient, the count of
+// visible keys of mean and scalable softmax), the
 // postprocess kernel (dQ from its f32 workspace, less RBF's row-sum term),
 // and the op's entry of the launch description: inputs, results (those
 // accumulated by atomics zero-filled by the runtime), workspaces and the
@@ -13,6 +14,7 @@
 
 #include "attn/Conversion/AttnToNVGPU/KernelABI.h"
 #include "attn/Conversion/AttnToNVGPU/KernelContext.h"
+#include "attn/Conversion/AttnToNVGPU/RegionPeepholes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "llvm/Support/ScopedPrinter.h"
@@ -59,8 +61,13 @@ struct AuxKernel {
   }
   /// sum over the warp of f(d) for d = lane, lane + 32, ... < n.
   Value warpSum(Value lane, int64_t n, function_ref<Value(Value d)> f) {
+    return warpSum(lane, kc->idx(0), kc->idx(n), f);
+  }
+  /// sum over the warp of f(d) for d = lo + lane, lo + lane + 32, ... < hi.
+  Value warpSum(Value lane, Value lo, Value hi,
+                function_ref<Value(Value d)> f) {
     ScalarEmitter &e = kc->e;
-    auto loop = scf::ForOp::create(*b, lane, kc->idx(n), kc->idx(32),
+    auto loop = scf::ForOp::create(*b, e.addI(lo, lane), hi, kc->idx(32),
                                    ValueRange{kc->f32(0.0)});
     {
       OpBuilder::InsertionGuard guard(*b);
@@ -79,9 +86,42 @@ struct AuxKernel {
 } // namespace
 
 /// Whether `op` needs the preprocess kernel: delta for the softmax family,
-/// |q|^2 for RBF scores.
+/// |q|^2 for RBF scores, the visible-key counts of mean and scalable
+/// softmax.
 static bool needsPreprocess(const BackwardFacts &f) {
-  return f.softmax || f.rbf;
+  return f.softmax || f.rbf || f.countsKeys;
+}
+
+/// The keys query (b, h, i) sees, sink rows included, summed over the warp
+/// (an f32, exact below 2^24): the lanes split the keys of emitKVRange's
+/// intervals and evaluate the masks on each.
+static Value countVisibleKeys(AuxKernel &k, const AttnOpInfo &info, Value b,
+                              Value h, Value i, Value lane) {
+  ScalarEmitter &e = k.kc->e;
+  KVRange range = emitKVRange(e, info, i, e.addI(i, k.kc->idx(1)));
+  auto count = [&](Value lo, Value hi) {
+    return k.warpSum(lane, lo, hi, [&](Value j) {
+      return e.select(emitVisible(e, info, b, h, i, j), k.kc->f32(1.0),
+                      k.kc->f32(0.0));
+    });
+  };
+  Value n = e.indexToF32(info.numSinkRows);
+  Value mainLo = range.main.lo;
+  if (range.sinks) {
+    n = e.add(n, count(k.kc->idx(0), range.sinks->hi));
+    mainLo = e.maxI(mainLo, range.sinks->hi);
+  }
+  return e.add(n, count(mainLo, range.main.hi));
+}
+
+/// The row factor of mean (1 / n) or scalable softmax (length_scale *
+/// log n) from the count n; 0 for a row that sees nothing.
+static Value rowFactorOf(ScalarEmitter &e, const BackwardFacts &f, Value n) {
+  Value zero = e.f32(0.0);
+  Value factor = f.norm == Normalization::mean
+                     ? e.div(e.f32(1.0), n)
+                     : e.mul(e.f32(f.lengthScale), e.log(n));
+  return e.select(e.cmpF(arith::CmpFPredicate::OGT, n, zero), factor, zero);
 }
 
 static DictionaryAttr buildPreprocessKernel(AttentionGradOp op,
@@ -106,11 +146,28 @@ static DictionaryAttr buildPreprocessKernel(AttentionGradOp op,
     k.sig.addBuffer("q", f.elt);
     k.sig.addBuffer("q_norms", f32);
   }
+  if (f.countsKeys) {
+    for (auto [n, c] : llvm::enumerate(op.getCaptures()))
+      k.sig.addBuffer("capture" + std::to_string(n),
+                      cast<RankedTensorType>(c.getType()).getElementType());
+    k.sig.addBuffer("row_factor", f32);
+  }
   k.sig.addSizes();
   const int64_t threads = 32 * kRowsPerPreprocessBlock;
   k.begin(gpuModule, op.getLoc(), name, f.elt, threads);
   KernelContext &kc = *k.kc;
   ScalarEmitter &e = kc.e;
+  // The masks' visibility, for the counts.
+  SmallVector<CaptureBuffer> captures;
+  AttnOpInfo info;
+  if (f.countsKeys) {
+    for (auto [n, c] : llvm::enumerate(op.getCaptures()))
+      captures.push_back({k.sig.lookup("capture" + std::to_string(n)),
+                          cast<RankedTensorType>(c.getType())});
+    bindKernelOpInfo(kc, cast<VariantSpecOpInterface>(op.getOperation()),
+                     k.sig.sizes(), f.elt, f.dqk, f.dv, f.scale, f.gamma,
+                     captures, info);
+  }
   Value tid = kc.threadId();
   Value lane = e.remI(tid, kc.idx(32));
   Value i = e.addI(
@@ -145,6 +202,14 @@ static DictionaryAttr buildPreprocessKernel(AttentionGradOp op,
                                     e.sub(kc.f32(0.0), e.mul(pc, delta)),
                                     k.sig.lookup("d_sink_logits"),
                                     ValueRange{h});
+      });
+    }
+    if (f.countsKeys) {
+      Value factor =
+          rowFactorOf(e, f, countVisibleKeys(k, info, bIdx, h, i, lane));
+      kc.ifThen(e.cmpI(P::eq, lane, first), [&] {
+        memref::StoreOp::create(*k.b, factor, k.sig.lookup("row_factor"),
+                                ValueRange{row});
       });
     }
     if (f.rbf) {
@@ -246,7 +311,8 @@ static DictionaryAttr buildSinkRowsKernel(AttentionGradOp op,
 /// workspaces; results and workspaces accumulated by atomics are zeroed.
 /// The dQ workspace has rows of `dqRow` elements.
 static void describeBuffers(AttentionGradOp op, const BackwardFacts &f,
-                            int64_t dqRow, SmallVector<Attribute> &params,
+                            KernelConfigAttr config, int64_t dqRow,
+                            SmallVector<Attribute> &params,
                             SmallVector<Attribute> &results,
                             SmallVector<Attribute> &workspaces) {
   MLIRContext *ctx = op.getContext();
@@ -266,9 +332,10 @@ static void describeBuffers(AttentionGradOp op, const BackwardFacts &f,
     entries.push_back(bd.getNamedAttr("like", bd.getStringAttr(like)));
     results.push_back(DictionaryAttr::get(ctx, entries));
   };
-  auto workspace = [&](StringRef n, StringRef elements, bool zero) {
+  auto workspace = [&](StringRef n, StringRef elements, bool zero,
+                       Type t = Type()) {
     workspaces.push_back(
-        withZero(describeBuffer(ctx, n, f32, elements), zero));
+        withZero(describeBuffer(ctx, n, t ? t : f32, elements), zero));
   };
   for (StringRef n : {"q", "k", "v", "o", "do"})
     param(n, f.elt);
@@ -306,6 +373,13 @@ static void describeBuffers(AttentionGradOp op, const BackwardFacts &f,
     workspace("q_norms", rows, false);
     workspace("dq_row_sums", rows, true);
   }
+  if (f.countsKeys)
+    workspace("row_factor", rows, false);
+  // The deterministic order's turn counters, one per query tile.
+  if (config.getDeterministic())
+    workspace("dq_turns",
+              "B * Hq * " + ceilDivExpr("Sq", config.getBlockM()), true,
+              bd.getI32Type());
   if (op.getSinkKey()) {
     workspace("d_sink_key_accum", "Hkv * Ns * " + std::to_string(f.dqk),
               true);
@@ -337,7 +411,8 @@ kernel::buildBackwardKernels(AttentionGradOp op, KernelConfigAttr config,
   MLIRContext *ctx = op.getContext();
   Builder bd(ctx);
   SmallVector<Attribute> params, results, workspaces;
-  describeBuffers(op, f, dqAccumRowElements(f, config.getMma()), params,
+  describeBuffers(op, f, config, dqAccumRowElements(f, config.getMma()),
+                  params,
                   results, workspaces);
   // The runtime reads every buffer a launch names from params, results or
   // workspaces: results are listed among the params too.

@@ -16,6 +16,7 @@
 
 #include "attn/Conversion/AttnToNVGPU/CopyRing.h"
 #include "attn/Conversion/AttnToNVGPU/KernelABI.h"
+#include "attn/Conversion/AttnToNVGPU/OrderedTurns.h"
 #include "attn/Conversion/AttnToNVGPU/KeyNormPrologue.h"
 #include "attn/Conversion/AttnToNVGPU/MmaSync.h"
 #include "attn/Conversion/AttnToNVGPU/RegionPeepholes.h"
@@ -24,6 +25,7 @@
 #include "attn/Conversion/AttnToNVGPU/Wgmma.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "llvm/Support/ScopedPrinter.h"
 
@@ -55,6 +57,8 @@ struct BackwardPlan {
   /// Per query of the ring's tiles: lse and delta (softmax family),
   /// gamma |q|^2 (RBF); null where the op has none.
   SmemTile *lse = nullptr, *delta = nullptr, *qNorm = nullptr;
+  /// The row factor of mean and scalable softmax (BackwardFacts::countsKeys).
+  SmemTile *rowFactor = nullptr;
   /// wgmma: the f32 dQ of the query tile, rows padded, on its way to the
   /// workspace by bulk reductions.
   SmemTile *dQ = nullptr;
@@ -80,6 +84,8 @@ struct BackwardPlan {
     }
     if (f.rbf)
       qNorm = &plan.add(SmemLayout::Rows, stages, blockM, 1, f32);
+    if (f.countsKeys)
+      rowFactor = &plan.add(SmemLayout::Rows, stages, blockM, 1, f32);
     // One stage per warpgroup where the two split the keys of dQ = dS.K.
     if (mma == MmaKind::wgmma)
       dQ = &plan.add(SmemLayout::Padded, dqSplitsKeys(blockN, f.dqk) ? 2 : 1,
@@ -137,6 +143,7 @@ public:
         f(BackwardFacts::get(op)), blockM(config.getBlockM()),
         blockN(config.getBlockN()), nTiles(blockM / 8),
         wgmma(config.getMma() == MmaKind::wgmma),
+        deterministic(config.getDeterministic()),
         plan(f, config.getMma(), blockM, blockN, config.getStages()),
         sinkRows(bool(op.getSinkKey())) {}
 
@@ -151,8 +158,21 @@ private:
   /// The CTA's KV tile (numKVTiles: the sink rows), and hk and bIdx, from
   /// its place in the launch order.
   Value setUpLaunchOrder(Value numKVTiles);
-  /// Whether some tiles see every query tile (launched first).
-  bool heavyFirst() { return sinkRows || sinkTokenCount(spec) > 0; }
+  /// Whether some tiles see every query tile (launched first; not in the
+  /// deterministic order, whose ranks follow blockIdx.x).
+  bool heavyFirst() {
+    return !deterministic && (sinkRows || sinkTokenCount(spec) > 0);
+  }
+  /// Deterministic: the turn counter of query tile `tile` of `head`.
+  Value turnIndex(Value head, Value tile);
+  /// Deterministic: this CTA's turns, adding nothing, at the query tiles
+  /// [lo, hi) of every head of its group (the threads share them).
+  void skipTurns(Value lo, Value hi);
+  /// Deterministic: the turn counter of ring step u's query tile.
+  Value stepTurn(Value u);
+  /// Deterministic, wgmma: the turn of ring step u passes (thread 0), after
+  /// its bulk reductions complete.
+  void passStepTurn(Value u);
   void setUpTileRange();
   /// Document masks: the (min, max) segment id of the CTA's keys, per
   /// capture (keySpans), by each warp, before the tile range.
@@ -238,6 +258,9 @@ private:
   BackwardFacts f;
   int64_t blockM, blockN, nTiles;
   bool wgmma;
+  /// dQ added in rank order (OrderedTurns.h): rank = blockIdx.x, the KV
+  /// tiles launched last first.
+  bool deterministic;
   BackwardPlan plan;
 
   KernelSignature sig;
@@ -260,14 +283,14 @@ private:
 
   // Thread and tile indices.
   Value lane, warp, g, t4, bIdx, hk, j0, j1, warpRow0, kvRowBase;
-  Value tFirst, numT;
+  Value tFirst, numT, numQTiles, rank;
   /// Segment-id spans per capture of the document masks.
   DenseMap<unsigned, SegmentSpan> keySpans, querySpans;
   SmallVector<Value> keyRow, key; ///< CTA-local and global key of row r.
   SmallVector<Value> keyNorm;     ///< gamma |k|^2 per row (RBF).
   // The query tile of the current step.
   Value h, i0, i1, qRowBase;
-  Value stageOfStep;
+  Value stageOfStep, stepU;
   SmallVector<Value> colQuery;
   /// column()'s loads in the current element branch.
   DenseMap<std::pair<const SmemTile *, int64_t>, Value> columnCache;
@@ -290,6 +313,11 @@ BackwardFacts BackwardFacts::get(AttentionGradOp op) {
   f.gradLse = bool(op.getGradLse());
   std::optional<ArrayAttr> masks = spec.getMasks();
   f.searchesTiles = (masks && !masks->empty()) || !spec.getMaskMod().empty();
+  f.countsKeys = f.norm == Normalization::mean ||
+                 f.norm == Normalization::scalable_softmax;
+  f.lengthScale = spec.getLengthScale()
+                      ? spec.getLengthScale()->convertToDouble()
+                      : 1.0;
   f.scale = getEffectiveScale(spec, f.dqk);
   f.gamma = getEffectiveGamma(spec, f.dqk);
   f.bias = spec.getBias() ? spec.getBias()->convertToDouble() : 0.0;
@@ -314,6 +342,8 @@ void BackwardKernelBuilder::declareSignature() {
     sig.addBuffer("q_norms", f32);
     sig.addBuffer("dq_row_sums", f32);
   }
+  if (f.countsKeys)
+    sig.addBuffer("row_factor", f32);
   for (auto [i, c] : llvm::enumerate(op.getCaptures()))
     sig.addBuffer("capture" + std::to_string(i),
                   cast<RankedTensorType>(c.getType()).getElementType());
@@ -324,6 +354,8 @@ void BackwardKernelBuilder::declareSignature() {
     sig.addBuffer("d_sink_value_accum", f32);
   }
   sig.addBuffer("dq_accum", f32);
+  if (deterministic)
+    sig.addBuffer("dq_turns", IntegerType::get(op.getContext(), 32));
   sig.addBuffer("dk", f.elt);
   sig.addBuffer("dv", f.elt);
   for (auto [i, c] : llvm::enumerate(op.getCaptures()))
@@ -387,6 +419,16 @@ Value BackwardKernelBuilder::setUpLaunchOrder(Value numKVTiles) {
   // causal masks (bench/results/2026-12-01-h200-backward-grid-order.txt).
   ScalarEmitter &e = kc->e;
   int64_t sinkTokens = sinkTokenCount(spec);
+  if (deterministic) {
+    // The CTAs of a (batch, kv head) launch in blockIdx.x order, and take
+    // their turns in it: the last KV tile first, so that under causal and
+    // banded masks a query tile's first adder is the CTA whose diagonal it
+    // is, and the turns pass along with the CTAs' own steps.
+    hk = gpu::BlockIdOp::create(*b, gpu::Dimension::y);
+    bIdx = gpu::BlockIdOp::create(*b, gpu::Dimension::z);
+    rank = gpu::BlockIdOp::create(*b, gpu::Dimension::x);
+    return e.subI(e.subI(numKVTiles, idx(1)), rank);
+  }
   if (!heavyFirst()) {
     hk = gpu::BlockIdOp::create(*b, gpu::Dimension::y);
     bIdx = gpu::BlockIdOp::create(*b, gpu::Dimension::z);
@@ -466,7 +508,7 @@ void BackwardKernelBuilder::setUpTileRange() {
   // loop over every tile in each thread costs tens of microseconds at 16k
   // queries, a long time next to a sliding window's few tiles per CTA.
   ScalarEmitter &e = kc->e;
-  Value numQTiles = e.divI(e.addI(info.qLen, idx(blockM - 1)), idx(blockM));
+  numQTiles = e.divI(e.addI(info.qLen, idx(blockM - 1)), idx(blockM));
   SmallVector<Value> range = {idx(0), numQTiles};
   // Document masks: the ids of each of the thread's query tiles in turn.
   info.segmentSpan = [&](unsigned capture, bool keys, Value p0,
@@ -516,6 +558,45 @@ void BackwardKernelBuilder::setUpTileRange() {
   ring.stages = config.getStages();
   ring.asyncProxy = wgmma;
   ring.load = [this](Value u, Value stage) { loadQueryTile(u, stage); };
+  // The tiles before the range take their turns now (the CTAs before this
+  // one add there first), those after it at the end.
+  if (deterministic)
+    skipTurns(idx(0), tFirst);
+}
+
+Value BackwardKernelBuilder::turnIndex(Value head, Value tile) {
+  ScalarEmitter &e = kc->e;
+  return e.addI(
+      e.mulI(e.addI(e.mulI(bIdx, info.qHeads), head), numQTiles), tile);
+}
+
+void BackwardKernelBuilder::skipTurns(Value lo, Value hi) {
+  ScalarEmitter &e = kc->e;
+  Value n = e.maxI(e.subI(hi, lo), idx(0));
+  Value total = e.mulI(info.group, n);
+  Value turns = sig.lookup("dq_turns");
+  auto loop = scf::ForOp::create(*b, kc->threadId(), total,
+                                 idx(32 * config.getWarps()));
+  OpBuilder::InsertionGuard guard(*b);
+  b->setInsertionPointToStart(loop.getBody());
+  Value u = loop.getInductionVar();
+  Value head = e.addI(e.mulI(hk, info.group), e.divI(u, n));
+  Value at = turnIndex(head, e.addI(lo, e.remI(u, n)));
+  waitForTurn(*kc, turns, at, rank);
+  passTurn(*kc, turns, at);
+}
+
+Value BackwardKernelBuilder::stepTurn(Value u) {
+  ScalarEmitter &e = kc->e;
+  return turnIndex(e.addI(e.mulI(hk, info.group), e.divI(u, numT)),
+                   e.addI(tFirst, e.remI(u, numT)));
+}
+
+void BackwardKernelBuilder::passStepTurn(Value u) {
+  waitBulk(*kc, 0, /*readOnly=*/false);
+  NVVM::FenceProxyOp::create(*b, NVVM::ProxyKind::async_global,
+                             NVVM::SharedSpaceAttr());
+  passTurn(*kc, sig.lookup("dq_turns"), stepTurn(u));
 }
 
 void BackwardKernelBuilder::loadQueryTile(Value u, Value stage) {
@@ -532,7 +613,8 @@ void BackwardKernelBuilder::loadQueryTile(Value u, Value stage) {
   int64_t thread = 0;
   for (auto [tile, buffer] : {std::pair(plan.lse, "lse"),
                               std::pair(plan.delta, "delta"),
-                              std::pair(plan.qNorm, "q_norms")}) {
+                              std::pair(plan.qNorm, "q_norms"),
+                              std::pair(plan.rowFactor, "row_factor")}) {
     if (!tile)
       continue;
     copyValuesAsync(*kc, sig.lookup(buffer), *tile, stage, row0, rows,
@@ -612,6 +694,14 @@ Value BackwardKernelBuilder::weight(Value s, int64_t col) {
     Value lse2 = e.mul(column(plan.lse, col), kc->f32(kLog2e));
     return kc->exp2(e.sub(e.mul(s, kc->f32(kLog2e)), lse2));
   }
+  case Normalization::scalable_softmax: {
+    // softmax of s * factor (the lse is of the scaled scores).
+    Value lse2 = e.mul(column(plan.lse, col), kc->f32(kLog2e));
+    Value x = e.mul(s, e.mul(column(plan.rowFactor, col), kc->f32(kLog2e)));
+    return kc->exp2(e.sub(x, lse2));
+  }
+  case Normalization::mean:
+    return column(plan.rowFactor, col);
   case Normalization::sigmoid: {
     Value x = e.add(s, kc->f32(f.bias));
     return kc->rcp(e.add(one, kc->exp2(e.mul(x, kc->f32(-kLog2e)))));
@@ -624,9 +714,8 @@ Value BackwardKernelBuilder::weight(Value s, int64_t col) {
   }
   case Normalization::none:
     return s;
-  default:
-    llvm_unreachable("refused by backwardUnsupportedReason");
   }
+  llvm_unreachable("unknown normalization");
 }
 
 Value BackwardKernelBuilder::gradOfWeight(Value s, Value p, Value dp,
@@ -637,6 +726,11 @@ Value BackwardKernelBuilder::gradOfWeight(Value s, Value p, Value dp,
   case Normalization::softmax:
   case Normalization::softmax1:
     return e.mul(p, e.sub(dp, column(plan.delta, col)));
+  case Normalization::scalable_softmax:
+    return e.mul(e.mul(p, e.sub(dp, column(plan.delta, col))),
+                 column(plan.rowFactor, col));
+  case Normalization::mean: // the weights do not depend on the scores.
+    return zero;
   case Normalization::sigmoid:
     return e.mul(dp, e.mul(p, e.sub(one, p)));
   case Normalization::relu:
@@ -645,9 +739,8 @@ Value BackwardKernelBuilder::gradOfWeight(Value s, Value p, Value dp,
     return e.mul(kc->f32(2.0), e.mul(dp, e.maxF(s, zero)));
   case Normalization::none:
     return dp;
-  default:
-    llvm_unreachable("refused by backwardUnsupportedReason");
   }
+  llvm_unreachable("unknown normalization");
 }
 
 void BackwardKernelBuilder::addCapture(const CaptureContribution &c,
@@ -824,7 +917,20 @@ void BackwardKernelBuilder::accumulateDQ() {
         return mma->loadA(*plan.dS, rowOfWarp, 0, kk);
       },
       *plan.k, idx(0), 1, blockN / 16, dTiles, firstCol);
+  if (!deterministic) {
+    addToDQAccum(acc, rowOfWarp, firstCol, dTiles);
+    return;
+  }
+  // In turn: each element of the tile has one adder in the CTA; its adds
+  // are fenced at GPU scope before the turn passes.
+  Value first = e.cmpI(P::eq, kc->threadId(), idx(0));
+  Value turns = sig.lookup("dq_turns");
+  kc->ifThen(first, [&] { waitForTurn(*kc, turns, stepTurn(stepU), rank); });
+  gpu::BarrierOp::create(*b);
   addToDQAccum(acc, rowOfWarp, firstCol, dTiles);
+  fenceGpu(*kc);
+  gpu::BarrierOp::create(*b);
+  kc->ifThen(first, [&] { passTurn(*kc, turns, stepTurn(stepU)); });
 }
 
 void BackwardKernelBuilder::addToDQAccum(ArrayRef<Value> acc, Value rowOfWarp,
@@ -998,6 +1104,15 @@ void BackwardKernelBuilder::reduceDQRows(ArrayRef<Value> acc, Value rowOfWarp,
          "the workspace rows are the tile's");
   Value rows = e.minI(e.subI(info.qLen, i0), idx(blockM));
   kc->ifThen(e.cmpI(P::eq, kc->threadId(), idx(0)), [&] {
+    // Deterministic: this step's turn, then its parts one after the other
+    // (two reductions in flight may add in either order). The turn passes
+    // in the next step, after its element code (step()), and the last
+    // step's after the loop.
+    if (deterministic) {
+      waitForTurn(*kc, sig.lookup("dq_turns"), stepTurn(stepU), rank);
+      NVVM::FenceProxyOp::create(*b, NVVM::ProxyKind::async_global,
+                                 NVVM::SharedSpaceAttr());
+    }
     for (int64_t p = 0; p < parts; ++p) {
       Value from = arith::AddIOp::create(
           *b, plan.plan.address(),
@@ -1005,6 +1120,10 @@ void BackwardKernelBuilder::reduceDQRows(ArrayRef<Value> acc, Value rowOfWarp,
       reduceAddBulkAsync(*kc, sig.lookup("dq_accum"),
                          e.mulI(e.addI(qRowBase, i0), idx(row)), from,
                          e.mulI(rows, idx(row * 4)));
+      if (deterministic && p + 1 < parts) {
+        commitBulk(*kc);
+        waitBulk(*kc, 0, /*readOnly=*/false);
+      }
     }
     commitBulk(*kc);
   });
@@ -1038,6 +1157,7 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
   for (int64_t col = 0; col < 2 * nTiles; ++col)
     colQuery.push_back(e.addI(i0, localQuery(col)));
   stageOfStep = stage;
+  stepU = u;
   summarizeQuerySegments();
 
   auto fromSmem = [&](const SmemTile &tile) {
@@ -1080,6 +1200,14 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
   SmallVector<Value> dK(cur.begin(), cur.begin() + nK);
   SmallVector<Value> dV(cur.begin() + nK, cur.begin() + nK + nV);
   SmallVector<Value> inFlight, packedDS;
+  // Deterministic: the previous step's reductions ran during this step's
+  // products and element code; its turn passes here (before, thread 0
+  // would wait for them; at the step's end, the next CTA would wait a whole
+  // step longer).
+  if (deterministic && wgmma)
+    kc->ifThen(e.andI(e.cmpI(P::eq, kc->threadId(), idx(0)),
+                      e.cmpI(P::sgt, u, idx(0))),
+               [&] { passStepTurn(e.subI(u, idx(1))); });
   if (wgmma) {
     // The key-side chains run while dS goes to shared memory; they retire
     // with the dQ chain.
@@ -1231,6 +1359,12 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
       /*bodyPrefetches=*/prefetchMidStep());
   if (wgmma)
     waitBulk(*kc, 0, /*readOnly=*/false);
+  if (deterministic && wgmma)
+    kc->ifThen(kc->e.andI(kc->e.cmpI(P::eq, kc->threadId(), idx(0)),
+                          kc->e.cmpI(P::sgt, ring.end, idx(0))),
+               [&] { passStepTurn(kc->e.subI(ring.end, idx(1))); });
+  if (deterministic)
+    skipTurns(kc->e.addI(tFirst, numT), numQTiles);
   epilogue(fin);
   allowContraction(func);
   if (failedRegion)

@@ -102,11 +102,6 @@ kernel::backwardUnsupportedReason(AttentionGradOp op) {
           spec, cast<RankedTensorType>(op.getQuery().getType()),
           cast<RankedTensorType>(op.getValue().getType()), op.getCaptures()))
     return why;
-  Normalization norm = spec.getNormalizationKind();
-  if (norm == Normalization::scalable_softmax || norm == Normalization::mean)
-    return "normalization '" + stringifyNormalization(norm).str() +
-           "' (its weights need the count of visible keys per query; the "
-           "backward kernel does not count them yet)";
   for (Value c : op.getCaptures()) {
     auto t = cast<RankedTensorType>(c.getType());
     if (AttentionGradOp::isDifferentiableCapture(t) &&

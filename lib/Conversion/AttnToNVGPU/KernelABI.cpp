@@ -121,6 +121,7 @@ DictionaryAttr kernel::describeKernelConfig(KernelConfigAttr c) {
       bd.getNamedAttr("key_norms",
                       bd.getStringAttr(stringifyKeyNormPath(c.getKeyNorms()))),
       bd.getNamedAttr("shared_memory_bytes", i64(c.getSharedMemoryBytes())),
+      bd.getNamedAttr("deterministic", bd.getBoolAttr(c.getDeterministic())),
   });
 }
 

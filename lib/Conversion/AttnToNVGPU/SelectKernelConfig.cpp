@@ -181,7 +181,8 @@ attn::selectKernelConfig(AttentionOp op, const KernelConfigRequest &r) {
       failed(checkSinkRows(op, op.getSinkKey(), blockN)))
     return failure();
   return KernelConfigAttr::get(op.getContext(), mma, warps, mTiles, blockM,
-                               blockN, stages, pipe, norms, bytes);
+                               blockN, stages, pipe, norms, bytes,
+                               /*deterministic=*/false);
 }
 
 LogicalResult attn::verifyKernelConfig(AttentionOp op, KernelConfigAttr c,
@@ -194,6 +195,11 @@ LogicalResult attn::verifyKernelConfig(AttentionOp op, KernelConfigAttr c,
                             << "'; the forward kernel's CTA has 16 * m_tiles "
                                "* warps = "
                             << 16 * c.getMTiles() * c.getWarps() << " rows";
+  if (c.getDeterministic())
+    return op.emitOpError() << "has deterministic = true in its '"
+                            << kKernelConfigAttrName
+                            << "': only the backward kernels take it (the "
+                               "forward kernel adds in a fixed order)";
   if (c.getMma() == MmaKind::wgmma) {
     if (std::optional<std::string> why = wgmmaUnsupportedReason(op))
       return op.emitOpError() << "cannot use wgmma: " << *why;
@@ -248,6 +254,8 @@ attn::checkRequestAgainstConfig(Operation *op, KernelConfigAttr c,
     return differs(option, std::to_string(given),
                    (field + " = " + std::to_string(carried)).str());
   };
+  if (isa<AttentionGradOp>(op) && r.deterministic && !c.getDeterministic())
+    return differs("deterministic", "true", "deterministic = false");
   if (failed(check("m-tiles", r.mTiles, c.getMTiles(), "m_tiles")) ||
       failed(check("kv-tile", r.kvTile, c.getBlockN(), "block_n")) ||
       failed(check("warps", r.warps, c.getWarps(), "warps")) ||
@@ -300,6 +308,26 @@ static LogicalResult checkBackwardSharedMemory(AttentionGradOp op,
                            "use fewer warps or stages");
 }
 
+/// Why the backward kernels cannot add every gradient of `op` in a fixed
+/// order, or nullopt: dQ is ordered (OrderedTurns.h) and dK, dV are a CTA's
+/// own; the gradients below are still summed by float atomics.
+static std::optional<std::string> deterministicRefusal(AttentionGradOp op) {
+  auto spec = cast<VariantSpecOpInterface>(op.getOperation());
+  if (spec.getScoreKind() == ScoreKind::rbf)
+    return std::string("RBF scores (dQ's row sums are added by atomics)");
+  if (op.getSinkLogits())
+    return std::string("sink logits (their gradient is summed over the rows "
+                       "by atomics)");
+  if (op.getSinkKey())
+    return std::string("sink rows (their gradients are summed over the "
+                       "batch by atomics)");
+  for (auto [i, c] : llvm::enumerate(op.getCaptures()))
+    if (AttentionGradOp::isDifferentiableCapture(c.getType()))
+      return "the floating capture #" + std::to_string(i) +
+             " (its gradient is summed by atomics)";
+  return std::nullopt;
+}
+
 /// Why the backward kernel cannot use wgmma for `op` with the options'
 /// warps, or nullopt.
 static std::optional<std::string>
@@ -313,8 +341,8 @@ backwardWgmmaRefusal(AttentionGradOp op, int64_t warps) {
 
 /// The backward kernel's tile of `warps`: 16 keys per warp, 64 queries.
 static FailureOr<KernelConfigAttr>
-backwardConfig(AttentionGradOp op, MmaKind mma, int64_t warps,
-               int64_t stages) {
+backwardConfig(AttentionGradOp op, MmaKind mma, int64_t warps, int64_t stages,
+               bool deterministic) {
   const int64_t blockN = 16 * warps, blockM = 64;
   if (mma == MmaKind::sync)
     if (std::optional<std::string> why =
@@ -325,7 +353,8 @@ backwardConfig(AttentionGradOp op, MmaKind mma, int64_t warps,
       failed(checkSinkRows(op, op.getSinkKey(), blockN)))
     return failure();
   return KernelConfigAttr::get(op.getContext(), mma, warps, 1, blockM, blockN,
-                               stages, false, KeyNormPath::none, bytes);
+                               stages, false, KeyNormPath::none, bytes,
+                               deterministic);
 }
 
 FailureOr<KernelConfigAttr>
@@ -338,6 +367,9 @@ attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
   if (r.mTiles == 2)
     return op.emitOpError() << "cannot take m-tiles=2: a backward warp owns "
                                "one 16-key m-tile";
+  if (r.deterministic)
+    if (std::optional<std::string> why = deterministicRefusal(op))
+      return op.emitOpError() << "cannot take deterministic=true: " << *why;
   int64_t warps = r.warps ? r.warps : r.kvTile / 16;
   std::optional<std::string> noWgmma = backwardWgmmaRefusal(op, warps);
   if (r.mma == "wgmma" && noWgmma)
@@ -392,7 +424,7 @@ attn::selectKernelConfig(AttentionGradOp op, const KernelConfigRequest &r) {
            << ": the backward kernel takes 4 or 8 warps of 16 keys (kv-tile "
               "64 or 128)";
   return backwardConfig(op, wg ? MmaKind::wgmma : MmaKind::sync, warps,
-                        stages);
+                        stages, r.deterministic);
 }
 
 LogicalResult attn::verifyKernelConfig(AttentionGradOp op, KernelConfigAttr c,
@@ -427,6 +459,10 @@ LogicalResult attn::verifyKernelConfig(AttentionGradOp op, KernelConfigAttr c,
                   " with warps = " + std::to_string(c.getWarps()));
   if (c.getPipelined())
     return refuse("pipelined = true");
+  if (c.getDeterministic())
+    if (std::optional<std::string> why = deterministicRefusal(op))
+      return op.emitOpError() << "has deterministic = true in its '"
+                              << kKernelConfigAttrName << "': " << *why;
   if (c.getKeyNorms() != KeyNormPath::none)
     return refuse("key_norms = " +
                   stringifyKeyNormPath(c.getKeyNorms()).str());
@@ -445,7 +481,8 @@ struct AttnSelectKernelConfigPass final
   using Base::Base;
 
   KernelConfigRequest request() const {
-    return {chip, mma, mTiles, kvTile, warps, stages, pipeline};
+    return {chip, mma, mTiles, kvTile, warps, stages, pipeline,
+            deterministic};
   }
 
   LogicalResult initializeOptions(

@@ -126,3 +126,53 @@ func.func @sinks(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: ten
       -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?x?x64xbf16>
   return %dq, %dk, %dv, %dsk, %dsv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x64xbf16>, tensor<?x?x64xbf16>
 }
+
+// -----
+
+// Mean: the preprocess kernel counts each query's visible keys (its lanes
+// split the keys of the window, the masks evaluated on each, a warp sum)
+// and stores 1 / n as the row factor; the main kernel streams it with the
+// query tiles (the weights need no lse and no delta).
+// CHECK: kind = "backward"
+// CHECK-SAME: launches = [{args = ["row_factor", "B", "Hq", "Hkv", "Sq", "Sk", "Ns"], {{.*}}kernel = "mean_pre"
+// CHECK-SAME: {args = ["q", "k", "v", "do", "row_factor", "dq_accum", "dk", "dv", {{.*}}kernel = "mean"
+// CHECK-SAME: name = "row_factor", zero = false
+// CHECK: gpu.func @mean_pre
+// CHECK: scf.for
+// CHECK: arith.select
+// CHECK: gpu.shuffle xor
+// CHECK: arith.divf
+// CHECK: memref.store
+// CHECK: gpu.func @mean(
+func.func @mean(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>)
+    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %o
+      mask = [#attn.causal, #attn.sliding_window<left = 1>] normalize<mean>
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
+        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+  return %dq, %dk, %dv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+}
+
+// -----
+
+// Scalable softmax: delta and the row factor (length_scale * log n) come
+// from one preprocess kernel; its document ids are read there to count.
+// CHECK: kind = "backward"
+// CHECK-SAME: launches = [{args = ["o", "do", "lse", "delta", "capture0", "row_factor", {{.*}}kernel = "ssmax_pre"
+// CHECK-SAME: {args = ["q", "k", "v", "do", "lse", "delta", "row_factor", "capture0", {{.*}}kernel = "ssmax"
+// CHECK: gpu.func @ssmax_pre
+// CHECK: math.log
+// CHECK: gpu.func @ssmax(
+func.func @ssmax(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>,
+                 %ids: tensor<?x?xi32>)
+    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
+      captures(%ids : tensor<?x?xi32>)
+      mask = [#attn.document<q_segments = 0, kv_segments = 0>]
+      normalize<scalable_softmax> length_scale = 0.5
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
+        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+  return %dq, %dk, %dv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+}

@@ -12,7 +12,7 @@
 
 // The plain loop (D = 128, a mask region): once, in the masked branch,
 // before S.
-// CHECK-LABEL: attn.kernels = [{config = {block_m = 128 : i64, block_n = 128 : i64, key_norms = "none", m_tiles = 1 : i64, mma = "wgmma", pipelined = false, shared_memory_bytes = 164032 : i64, stages = 2 : i64, warps = 8 : i64}
+// CHECK-LABEL: attn.kernels = [{config = {block_m = 128 : i64, block_n = 128 : i64, deterministic = false, key_norms = "none", m_tiles = 1 : i64, mma = "wgmma", pipelined = false, shared_memory_bytes = 164032 : i64, stages = 2 : i64, warps = 8 : i64}
 // CHECK-SAME: head_dim_v = 128 : i64, invisible_keys = "zeroed_per_cta", launches
 // CHECK-LABEL: gpu.func @causal_d128
 // CHECK: %[[V:.+]] = memref.view %{{.+}}[%c98304{{.*}}] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2x2x128x64xbf16, #gpu.address_space<workgroup>>
@@ -118,7 +118,7 @@ func.func @window_d80(%q: tensor<?x?x?x80xbf16>, %k: tensor<?x?x?x80xbf16>, %v: 
 // Without masks the only invisible keys are the rows past Sk, which the
 // copies zero-fill: no flags, no pass, no bundle entry (as under positional
 // masks alone, above).
-// CHECK-LABEL: attn.kernels = [{config = {block_m = 128 : i64, block_n = 128 : i64, key_norms = "none", m_tiles = 1 : i64, mma = "wgmma", pipelined = false, shared_memory_bytes = 163840 : i64, stages = 2 : i64, warps = 8 : i64}
+// CHECK-LABEL: attn.kernels = [{config = {block_m = 128 : i64, block_n = 128 : i64, deterministic = false, key_norms = "none", m_tiles = 1 : i64, mma = "wgmma", pipelined = false, shared_memory_bytes = 163840 : i64, stages = 2 : i64, warps = 8 : i64}
 // CHECK-SAME: head_dim_v = 128 : i64, launches
 // CHECK-LABEL: gpu.func @softmax_d128
 // CHECK-NOT: xi32, #gpu.address_space<workgroup>>

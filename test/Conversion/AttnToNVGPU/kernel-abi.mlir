@@ -5,7 +5,7 @@
 // the runtime allocates (workspaces: the LSE when the op has no LSE
 // result), and the ordered launches with grids over the sizes. The host
 // function is gone.
-// CHECK: module attributes {attn.kernels = [{config = {block_m = 64 : i64, block_n = 64 : i64, key_norms = "none", m_tiles = 1 : i64, mma = "wgmma", pipelined = false, shared_memory_bytes = 81920 : i64, stages = 2 : i64, warps = 4 : i64}, dtype = "bf16", has_lse_result = false, head_dim_qk = 128 : i64, head_dim_v = 128 : i64
+// CHECK: module attributes {attn.kernels = [{config = {block_m = 64 : i64, block_n = 64 : i64, deterministic = false, key_norms = "none", m_tiles = 1 : i64, mma = "wgmma", pipelined = false, shared_memory_bytes = 81920 : i64, stages = 2 : i64, warps = 4 : i64}, dtype = "bf16", has_lse_result = false, head_dim_qk = 128 : i64, head_dim_v = 128 : i64
 // CHECK-SAME: launches = [{args = ["q", "k", "v", "o", "lse", "sink_logits", "capture0", "B", "Hq", "Hkv", "Sq", "Sk", "Ns"], block = [128, 1, 1], grid = ["ceildiv(Sq, 64)", "Hq", "B"], kernel = "abi", shared_memory_bytes = 81920 : i64}]
 // CHECK-SAME: name = "abi", params = [{dtype = "bf16", kind = "buffer", name = "q"}, {dtype = "bf16", kind = "buffer", name = "k"}, {dtype = "bf16", kind = "buffer", name = "v"}, {dtype = "bf16", kind = "buffer", name = "o"}, {dtype = "f32", kind = "buffer", name = "sink_logits"}, {dtype = "f32", kind = "buffer", name = "capture0", shape = [-1]}]
 // CHECK-SAME: variant = "abi", workspaces = [{dtype = "f32", elements = "B * Hq * Sq", kind = "buffer", name = "lse"}]

@@ -5,8 +5,9 @@
 // #attn.kernel_config says:
 //
 // 1. preprocess, one warp per query row: delta = rowsum(dO * O) - dlse (the
-//    D of the softmax family), gamma |q|^2 for RBF scores, and the sink
-//    logits' gradient;
+//    D of the softmax family), gamma |q|^2 for RBF scores, the sink
+//    logits' gradient, and for mean and scalable softmax the row's count of
+//    visible keys (the lanes split the keys the structured masks leave);
 // 2. main, one CTA per (KV tile, kv head, batch): K and V resident; the
 //    query tiles of every query head of the group (with their lse, delta
 //    and gamma |q|^2) stream through the copy ring; S^T = K.Q^T and
@@ -47,7 +48,12 @@ struct BackwardFacts {
   /// Structured masks or a mask region: the query-tile range is searched
   /// (and its CTA reduction needs a scratch tile).
   bool searchesTiles;
-  double scale, gamma, bias;
+  /// Mean and scalable softmax: the weights need each query's count n of
+  /// visible keys (sink rows included); the preprocess kernel counts them
+  /// and stores the row's factor (`row_factor`: 1 / n for mean,
+  /// length_scale * log n for scalable softmax; 0 where n = 0).
+  bool countsKeys;
+  double scale, gamma, bias, lengthScale;
   /// The factor of dS in both products: the dot-product scale, or 2 gamma
   /// for RBF scores.
   double kernelFactor() const { return rbf ? 2.0 * gamma : scale; }

@@ -17,6 +17,8 @@ struct KernelConfigRequest {
   std::string mma = "auto";
   int64_t mTiles = 0, kvTile = 0, warps = 0, stages = 0;
   std::string pipeline = "auto";
+  /// The backward kernels add to dQ in a fixed CTA order (OrderedTurns.h).
+  bool deterministic = false;
 };
 
 /// Why `request` is not a valid set of options (naming the option and its

@@ -18,7 +18,7 @@ KernelConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                          MmaKind mma, int64_t warps, int64_t mTiles,
                          int64_t blockM, int64_t blockN, int64_t stages,
                          bool pipelined, KeyNormPath keyNorms,
-                         int64_t sharedMemoryBytes) {
+                         int64_t sharedMemoryBytes, bool deterministic) {
   if (!llvm::is_contained({1, 2, 4, 8}, warps))
     return emitError() << "warps = " << warps << " (must be 1, 2, 4 or 8)";
   if (mma == MmaKind::wgmma && warps % 4)
@@ -49,6 +49,10 @@ KernelConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                           "3 or 4)";
   if (keyNorms == KeyNormPath::mma && mma != MmaKind::wgmma)
     return emitError() << "key_norms = mma needs mma = wgmma";
+  if (deterministic && pipelined)
+    return emitError() << "deterministic = true with pipelined = true (the "
+                          "ordered dQ adds are the backward's, which has no "
+                          "pipelined loop)";
   if (sharedMemoryBytes <= 0)
     return emitError() << "shared_memory_bytes = " << sharedMemoryBytes
                        << " (must be positive)";

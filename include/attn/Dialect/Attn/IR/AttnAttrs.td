@@ -215,7 +215,11 @@ def Attn_KernelConfigAttr : AttrDef<Attn_Dialect, "KernelConfig"> {
     - `pipelined`: the software-pipelined KV loop (wgmma only: S of the next
       tile on the tensor cores while the warps weight this one);
     - `key_norms`: where RBF key norms come from (`none` for dot products);
-    - `shared_memory_bytes`: the dynamic shared memory of the plan.
+    - `shared_memory_bytes`: the dynamic shared memory of the plan;
+    - `deterministic` (attn.attention_grad only; default false, then not
+      printed): the CTAs add to each dQ tile in a fixed order (one turn
+      counter per query tile, OrderedTurns.h), so gradients are bitwise
+      equal from run to run.
 
     ```mlir
     #attn.kernel_config<mma = wgmma, warps = 8, m_tiles = 1, block_m = 128,
@@ -227,7 +231,8 @@ def Attn_KernelConfigAttr : AttrDef<Attn_Dialect, "KernelConfig"> {
       "int64_t":$m_tiles, "int64_t":$block_m, "int64_t":$block_n,
       "int64_t":$stages, "bool":$pipelined,
       EnumParameter<Attn_KeyNormPath>:$key_norms,
-      "int64_t":$shared_memory_bytes);
+      "int64_t":$shared_memory_bytes,
+      DefaultValuedParameter<"bool", "false">:$deterministic);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
 }

@@ -1,0 +1,72 @@
+// RUN: attn-opt %s --split-input-file --attn-select-kernel-config="deterministic=true" --attn-to-nvgpu | FileCheck %s --check-prefixes=CHECK,WGMMA
+// RUN: attn-opt %s --split-input-file --attn-select-kernel-config="deterministic=true chip=sm_80" --attn-to-nvgpu | FileCheck %s --check-prefixes=CHECK,SYNC
+// RUN: attn-opt %s --split-input-file --attn-select-kernel-config | FileCheck %s --check-prefix=DEFAULT
+
+// deterministic=true: the backward's CTAs add to each dQ tile in turn. One
+// i32 turn counter per (batch, query head, query tile), zeroed by the
+// runtime; the grid is (tiles, Hkv, B) with the rank blockIdx.x and the
+// last KV tile first. Tiles outside the CTA's query range take their turn
+// without adding (a loop of waits and passes before the steps and after).
+// DEFAULT-NOT: deterministic
+// CHECK: config = {{{.*}}deterministic = true
+// CHECK-SAME: kind = "backward"
+// CHECK-SAME: grid = ["ceildiv(Sk, {{[0-9]+}})", "Hkv", "B"], kernel = "grad"
+// CHECK-SAME: {dtype = "i32", elements = "B * Hq * ceildiv(Sq, {{[0-9]+}})", kind = "buffer", name = "dq_turns", zero = true}
+// CHECK: gpu.func @grad(
+// CHECK: scf.for
+// CHECK: scf.while
+// CHECK: llvm.load {{.*}} atomic syncscope("device") acquire
+// CHECK: llvm.fence syncscope("device") acq_rel
+// CHECK: llvm.atomicrmw add {{.*}} monotonic
+// A step with wgmma (thread 0): the previous step's reductions, which ran
+// meanwhile, complete and pass its turn; then this step's turn, and its
+// reductions (with D = 64 the two warpgroups' parts one after the other);
+// the last step's turn passes after the loop. With mma.sync every thread
+// adds its elements between two barriers, fenced, and the turn passes.
+// WGMMA: nvvm.cp.async.bulk.wait_group 0{{$}}
+// WGMMA-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.global>}
+// WGMMA: llvm.fence syncscope("device") acq_rel
+// WGMMA: llvm.atomicrmw add {{.*}} monotonic
+// WGMMA: scf.while
+// WGMMA: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.global>}
+// WGMMA: cp.reduce.async.bulk
+// WGMMA-NEXT: nvvm.cp.async.bulk.commit.group
+// WGMMA-NEXT: nvvm.cp.async.bulk.wait_group 0{{$}}
+// WGMMA: cp.reduce.async.bulk
+// WGMMA-NEXT: nvvm.cp.async.bulk.commit.group
+// WGMMA: nvvm.cp.async.bulk.wait_group 0{{$}}
+// WGMMA: nvvm.cp.async.bulk.wait_group 0{{$}}
+// WGMMA-NEXT: nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.global>}
+// WGMMA: llvm.atomicrmw add {{.*}} monotonic
+// SYNC: scf.while
+// SYNC: gpu.barrier
+// SYNC: memref.atomic_rmw addf
+// SYNC: llvm.fence syncscope("device") acq_rel
+// SYNC-NEXT: gpu.barrier
+// SYNC: llvm.fence syncscope("device") acq_rel
+// SYNC: llvm.atomicrmw add {{.*}} monotonic
+// The tiles after the range, at the end.
+// CHECK: scf.for
+// CHECK: scf.while
+// CHECK: llvm.atomicrmw add {{.*}} monotonic
+func.func @grad(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>)
+    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
+      mask = [#attn.causal, #attn.sink_tokens<count = 4>, #attn.sliding_window<left = 200>]
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
+        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+  return %dq, %dk, %dv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+}
+
+// -----
+
+// The forward kernel adds in a fixed order already: the option leaves it be.
+// CHECK: config = {{{.*}}deterministic = false
+// CHECK: gpu.func @forward
+func.func @forward(%q: tensor<?x?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {
+  %o = attn.attention %q, %q, %q mask = [#attn.causal]
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      -> tensor<?x?x?x64xbf16>
+  return %o : tensor<?x?x?x64xbf16>
+}
