@@ -451,6 +451,8 @@ def kernel_option_args(options: Optional[dict]) -> str:
         if not isinstance(value, (int, str)) or isinstance(value, str) and (
                 not value or any(c.isspace() or c in "=\"'{}" for c in value)):
             raise ValueError(f"kernel option {key!r}: bad value {value!r}")
+        if name == "deterministic" and value == "false":
+            continue  # the default: the same kernels, the same cache entry
         parts.append(f"{name}={value}")
     return " ".join(sorted(parts))
 

@@ -99,6 +99,18 @@ static Value countVisibleKeys(AuxKernel &k, const AttnOpInfo &info, Value b,
                               Value h, Value i, Value lane) {
   ScalarEmitter &e = k.kc->e;
   KVRange range = emitKVRange(e, info, i, e.addI(i, k.kc->idx(1)));
+  if (masksAreIntervals(info.spec)) {
+    // The intervals are the query's visible keys: |main| + |sinks \ main|.
+    auto length = [&](Value lo, Value hi) {
+      return e.maxI(e.subI(hi, lo), k.kc->idx(0));
+    };
+    Value n = length(range.main.lo, range.main.hi);
+    if (range.sinks)
+      n = e.addI(n, e.subI(length(range.sinks->lo, range.sinks->hi),
+                           length(e.maxI(range.main.lo, range.sinks->lo),
+                                  e.minI(range.main.hi, range.sinks->hi))));
+    return e.add(e.indexToF32(info.numSinkRows), e.indexToF32(n));
+  }
   auto count = [&](Value lo, Value hi) {
     return k.warpSum(lane, lo, hi, [&](Value j) {
       return e.select(emitVisible(e, info, b, h, i, j), k.kc->f32(1.0),

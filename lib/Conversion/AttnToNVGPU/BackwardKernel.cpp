@@ -168,6 +168,14 @@ private:
   /// Deterministic: this CTA's turns, adding nothing, at the query tiles
   /// [lo, hi) of every head of its group (the threads share them).
   void skipTurns(Value lo, Value hi);
+  /// Deterministic with positional masks alone (causal, windows, sink
+  /// tokens, chunks, prefix-LM): a query tile's adders are known from its
+  /// intervals, so each CTA waits for the count of adders before it and
+  /// tiles it does not add to take no turn; otherwise every CTA takes a
+  /// turn at every tile (skipTurns) and waits for its rank.
+  bool countsTurns();
+  /// Deterministic: the counter value at which this CTA adds to `tile`.
+  Value turnOf(Value tile);
   /// Deterministic: the turn counter of ring step u's query tile.
   Value stepTurn(Value u);
   /// Deterministic, wgmma: the turn of ring step u passes (thread 0), after
@@ -533,13 +541,15 @@ void BackwardKernelBuilder::setUpTileRange() {
           if (kv.sinks)
             seen = e.orI(seen, meets(*kv.sinks));
           // Tiles proven hidden for every head of the group (the range is
-          // shared by them): documents, regions, any_of.
-          seen = e.andI(seen, arith::XOrIOp::create(
-                                  *b,
-                                  emitTileVerdict(e, info, bIdx, Value(), qi0,
-                                                  qi1, j0, j1)
-                                      .allFalse,
-                                  e.i1(true)));
+          // shared by them): documents, regions, any_of. (The counted
+          // turns assume the intervals alone decide: countsTurns().)
+          if (!countsTurns())
+            seen = e.andI(seen, arith::XOrIOp::create(
+                                    *b,
+                                    emitTileVerdict(e, info, bIdx, Value(),
+                                                    qi0, qi1, j0, j1)
+                                        .allFalse,
+                                    e.i1(true)));
           return seen;
         });
     range = {lo, hi};
@@ -560,8 +570,57 @@ void BackwardKernelBuilder::setUpTileRange() {
   ring.load = [this](Value u, Value stage) { loadQueryTile(u, stage); };
   // The tiles before the range take their turns now (the CTAs before this
   // one add there first), those after it at the end.
-  if (deterministic)
+  if (deterministic && !countsTurns())
     skipTurns(idx(0), tFirst);
+}
+
+bool kernel::masksAreIntervals(VariantSpecOpInterface spec) {
+  if (!spec.getMaskMod().empty())
+    return false;
+  if (std::optional<ArrayAttr> masks = spec.getMasks())
+    for (Attribute a : *masks)
+      if (!isa<CausalAttr, SlidingWindowAttr, SinkTokensAttr, ChunkedAttr,
+               PrefixLMAttr>(a))
+        return false;
+  return true;
+}
+
+bool BackwardKernelBuilder::countsTurns() {
+  return deterministic && masksAreIntervals(spec);
+}
+
+Value BackwardKernelBuilder::turnOf(Value tile) {
+  if (!countsTurns())
+    return rank;
+  // The CTAs that add to query tile `tile` are the KV tiles that meet its
+  // intervals (the range search's test, whose tiles are contiguous for
+  // these kinds: their bounds grow with the queries); those before this
+  // one in the order are the ones with larger KV tiles.
+  ScalarEmitter &e = kc->e;
+  Value qi0 = e.mulI(tile, idx(blockM));
+  Value qi1 = e.minI(e.addI(qi0, idx(blockM)), info.qLen);
+  KVRange kv = emitKVRange(e, info, qi0, qi1);
+  Value numKVTiles = e.divI(e.addI(info.kvLen, idx(blockN - 1)), idx(blockN));
+  Value zero = idx(0);
+  // The KV tiles n with in.lo < min((n + 1) bN, Sk) and in.hi > n bN.
+  auto tiles = [&](KVInterval in) -> std::pair<Value, Value> {
+    Value hi = e.select(e.cmpI(P::slt, in.lo, info.kvLen),
+                        e.divI(e.addI(in.hi, idx(blockN - 1)), idx(blockN)),
+                        zero);
+    return {e.divI(in.lo, idx(blockN)), e.minI(hi, numKVTiles)};
+  };
+  Value after = e.subI(numKVTiles, rank); // this CTA's KV tile + 1
+  auto above = [&](Value lo, Value hi) {
+    return e.maxI(e.subI(hi, e.maxI(lo, after)), zero);
+  };
+  auto [a1, b1] = tiles(kv.main);
+  Value count = above(a1, b1);
+  if (kv.sinks) {
+    auto [a2, b2] = tiles(*kv.sinks);
+    count = e.addI(count, e.subI(above(a2, b2),
+                                 above(e.maxI(a1, a2), e.minI(b1, b2))));
+  }
+  return count;
 }
 
 Value BackwardKernelBuilder::turnIndex(Value head, Value tile) {
@@ -582,7 +641,7 @@ void BackwardKernelBuilder::skipTurns(Value lo, Value hi) {
   Value u = loop.getInductionVar();
   Value head = e.addI(e.mulI(hk, info.group), e.divI(u, n));
   Value at = turnIndex(head, e.addI(lo, e.remI(u, n)));
-  waitForTurn(*kc, turns, at, rank);
+  waitForTurn(*kc, turns, at, turnOf(e.addI(lo, e.remI(u, n))));
   passTurn(*kc, turns, at);
 }
 
@@ -925,7 +984,9 @@ void BackwardKernelBuilder::accumulateDQ() {
   // are fenced at GPU scope before the turn passes.
   Value first = e.cmpI(P::eq, kc->threadId(), idx(0));
   Value turns = sig.lookup("dq_turns");
-  kc->ifThen(first, [&] { waitForTurn(*kc, turns, stepTurn(stepU), rank); });
+  kc->ifThen(first, [&] {
+    waitForTurn(*kc, turns, stepTurn(stepU), turnOf(e.divI(i0, idx(blockM))));
+  });
   gpu::BarrierOp::create(*b);
   addToDQAccum(acc, rowOfWarp, firstCol, dTiles);
   fenceGpu(*kc);
@@ -1109,7 +1170,8 @@ void BackwardKernelBuilder::reduceDQRows(ArrayRef<Value> acc, Value rowOfWarp,
     // in the next step, after its element code (step()), and the last
     // step's after the loop.
     if (deterministic) {
-      waitForTurn(*kc, sig.lookup("dq_turns"), stepTurn(stepU), rank);
+      waitForTurn(*kc, sig.lookup("dq_turns"), stepTurn(stepU),
+                  turnOf(e.divI(i0, idx(blockM))));
       NVVM::FenceProxyOp::create(*b, NVVM::ProxyKind::async_global,
                                  NVVM::SharedSpaceAttr());
     }
@@ -1363,7 +1425,7 @@ FailureOr<DictionaryAttr> BackwardKernelBuilder::build() {
     kc->ifThen(kc->e.andI(kc->e.cmpI(P::eq, kc->threadId(), idx(0)),
                           kc->e.cmpI(P::sgt, ring.end, idx(0))),
                [&] { passStepTurn(kc->e.subI(ring.end, idx(1))); });
-  if (deterministic)
+  if (deterministic && !countsTurns())
     skipTurns(kc->e.addI(tFirst, numT), numQTiles);
   epilogue(fin);
   allowContraction(func);

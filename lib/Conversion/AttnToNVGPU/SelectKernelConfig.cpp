@@ -321,10 +321,15 @@ static std::optional<std::string> deterministicRefusal(AttentionGradOp op) {
   if (op.getSinkKey())
     return std::string("sink rows (their gradients are summed over the "
                        "batch by atomics)");
+  // A floating capture that the score region reads gets its gradient by
+  // atomics; one read only by the mask region gets none (zeros).
+  Region &scoreMod = spec.getScoreMod();
   for (auto [i, c] : llvm::enumerate(op.getCaptures()))
-    if (AttentionGradOp::isDifferentiableCapture(c.getType()))
+    if (AttentionGradOp::isDifferentiableCapture(c.getType()) &&
+        !scoreMod.empty() &&
+        !scoreMod.front().getArgument(5 + i).use_empty())
       return "the floating capture #" + std::to_string(i) +
-             " (its gradient is summed by atomics)";
+             " read by the score region (its gradient is summed by atomics)";
   return std::nullopt;
 }
 

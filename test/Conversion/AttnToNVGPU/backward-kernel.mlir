@@ -129,18 +129,16 @@ func.func @sinks(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: ten
 
 // -----
 
-// Mean: the preprocess kernel counts each query's visible keys (its lanes
-// split the keys of the window, the masks evaluated on each, a warp sum)
-// and stores 1 / n as the row factor; the main kernel streams it with the
-// query tiles (the weights need no lse and no delta).
+// Mean: the preprocess kernel counts each query's visible keys and stores
+// 1 / n as the row factor; the main kernel streams it with the query tiles
+// (the weights need no lse and no delta). Positional masks: the count is
+// the length of the query's key interval, no loop.
 // CHECK: kind = "backward"
 // CHECK-SAME: launches = [{args = ["row_factor", "B", "Hq", "Hkv", "Sq", "Sk", "Ns"], {{.*}}kernel = "mean_pre"
 // CHECK-SAME: {args = ["q", "k", "v", "do", "row_factor", "dq_accum", "dk", "dv", {{.*}}kernel = "mean"
 // CHECK-SAME: name = "row_factor", zero = false
 // CHECK: gpu.func @mean_pre
-// CHECK: scf.for
-// CHECK: arith.select
-// CHECK: gpu.shuffle xor
+// CHECK-NOT: scf.for
 // CHECK: arith.divf
 // CHECK: memref.store
 // CHECK: gpu.func @mean(
@@ -157,11 +155,17 @@ func.func @mean(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>)
 // -----
 
 // Scalable softmax: delta and the row factor (length_scale * log n) come
-// from one preprocess kernel; its document ids are read there to count.
+// from one preprocess kernel; under a document mask its lanes split the
+// keys, evaluate the mask on each (the ids read there) and sum over the
+// warp.
 // CHECK: kind = "backward"
 // CHECK-SAME: launches = [{args = ["o", "do", "lse", "delta", "capture0", "row_factor", {{.*}}kernel = "ssmax_pre"
 // CHECK-SAME: {args = ["q", "k", "v", "do", "lse", "delta", "row_factor", "capture0", {{.*}}kernel = "ssmax"
 // CHECK: gpu.func @ssmax_pre
+// CHECK: scf.for
+// CHECK: memref.load %arg4
+// CHECK: arith.select
+// CHECK: gpu.shuffle xor
 // CHECK: math.log
 // CHECK: gpu.func @ssmax(
 func.func @ssmax(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>,

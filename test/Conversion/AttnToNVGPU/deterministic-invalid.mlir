@@ -17,7 +17,7 @@ func.func @rbf(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tenso
 func.func @slopes(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>,
                   %m: tensor<?xf32>)
     -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>) {
-  // expected-error @+1 {{cannot take deterministic=true: the floating capture #0 (its gradient is summed by atomics)}}
+  // expected-error @+1 {{cannot take deterministic=true: the floating capture #0 read by the score region (its gradient is summed by atomics)}}
   %dq, %dk, %dv, %dm = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
       captures(%m : tensor<?xf32>)
       : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,

@@ -5,8 +5,9 @@
 // deterministic=true: the backward's CTAs add to each dQ tile in turn. One
 // i32 turn counter per (batch, query head, query tile), zeroed by the
 // runtime; the grid is (tiles, Hkv, B) with the rank blockIdx.x and the
-// last KV tile first. Tiles outside the CTA's query range take their turn
-// without adding (a loop of waits and passes before the steps and after).
+// last KV tile first. Under a document mask (not decided by intervals) the
+// tiles outside the CTA's query range take their turn without adding (a
+// loop of waits and passes before the steps and after).
 // DEFAULT-NOT: deterministic
 // CHECK: config = {{{.*}}deterministic = true
 // CHECK-SAME: kind = "backward"
@@ -49,7 +50,28 @@
 // CHECK: scf.for
 // CHECK: scf.while
 // CHECK: llvm.atomicrmw add {{.*}} monotonic
-func.func @grad(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>)
+func.func @grad(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>,
+                %ids: tensor<?x?xi32>)
+    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>) {
+  %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
+      captures(%ids : tensor<?x?xi32>)
+      mask = [#attn.document<q_segments = 0, kv_segments = 0>]
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
+        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+  return %dq, %dk, %dv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+}
+
+// -----
+
+// Positional masks alone: a query tile's adders are the KV tiles that meet
+// its intervals, so each CTA waits for the count of those before it (no
+// loop of empty turns).
+// CHECK-LABEL: gpu.func @positional(
+// CHECK-NOT: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c{{256|128}}
+// CHECK: scf.while
+// CHECK: llvm.load {{.*}} atomic syncscope("device") acquire
+func.func @positional(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>)
     -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>) {
   %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
       mask = [#attn.causal, #attn.sink_tokens<count = 4>, #attn.sliding_window<left = 200>]
@@ -57,6 +79,31 @@ func.func @grad(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tens
         tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
       -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
   return %dq, %dk, %dv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+}
+
+// -----
+
+// A floating capture read only by the mask region gets no gradient (zeros,
+// no atomics): accepted; the region is not an interval, so empty turns.
+// CHECK: config = {{{.*}}deterministic = true
+// CHECK-LABEL: gpu.func @mask_only_capture(
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c{{256|128}}
+func.func @mask_only_capture(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>,
+                             %lse: tensor<?x?x?xf32>, %w: tensor<?xf32>)
+    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>) {
+  %dq, %dk, %dv, %dw = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
+      captures(%w : tensor<?xf32>)
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
+        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>
+      mask_mod {
+  ^bb0(%b: index, %h: index, %i: index, %j: index, %ww: tensor<?xf32>):
+    %x = tensor.extract %ww[%h] : tensor<?xf32>
+    %z = arith.constant 0.0 : f32
+    %keep = arith.cmpf oge, %x, %z : f32
+    attn.yield %keep : i1
+  }
+  return %dq, %dk, %dv, %dw : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>
 }
 
 // -----

@@ -61,6 +61,13 @@ struct BackwardFacts {
   static BackwardFacts get(AttentionGradOp op);
 };
 
+/// Whether every mask of `spec` is a positional kind whose visible keys per
+/// query are exactly emitKVRange's intervals, growing with the queries
+/// (causal, sliding windows, sink tokens, chunks, prefix-LM; no mask
+/// region): the visible-key counts and the deterministic order's adders
+/// then follow from the intervals alone.
+bool masksAreIntervals(VariantSpecOpInterface spec);
+
 /// Elements per row of the f32 dQ workspace (`dq_accum`): with wgmma the
 /// main kernel stages a query tile's dQ rows in shared memory, padding
 /// included, and adds the whole tile by one bulk reduction, so the

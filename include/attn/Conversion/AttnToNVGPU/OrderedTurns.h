@@ -8,7 +8,9 @@
 // adds, and passes the turn (a release add). A CTA that adds nothing to a
 // tile still takes its turn there, so each counter ends at the number of
 // CTAs. Ranks follow the launch order, so a CTA only ever waits for CTAs
-// launched before it: the earliest unfinished rank always runs.
+// launched before it: the earliest unfinished rank always runs. (CUDA does
+// not promise that blocks start in blockIdx order; the hardware dispatches
+// them so, and FlashAttention-2/3's deterministic modes rely on it too.)
 //
 //===----------------------------------------------------------------------===//
 
