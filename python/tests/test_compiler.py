@@ -168,10 +168,18 @@ def test_deterministic_option_with_the_real_compiler(tmp_path, monkeypatch):
               if kd.get("kind") == "backward"]
     assert not bwd["config"]["deterministic"]
     assert "dq_turns" not in {w["name"] for w in bwd["workspaces"]}
+    # Sink logits: their gradient summed per head by one more kernel.
+    sinks = compiler.compile("gpt_oss_sinks", head_dim=64, cache=tmp_path,
+                             backward=True, sink_logits=True,
+                             options={"deterministic": True})
+    (bwd,) = [kd for kd in runtime.read_description(str(sinks))["kernels"]
+              if kd.get("kind") == "backward"]
+    assert [ln["kernel"] for ln in bwd["launches"]][-2].endswith(
+        "_sink_logits")
     with pytest.raises(compiler.CompileError,
-                       match="cannot take deterministic=true: sink logits"):
-        compiler.compile("gpt_oss_sinks", head_dim=64, cache=tmp_path,
-                         backward=True, sink_logits=True,
+                       match="cannot take deterministic=true: RBF scores"):
+        compiler.compile("rbf_sink_rows", head_dim=64, cache=tmp_path,
+                         backward=True, sink_rows=True,
                          options={"deterministic": True})
 
 

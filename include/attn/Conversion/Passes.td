@@ -155,7 +155,7 @@ def AttnSelectKernelConfigPass
            "attn.attention_grad: add to each dQ tile in a fixed CTA order, "
            "so that gradients are bitwise equal from run to run (refused "
            "for gradients still summed by atomics: RBF scores, floating "
-           "captures, sink logits and sink rows)">,
+           "captures read by the score region, and sink rows)">,
   ];
 }
 

@@ -138,6 +138,7 @@ static Value rowFactorOf(ScalarEmitter &e, const BackwardFacts &f, Value n) {
 
 static DictionaryAttr buildPreprocessKernel(AttentionGradOp op,
                                             const BackwardFacts &f,
+                                            bool deterministic,
                                             gpu::GPUModuleOp gpuModule,
                                             StringRef name) {
   Type f32 = Float32Type::get(op.getContext());
@@ -152,7 +153,8 @@ static DictionaryAttr buildPreprocessKernel(AttentionGradOp op,
       k.sig.addBuffer("sink_logits", f32);
     k.sig.addBuffer("delta", f32);
     if (f.sinkLogits)
-      k.sig.addBuffer("d_sink_logits", f32);
+      k.sig.addBuffer(deterministic ? "d_sink_logit_rows" : "d_sink_logits",
+                      f32);
   }
   if (f.rbf) {
     k.sig.addBuffer("q", f.elt);
@@ -210,10 +212,17 @@ static DictionaryAttr buildPreprocessKernel(AttentionGradOp op,
         Value lse = k.load("lse", row);
         Value c = k.load("sink_logits", h);
         Value pc = e.exp(e.sub(c, lse));
-        memref::AtomicRMWOp::create(*k.b, arith::AtomicRMWKind::addf,
-                                    e.sub(kc.f32(0.0), e.mul(pc, delta)),
-                                    k.sig.lookup("d_sink_logits"),
-                                    ValueRange{h});
+        Value term = e.sub(kc.f32(0.0), e.mul(pc, delta));
+        // Deterministic: each row's term, summed in a fixed order by the
+        // sink-logits kernel; else added here.
+        if (deterministic)
+          memref::StoreOp::create(*k.b, term,
+                                  k.sig.lookup("d_sink_logit_rows"),
+                                  ValueRange{row});
+        else
+          memref::AtomicRMWOp::create(*k.b, arith::AtomicRMWKind::addf, term,
+                                      k.sig.lookup("d_sink_logits"),
+                                      ValueRange{h});
       });
     }
     if (f.countsKeys) {
@@ -284,6 +293,58 @@ static DictionaryAttr buildPostprocessKernel(AttentionGradOp op,
                    kPostprocessThreads),
        "1", "1"},
       kPostprocessThreads, 0, k.sig);
+}
+
+/// Deterministic: the sink logits' gradient of head h (blockIdx.x), the
+/// sum of the rows' terms over (b, i) in a fixed order: one warp, four
+/// strided partial sums per lane, then the xor shuffles.
+static DictionaryAttr buildSinkLogitsKernel(AttentionGradOp op,
+                                            const BackwardFacts &f,
+                                            gpu::GPUModuleOp gpuModule,
+                                            StringRef name) {
+  Type f32 = Float32Type::get(op.getContext());
+  AuxKernel k;
+  k.sig.addBuffer("d_sink_logit_rows", f32);
+  k.sig.addBuffer("d_sink_logits", f32);
+  k.sig.addSizes();
+  k.begin(gpuModule, op.getLoc(), name, f.elt, 32);
+  KernelContext &kc = *k.kc;
+  ScalarEmitter &e = kc.e;
+  Value h = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
+  Value lane = kc.threadId();
+  Value sq = k.sig.lookup("Sq"), hq = k.sig.lookup("Hq");
+  Value n = e.mulI(k.sig.lookup("B"), sq);
+  constexpr int64_t kPartials = 4;
+  SmallVector<Value> init(kPartials, kc.f32(0.0));
+  auto loop = scf::ForOp::create(*k.b, lane, n, kc.idx(32 * kPartials), init);
+  {
+    OpBuilder::InsertionGuard guard(*k.b);
+    k.b->setInsertionPointToStart(loop.getBody());
+    SmallVector<Value> next;
+    for (int64_t p = 0; p < kPartials; ++p) {
+      Value r = e.addI(loop.getInductionVar(), kc.idx(32 * p));
+      Value inside = e.cmpI(P::slt, r, n);
+      Value safe = e.minI(r, e.subI(n, kc.idx(1)));
+      // Row (b, h, i) of the [B, Hq, Sq] terms for r = b Sq + i.
+      Value row = e.addI(
+          e.mulI(e.addI(e.mulI(e.divI(safe, sq), hq), h), sq),
+          e.remI(safe, sq));
+      Value x = k.load("d_sink_logit_rows", row);
+      next.push_back(e.add(loop.getRegionIterArgs()[p],
+                           e.select(inside, x, kc.f32(0.0))));
+    }
+    scf::YieldOp::create(*k.b, next);
+  }
+  Value sum = e.add(e.add(loop.getResult(0), loop.getResult(1)),
+                    e.add(loop.getResult(2), loop.getResult(3)));
+  for (int32_t off : {16, 8, 4, 2, 1})
+    sum = e.add(sum, kc.shuffleXor(sum, off));
+  kc.ifThen(e.cmpI(P::eq, lane, kc.idx(0)), [&] {
+    memref::StoreOp::create(*k.b, sum, k.sig.lookup("d_sink_logits"),
+                            ValueRange{h});
+  });
+  return describeLaunch(op.getContext(), name, {"Hq", "1", "1"}, 32, 0,
+                        k.sig);
 }
 
 /// The sink rows' gradients from their f32 sums over the batch.
@@ -381,6 +442,8 @@ static void describeBuffers(AttentionGradOp op, const BackwardFacts &f,
   workspace("dq_accum", rows + " * " + std::to_string(dqRow), true);
   if (f.softmax)
     workspace("delta", rows, false);
+  if (f.sinkLogits && config.getDeterministic())
+    workspace("d_sink_logit_rows", rows, false);
   if (f.rbf) {
     workspace("q_norms", rows, false);
     workspace("dq_row_sums", rows, true);
@@ -406,13 +469,18 @@ kernel::buildBackwardKernels(AttentionGradOp op, KernelConfigAttr config,
   BackwardFacts f = BackwardFacts::get(op);
   SmallVector<Attribute> launches;
   if (needsPreprocess(f))
-    launches.push_back(buildPreprocessKernel(op, f, gpuModule,
+    launches.push_back(buildPreprocessKernel(op, f,
+                                             config.getDeterministic(),
+                                             gpuModule,
                                              (name + "_pre").str()));
   FailureOr<DictionaryAttr> main =
       buildBackwardMainKernel(op, config, gpuModule, name);
   if (failed(main))
     return failure();
   launches.push_back(*main);
+  if (f.sinkLogits && config.getDeterministic())
+    launches.push_back(buildSinkLogitsKernel(op, f, gpuModule,
+                                             (name + "_sink_logits").str()));
   launches.push_back(
       buildPostprocessKernel(op, f, dqAccumRowElements(f, config.getMma()),
                              gpuModule, (name + "_post").str()));

@@ -315,9 +315,6 @@ static std::optional<std::string> deterministicRefusal(AttentionGradOp op) {
   auto spec = cast<VariantSpecOpInterface>(op.getOperation());
   if (spec.getScoreKind() == ScoreKind::rbf)
     return std::string("RBF scores (dQ's row sums are added by atomics)");
-  if (op.getSinkLogits())
-    return std::string("sink logits (their gradient is summed over the rows "
-                       "by atomics)");
   if (op.getSinkKey())
     return std::string("sink rows (their gradients are summed over the "
                        "batch by atomics)");

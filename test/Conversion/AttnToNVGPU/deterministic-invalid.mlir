@@ -34,20 +34,6 @@ func.func @slopes(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: te
 
 // -----
 
-func.func @sink_logits(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>,
-                       %c: tensor<?xf32>)
-    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>) {
-  // expected-error @+1 {{cannot take deterministic=true: sink logits (their gradient is summed over the rows by atomics)}}
-  %dq, %dk, %dv, %dc = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
-      sink_logits(%c : tensor<?xf32>)
-      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
-        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
-      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>
-  return %dq, %dk, %dv, %dc : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>
-}
-
-// -----
-
 // A configuration written by hand is checked the same way, and the forward
 // kernel does not take the field.
 func.func @carried(%q: tensor<?x?x?x64xbf16>) -> tensor<?x?x?x64xbf16> {

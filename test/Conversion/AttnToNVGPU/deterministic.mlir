@@ -108,6 +108,31 @@ func.func @mask_only_capture(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16
 
 // -----
 
+// Sink logits: the preprocess kernel stores each row's term of their
+// gradient (no atomic), and one warp per head sums the terms in a fixed
+// order after the main kernel.
+// CHECK: launches = [{args = ["o", "do", "lse", "sink_logits", "delta", "d_sink_logit_rows",
+// CHECK-SAME: {args = ["d_sink_logit_rows", "d_sink_logits", {{.*}}block = [32, 1, 1], grid = ["Hq", "1", "1"], kernel = "logits_sink_logits"
+// CHECK-SAME: {dtype = "f32", elements = "B * Hq * Sq", kind = "buffer", name = "d_sink_logit_rows", zero = false}
+// CHECK-LABEL: gpu.func @logits_pre(
+// CHECK-NOT: memref.atomic_rmw
+// CHECK: gpu.return
+// CHECK-LABEL: gpu.func @logits_sink_logits(
+// CHECK: scf.for {{.*}} step %c128
+// CHECK: gpu.shuffle xor
+func.func @logits(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>,
+                  %c: tensor<?xf32>)
+    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>) {
+  %dq, %dk, %dv, %dc = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>)
+      sink_logits(%c : tensor<?xf32>) mask = [#attn.causal]
+      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
+        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>
+  return %dq, %dk, %dv, %dc : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?xf32>
+}
+
+// -----
+
 // The forward kernel adds in a fixed order already: the option leaves it be.
 // CHECK: config = {{{.*}}deterministic = false
 // CHECK: gpu.func @forward
