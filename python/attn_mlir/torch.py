@@ -357,9 +357,9 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, variant="softmax",
     ``deterministic``: on the GPU the backward kernels add dQ in a fixed
     order (the ``deterministic=true`` kernel option), so the gradients are
     bitwise equal from run to run, at some cost in speed; variants whose
-    other gradients are still summed by atomics (RBF scores, floating
-    captures read by the score region, sink rows) are refused with the
-    compiler's diagnostic. The CPU path is deterministic either way."""
+    other gradients are still summed by atomics (floating captures read by
+    the score region, sink rows) are refused with the compiler's
+    diagnostic. The CPU path is deterministic either way."""
     info = _variant_info(variant)
     _check(info, q, k, v, captures, sink_logits, sink_rows, return_lse)
     sink_key, sink_value = sink_rows if sink_rows is not None else (None,

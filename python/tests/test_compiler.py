@@ -177,7 +177,7 @@ def test_deterministic_option_with_the_real_compiler(tmp_path, monkeypatch):
     assert [ln["kernel"] for ln in bwd["launches"]][-2].endswith(
         "_sink_logits")
     with pytest.raises(compiler.CompileError,
-                       match="cannot take deterministic=true: RBF scores"):
+                       match="cannot take deterministic=true: sink rows"):
         compiler.compile("rbf_sink_rows", head_dim=64, cache=tmp_path,
                          backward=True, sink_rows=True,
                          options={"deterministic": True})

@@ -154,8 +154,8 @@ def AttnSelectKernelConfigPass
     Option<"deterministic", "deterministic", "bool", /*default=*/"false",
            "attn.attention_grad: add to each dQ tile in a fixed CTA order, "
            "so that gradients are bitwise equal from run to run (refused "
-           "for gradients still summed by atomics: RBF scores, floating "
-           "captures read by the score region, and sink rows)">,
+           "for gradients still summed by atomics: floating captures read "
+           "by the score region and sink rows; RBF scores with mma.sync)">,
   ];
 }
 

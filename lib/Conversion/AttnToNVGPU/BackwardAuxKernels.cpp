@@ -253,15 +253,20 @@ static DictionaryAttr buildPreprocessKernel(AttentionGradOp op,
 
 static DictionaryAttr buildPostprocessKernel(AttentionGradOp op,
                                              const BackwardFacts &f,
+                                             KernelConfigAttr config,
                                              int64_t dqRow,
                                              gpu::GPUModuleOp gpuModule,
                                              StringRef name) {
+  // Deterministic RBF: the row sums are in the workspace rows' padding
+  // columns dqk .. dqk + warps (one per warp of the main kernel).
+  const bool sumsInPadding = f.rbf && config.getDeterministic();
   Type f32 = Float32Type::get(op.getContext());
   AuxKernel k;
   k.sig.addBuffer("dq_accum", f32);
   if (f.rbf) {
     k.sig.addBuffer("q", f.elt);
-    k.sig.addBuffer("dq_row_sums", f32);
+    if (!sumsInPadding)
+      k.sig.addBuffer("dq_row_sums", f32);
   }
   k.sig.addBuffer("dq", f.elt);
   k.sig.addSizes();
@@ -282,7 +287,17 @@ static DictionaryAttr buildPostprocessKernel(AttentionGradOp op,
     Value x = k.load("dq_accum", from);
     if (f.rbf) {
       // dq_i = sum_j 2 gamma dS0_ij k_j - q_i sum_j 2 gamma dS0_ij.
-      x = e.sub(x, e.mul(k.load("dq_row_sums", row), k.load("q", at)));
+      Value qx = k.load("q", at), sum;
+      if (sumsInPadding) {
+        // In the warps' order, as the main kernel's columns.
+        sum = kc.f32(0.0);
+        Value base = e.addI(e.mulI(row, kc.idx(dqRow)), kc.idx(f.dqk));
+        for (int64_t w = 0; w < config.getWarps(); ++w)
+          sum = e.add(sum, k.load("dq_accum", e.addI(base, kc.idx(w))));
+      } else {
+        sum = k.load("dq_row_sums", row);
+      }
+      x = e.sub(x, e.mul(sum, qx));
     }
     memref::StoreOp::create(*k.b, arith::TruncFOp::create(*k.b, f.elt, x),
                             k.sig.lookup("dq"), ValueRange{at});
@@ -482,7 +497,8 @@ kernel::buildBackwardKernels(AttentionGradOp op, KernelConfigAttr config,
     launches.push_back(buildSinkLogitsKernel(op, f, gpuModule,
                                              (name + "_sink_logits").str()));
   launches.push_back(
-      buildPostprocessKernel(op, f, dqAccumRowElements(f, config.getMma()),
+      buildPostprocessKernel(op, f, config,
+                             dqAccumRowElements(f, config.getMma()),
                              gpuModule, (name + "_post").str()));
   if (op.getSinkKey())
     launches.push_back(

@@ -213,7 +213,15 @@ private:
   void addCapture(const CaptureContribution &c, Value value);
   SmallVector<Value>
   dispatchElements(ArrayRef<Value> s, function_ref<SmallVector<Value>()> getDP);
-  void addRowSums(ArrayRef<Value> ds);
+  /// RBF: the warp's sums of kernelFactor dS0 per query (its column),
+  /// added to dq_row_sums by atomics; deterministic, returned instead (for
+  /// writeRowSumColumns).
+  SmallVector<Value> addRowSums(ArrayRef<Value> ds);
+  /// Deterministic RBF (wgmma): warp w's row sums into padding column
+  /// dqk + w of the dQ tile, the other padding columns zeroed, so the
+  /// tile's bulk reduction adds them in turn with dQ (the postprocess sums
+  /// the columns in order).
+  void writeRowSumColumns(ArrayRef<Value> sums);
   void storeDS(ArrayRef<Value> ds);
   void accumulateDQ();
   /// wgmma: the warpgroup's S^T (or dP^T) = rows.cols^T over `depth`, the
@@ -925,17 +933,22 @@ SmallVector<Value> BackwardKernelBuilder::dispatchElements(
       isSinkTile, [&]() { return branch(Mode::SinkRows); }, regular);
 }
 
-void BackwardKernelBuilder::addRowSums(ArrayRef<Value> ds) {
+SmallVector<Value> BackwardKernelBuilder::addRowSums(ArrayRef<Value> ds) {
   // RBF: sum_j kernelFactor dS0_ij per query, over the warp's 16 keys (the
   // two rows of a thread, then the 8 lanes of a column), one atomic per
   // warp and query.
   ScalarEmitter &e = kc->e;
   Value buffer = sig.lookup("dq_row_sums");
+  SmallVector<Value> sums;
   for (int64_t col = 0; col < 2 * nTiles; ++col) {
     int64_t nt = col / 2, c = col % 2;
     Value sum = e.add(ds[nt * 4 + c], ds[nt * 4 + 2 + c]);
     for (int32_t off : {4, 8, 16})
       sum = e.add(sum, kc->shuffleXor(sum, off));
+    if (deterministic) {
+      sums.push_back(sum);
+      continue;
+    }
     kc->ifThen(e.andI(e.cmpI(P::eq, g, idx(0)),
                       e.cmpI(P::slt, colQuery[col], info.qLen)),
                [&] {
@@ -944,6 +957,33 @@ void BackwardKernelBuilder::addRowSums(ArrayRef<Value> ds) {
                      ValueRange{e.addI(qRowBase, colQuery[col])});
                });
   }
+  return sums;
+}
+
+void BackwardKernelBuilder::writeRowSumColumns(ArrayRef<Value> sums) {
+  ScalarEmitter &e = kc->e;
+  const int64_t warps = config.getWarps();
+  const int64_t pad = plan.dQ->rowElements() - f.dqk;
+  assert(pad >= warps && "a padding column per warp");
+  Value zero = kc->f32(0.0);
+  kc->ifThen(e.cmpI(P::eq, g, idx(0)), [&] {
+    for (int64_t col = 0; col < 2 * nTiles; ++col) {
+      Value q = localQuery(col);
+      auto put = [&](int64_t part, Value c, Value x) {
+        memref::StoreOp::create(
+            *b, x, plan.dQ->view,
+            plan.dQ->index(*kc, idx(part), q, e.addI(idx(f.dqk), c)));
+      };
+      put(0, warp, sums[col]);
+      // Warp w zeroes the columns c = w + k warps past the warps' (part
+      // 0) and all of the other part's.
+      for (int64_t part = 0; part < plan.dQ->stages; ++part)
+        for (int64_t k = part == 0 ? 1 : 0; k * warps < pad; ++k) {
+          Value c = e.addI(warp, idx(k * warps));
+          kc->ifThen(e.cmpI(P::slt, c, idx(pad)), [&] { put(part, c, zero); });
+        }
+    }
+  });
 }
 
 void BackwardKernelBuilder::storeDS(ArrayRef<Value> ds) {
@@ -1284,7 +1324,7 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
     mma->accumulatePV(dV, p, *plan.dO, stage, 1, nTiles, f.dv / 8);
     mma->accumulatePV(dK, ds, *plan.q, stage, 1, nTiles, f.dqk / 8);
   }
-  SmallVector<Value> rbfSums;
+  SmallVector<Value> rbfSums, rowSums;
   if (f.rbf) {
     // The key-side sums of kernelFactor dS0, per row of this thread.
     for (int64_t r = 0; r < 2; ++r) {
@@ -1294,7 +1334,7 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
           sum = e.add(sum, ds[nt * 4 + 2 * r + c]);
       rbfSums.push_back(sum);
     }
-    addRowSums(ds);
+    rowSums = addRowSums(ds);
   }
   if (wgmma) {
     storeDSMatrices(packedDS);
@@ -1305,6 +1345,10 @@ SmallVector<Value> BackwardKernelBuilder::step(Value u, Value stage,
   // dS is written through the generic proxy; wgmma reads it through the
   // async proxy.
   publishCopies(*kc, wgmma);
+  // After the barrier: the previous tile's reductions have read the dQ
+  // tile (thread 0 waited for them before it).
+  if (wgmma && deterministic && f.rbf)
+    writeRowSumColumns(rowSums);
   SmallVector<Value> keySide(dK);
   keySide.append(dV);
   if (wgmma)

@@ -313,8 +313,6 @@ static LogicalResult checkBackwardSharedMemory(AttentionGradOp op,
 /// own; the gradients below are still summed by float atomics.
 static std::optional<std::string> deterministicRefusal(AttentionGradOp op) {
   auto spec = cast<VariantSpecOpInterface>(op.getOperation());
-  if (spec.getScoreKind() == ScoreKind::rbf)
-    return std::string("RBF scores (dQ's row sums are added by atomics)");
   if (op.getSinkKey())
     return std::string("sink rows (their gradients are summed over the "
                        "batch by atomics)");
@@ -350,6 +348,12 @@ backwardConfig(AttentionGradOp op, MmaKind mma, int64_t warps, int64_t stages,
     if (std::optional<std::string> why =
             backwardTileRefusal(op, warps, blockM))
       return op.emitOpError() << "cannot take warps=" << warps << ": " << *why;
+  if (deterministic && mma == MmaKind::sync &&
+      cast<VariantSpecOpInterface>(op.getOperation()).getScoreKind() ==
+          ScoreKind::rbf)
+    return op.emitOpError()
+           << "cannot take deterministic=true with mma.sync: RBF scores' dQ "
+              "row sums are ordered in the wgmma dQ tile's padding";
   int64_t bytes = backwardSharedMemoryBytes(op, mma, blockM, blockN, stages);
   if (failed(checkBackwardSharedMemory(op, bytes, blockN, stages)) ||
       failed(checkSinkRows(op, op.getSinkKey(), blockN)))
@@ -461,10 +465,17 @@ LogicalResult attn::verifyKernelConfig(AttentionGradOp op, KernelConfigAttr c,
                   " with warps = " + std::to_string(c.getWarps()));
   if (c.getPipelined())
     return refuse("pipelined = true");
-  if (c.getDeterministic())
-    if (std::optional<std::string> why = deterministicRefusal(op))
+  if (c.getDeterministic()) {
+    std::optional<std::string> why = deterministicRefusal(op);
+    if (!why && !wg &&
+        cast<VariantSpecOpInterface>(op.getOperation()).getScoreKind() ==
+            ScoreKind::rbf)
+      why = "RBF scores with mma = sync (their dQ row sums are ordered in the "
+            "wgmma dQ tile's padding)";
+    if (why)
       return op.emitOpError() << "has deterministic = true in its '"
                               << kKernelConfigAttrName << "': " << *why;
+  }
   if (c.getKeyNorms() != KeyNormPath::none)
     return refuse("key_norms = " +
                   stringifyKeyNormPath(c.getKeyNorms()).str());

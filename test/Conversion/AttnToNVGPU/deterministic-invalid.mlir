@@ -1,15 +1,16 @@
 // RUN: attn-opt %s --split-input-file --attn-select-kernel-config="deterministic=true" --verify-diagnostics
 
 // Gradients still summed by float atomics are refused under
-// deterministic=true, with the reason, rather than given out of order.
-func.func @rbf(%q: tensor<?x?x?x64xbf16>, %o: tensor<?x?x?x64xbf16>, %lse: tensor<?x?x?xf32>)
-    -> (tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>) {
-  // expected-error @+1 {{cannot take deterministic=true: RBF scores (dQ's row sums are added by atomics)}}
+// deterministic=true, with the reason, rather than given out of order (RBF
+// scores' row sums are ordered with wgmma only: head dim 80 takes mma.sync).
+func.func @rbf(%q: tensor<?x?x?x80xbf16>, %o: tensor<?x?x?x80xbf16>, %lse: tensor<?x?x?xf32>)
+    -> (tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>) {
+  // expected-error @+1 {{cannot take deterministic=true with mma.sync: RBF scores' dQ row sums are ordered in the wgmma dQ tile's padding}}
   %dq, %dk, %dv = attn.attention_grad %q, %q, %q, %o, %o lse(%lse : tensor<?x?x?xf32>) score<rbf>
-      : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>,
-        tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
-      -> tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
-  return %dq, %dk, %dv : tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>, tensor<?x?x?x64xbf16>
+      : tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>,
+        tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>
+      -> tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>
+  return %dq, %dk, %dv : tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>, tensor<?x?x?x80xbf16>
 }
 
 // -----
