@@ -63,20 +63,43 @@ struct AuxKernel {
   Value warpSum(Value lane, int64_t n, function_ref<Value(Value d)> f) {
     return warpSum(lane, kc->idx(0), kc->idx(n), f);
   }
-  /// sum over the warp of f(d) for d = lo + lane, lo + lane + 32, ... < hi.
-  Value warpSum(Value lane, Value lo, Value hi,
-                function_ref<Value(Value d)> f) {
+  /// sum over the warp of f(d) for d = lo + lane, lo + lane + 32, ... < hi:
+  /// `partials` sums per lane, each of every partials-th of its elements
+  /// (independent loads in flight), added pairwise, then the xor shuffles;
+  /// a fixed order whatever the schedule.
+  Value warpSum(Value lane, Value lo, Value hi, function_ref<Value(Value d)> f,
+                int64_t partials = 1) {
     ScalarEmitter &e = kc->e;
-    auto loop = scf::ForOp::create(*b, e.addI(lo, lane), hi, kc->idx(32),
-                                   ValueRange{kc->f32(0.0)});
+    SmallVector<Value> init(partials, kc->f32(0.0));
+    auto loop = scf::ForOp::create(*b, e.addI(lo, lane), hi,
+                                   kc->idx(32 * partials), init);
     {
       OpBuilder::InsertionGuard guard(*b);
       b->setInsertionPointToStart(loop.getBody());
-      Value next = e.add(loop.getRegionIterArgs()[0],
-                         f(loop.getInductionVar()));
+      SmallVector<Value> next;
+      for (int64_t p = 0; p < partials; ++p) {
+        Value d = loop.getInductionVar(), x;
+        if (p == 0) {
+          x = f(d);
+        } else {
+          d = e.addI(d, kc->idx(32 * p));
+          x = e.select(e.cmpI(P::slt, d, hi),
+                       f(e.minI(d, e.subI(hi, kc->idx(1)))), kc->f32(0.0));
+        }
+        next.push_back(e.add(loop.getRegionIterArgs()[p], x));
+      }
       scf::YieldOp::create(*b, next);
     }
-    Value sum = loop.getResult(0);
+    SmallVector<Value> sums(loop.getResults());
+    while (sums.size() > 1) {
+      SmallVector<Value> pairs;
+      for (size_t i = 0; i + 1 < sums.size(); i += 2)
+        pairs.push_back(e.add(sums[i], sums[i + 1]));
+      if (sums.size() % 2)
+        pairs.push_back(sums.back());
+      sums = pairs;
+    }
+    Value sum = sums.front();
     for (int32_t off : {16, 8, 4, 2, 1})
       sum = e.add(sum, kc->shuffleXor(sum, off));
     return sum;
@@ -311,8 +334,8 @@ static DictionaryAttr buildPostprocessKernel(AttentionGradOp op,
 }
 
 /// Deterministic: the sink logits' gradient of head h (blockIdx.x), the
-/// sum of the rows' terms over (b, i) in a fixed order: one warp, four
-/// strided partial sums per lane, then the xor shuffles.
+/// sum of the rows' terms over (b, i) in a fixed order (one warp,
+/// AuxKernel::warpSum with four partial sums per lane).
 static DictionaryAttr buildSinkLogitsKernel(AttentionGradOp op,
                                             const BackwardFacts &f,
                                             gpu::GPUModuleOp gpuModule,
@@ -328,32 +351,15 @@ static DictionaryAttr buildSinkLogitsKernel(AttentionGradOp op,
   Value h = gpu::BlockIdOp::create(*k.b, gpu::Dimension::x);
   Value lane = kc.threadId();
   Value sq = k.sig.lookup("Sq"), hq = k.sig.lookup("Hq");
-  Value n = e.mulI(k.sig.lookup("B"), sq);
-  constexpr int64_t kPartials = 4;
-  SmallVector<Value> init(kPartials, kc.f32(0.0));
-  auto loop = scf::ForOp::create(*k.b, lane, n, kc.idx(32 * kPartials), init);
-  {
-    OpBuilder::InsertionGuard guard(*k.b);
-    k.b->setInsertionPointToStart(loop.getBody());
-    SmallVector<Value> next;
-    for (int64_t p = 0; p < kPartials; ++p) {
-      Value r = e.addI(loop.getInductionVar(), kc.idx(32 * p));
-      Value inside = e.cmpI(P::slt, r, n);
-      Value safe = e.minI(r, e.subI(n, kc.idx(1)));
-      // Row (b, h, i) of the [B, Hq, Sq] terms for r = b Sq + i.
-      Value row = e.addI(
-          e.mulI(e.addI(e.mulI(e.divI(safe, sq), hq), h), sq),
-          e.remI(safe, sq));
-      Value x = k.load("d_sink_logit_rows", row);
-      next.push_back(e.add(loop.getRegionIterArgs()[p],
-                           e.select(inside, x, kc.f32(0.0))));
-    }
-    scf::YieldOp::create(*k.b, next);
-  }
-  Value sum = e.add(e.add(loop.getResult(0), loop.getResult(1)),
-                    e.add(loop.getResult(2), loop.getResult(3)));
-  for (int32_t off : {16, 8, 4, 2, 1})
-    sum = e.add(sum, kc.shuffleXor(sum, off));
+  // Row (b, h, i) of the [B, Hq, Sq] terms for r = b Sq + i.
+  Value sum = k.warpSum(
+      lane, kc.idx(0), e.mulI(k.sig.lookup("B"), sq),
+      [&](Value r) {
+        Value row = e.addI(e.mulI(e.addI(e.mulI(e.divI(r, sq), hq), h), sq),
+                           e.remI(r, sq));
+        return k.load("d_sink_logit_rows", row);
+      },
+      /*partials=*/4);
   kc.ifThen(e.cmpI(P::eq, lane, kc.idx(0)), [&] {
     memref::StoreOp::create(*k.b, sum, k.sig.lookup("d_sink_logits"),
                             ValueRange{h});

@@ -174,6 +174,9 @@ private:
   /// tiles it does not add to take no turn; otherwise every CTA takes a
   /// turn at every tile (skipTurns) and waits for its rank.
   bool countsTurns();
+  /// The keys the structured masks let query tile t see (emitKVRange): the
+  /// range search's test and the count of a tile's adders read the same.
+  KVRange queryTileKVRange(Value t);
   /// Deterministic: the counter value at which this CTA adds to `tile`.
   Value turnOf(Value tile);
   /// Deterministic: the turn counter of ring step u's query tile.
@@ -540,7 +543,7 @@ void BackwardKernelBuilder::setUpTileRange() {
         [&](Value t) {
           Value qi0 = e.mulI(t, idx(blockM));
           Value qi1 = e.minI(e.addI(qi0, idx(blockM)), info.qLen);
-          KVRange kv = emitKVRange(e, info, qi0, qi1);
+          KVRange kv = queryTileKVRange(t);
           auto meets = [&](KVInterval in) {
             return e.andI(e.cmpI(P::slt, in.lo, j1),
                           e.cmpI(P::sgt, in.hi, j0));
@@ -593,6 +596,12 @@ bool kernel::masksAreIntervals(VariantSpecOpInterface spec) {
   return true;
 }
 
+KVRange BackwardKernelBuilder::queryTileKVRange(Value t) {
+  ScalarEmitter &e = kc->e;
+  Value qi0 = e.mulI(t, idx(blockM));
+  return emitKVRange(e, info, qi0, e.minI(e.addI(qi0, idx(blockM)), info.qLen));
+}
+
 bool BackwardKernelBuilder::countsTurns() {
   return deterministic && masksAreIntervals(spec);
 }
@@ -605,9 +614,7 @@ Value BackwardKernelBuilder::turnOf(Value tile) {
   // these kinds: their bounds grow with the queries); those before this
   // one in the order are the ones with larger KV tiles.
   ScalarEmitter &e = kc->e;
-  Value qi0 = e.mulI(tile, idx(blockM));
-  Value qi1 = e.minI(e.addI(qi0, idx(blockM)), info.qLen);
-  KVRange kv = emitKVRange(e, info, qi0, qi1);
+  KVRange kv = queryTileKVRange(tile);
   Value numKVTiles = e.divI(e.addI(info.kvLen, idx(blockN - 1)), idx(blockN));
   Value zero = idx(0);
   // The KV tiles n with in.lo < min((n + 1) bN, Sk) and in.hi > n bN.
